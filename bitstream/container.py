@@ -1,0 +1,148 @@
+"""The .fcz container: header, payload, checksum. FORMAT.md beside this file specifies it byte by byte.
+
+``pack`` writes, ``unpack`` reads and validates every field; ``unpack`` never
+allocates more than the bytes it was given, so a hostile header cannot make it
+reserve memory for an absurd image.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+
+from .errors import FczError
+
+MAGIC = b"\x89FCZ"
+FORMAT_VERSION = 1
+MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
+MAX_SIDE = 16384                     # pixels, each side of the image
+MAX_LATENT_CHANNELS = 1024
+MAX_PAD = 255
+WEIGHTS_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
+
+# Fixed-size parts, all little-endian (see FORMAT.md).
+_PREFIX = struct.Struct("<4sBBB")    # magic, version, flags, weights-id length
+_SHAPE = struct.Struct("<IIBBBBHHH")  # width, height, mode, bits, pad right, pad bottom, latent C, h, w
+_RANGE = struct.Struct("<ff")        # one channel's quantizer (min, max)
+_LENGTH = struct.Struct("<I")        # payload length; also the trailing CRC-32
+
+
+@dataclass(frozen=True)
+class FczHeader:
+    weights_id: str
+    width: int
+    height: int
+    mode: str                        # "RGB" or "L"
+    bits: int                        # quantizer bits per symbol, 1..8
+    pad_right: int                   # columns added on the right before encoding
+    pad_bottom: int                  # rows added at the bottom
+    latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
+    channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values
+
+    @property
+    def symbol_count(self) -> int:
+        c, h, w = self.latent_shape
+        return c * h * w
+
+    def max_payload_length(self) -> int:
+        # constriction spends at most 24 bits on the rarest symbol; 32 bits each plus slack is a safe ceiling.
+        return 4 * self.symbol_count + 64
+
+    def validate(self) -> None:
+        """Raise FczError unless every field is in range and the fields agree with one another."""
+        c, h, w = self.latent_shape
+        if WEIGHTS_ID.fullmatch(self.weights_id.encode("ascii", "replace")) is None:
+            raise FczError(f"corrupt file: invalid weights id {self.weights_id!r}")
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise FczError(f"corrupt file: image size {self.width}x{self.height} outside 1..{MAX_SIDE} pixels a side")
+        if self.mode not in MODES:
+            raise FczError(f"corrupt file: unknown colour mode {self.mode!r}")
+        if not 1 <= self.bits <= 8:
+            raise FczError(f"corrupt file: quantizer bits {self.bits} outside 1..8")
+        if not (0 <= self.pad_right <= MAX_PAD and 0 <= self.pad_bottom <= MAX_PAD):
+            raise FczError("corrupt file: padding out of range")
+        if not (1 <= c <= MAX_LATENT_CHANNELS and h >= 1 and w >= 1):
+            raise FczError(f"corrupt file: invalid latent shape {self.latent_shape}")
+        padded_w, padded_h = self.width + self.pad_right, self.height + self.pad_bottom
+        if padded_w % w or padded_h % h or padded_w // w != padded_h // h:
+            raise FczError(f"corrupt file: latent shape {self.latent_shape} does not tile "
+                           f"a padded {self.width}x{self.height} image")
+        if len(self.channel_ranges) != c:
+            raise FczError("corrupt file: one quantizer range per latent channel is required")
+        if not all(lo <= hi and abs(lo) < 3e38 and abs(hi) < 3e38 for lo, hi in self.channel_ranges):
+            raise FczError("corrupt file: quantizer ranges must be finite with min <= max")
+
+    @property
+    def stride(self) -> int:
+        """Pixels per latent position, along each side."""
+        return (self.width + self.pad_right) // self.latent_shape[2]
+
+
+def pack(header: FczHeader, payload: bytes) -> bytes:
+    """Header and entropy-coded payload -> the bytes of a .fcz file."""
+    header.validate()
+    if len(payload) > header.max_payload_length():
+        raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
+    weights_id = header.weights_id.encode("ascii")
+    c, h, w = header.latent_shape
+    parts = [
+        _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(weights_id)), weights_id,
+        _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
+                    header.pad_right, header.pad_bottom, c, h, w),
+        *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
+        _LENGTH.pack(len(payload)), payload,
+    ]
+    body = b"".join(parts)
+    return body + _LENGTH.pack(zlib.crc32(body))
+
+
+class _Reader:
+    """Reads fields front to back, turning a short file into a clear error."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise FczError("truncated file: it ends inside the header or payload")
+        chunk = self.data[self.pos:self.pos + size]
+        self.pos += size
+        return chunk
+
+    def unpack(self, fmt: struct.Struct) -> tuple:
+        return fmt.unpack(self.take(fmt.size))
+
+
+def unpack(data: bytes) -> tuple[FczHeader, bytes]:
+    """Bytes of a .fcz file -> (header, payload). Raises FczError on anything malformed."""
+    if len(data) < len(MAGIC) or not data.startswith(MAGIC):
+        raise FczError("not a .fcz file (wrong magic bytes)" if data else "empty file")
+    reader = _Reader(data)
+    _, version, flags, id_length = reader.unpack(_PREFIX)
+    if version > FORMAT_VERSION:
+        raise FczError(f"format version {version} is newer than this facecodec reads "
+                       f"(up to {FORMAT_VERSION}): upgrade facecodec")
+    if version < 1 or flags != 0:
+        raise FczError(f"corrupt file: version {version}, flags {flags:#04x}")
+    if len(data) < _LENGTH.size or zlib.crc32(data[:-_LENGTH.size]) != _LENGTH.unpack(data[-_LENGTH.size:])[0]:
+        raise FczError("corrupt file: checksum mismatch (the file was damaged or truncated)")
+    raw_id = reader.take(id_length)
+    if not WEIGHTS_ID.fullmatch(raw_id):
+        raise FczError("corrupt file: invalid weights id")
+    width, height, mode, bits, pad_right, pad_bottom, c, h, w = reader.unpack(_SHAPE)
+    if mode >= len(MODES):
+        raise FczError(f"corrupt file: unknown colour mode {mode}")
+    if not 1 <= c <= MAX_LATENT_CHANNELS:
+        raise FczError(f"corrupt file: {c} latent channels (at most {MAX_LATENT_CHANNELS})")
+    ranges = tuple(reader.unpack(_RANGE) for _ in range(c))
+    header = FczHeader(raw_id.decode("ascii"), width, height, MODES[mode], bits, pad_right, pad_bottom,
+                       (c, h, w), ranges)
+    header.validate()
+    (payload_length,) = reader.unpack(_LENGTH)
+    if payload_length > header.max_payload_length() or payload_length % 4:
+        raise FczError(f"corrupt file: payload length {payload_length} is impossible for this latent shape")
+    payload = reader.take(payload_length)
+    if reader.pos + _LENGTH.size != len(data):
+        raise FczError(f"corrupt file: {len(data) - reader.pos - _LENGTH.size} unexpected bytes after the payload")
+    return header, payload

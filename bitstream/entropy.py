@@ -1,0 +1,54 @@
+"""Range coding of quantized feature maps with fixed per-channel frequency tables.
+
+The tables are integer symbol counts shipped with the weights (one row per
+feature channel, ``2**bits`` columns). They are handed to constriction as
+float64, which represents every count exactly, and constriction turns them
+into its fixed-point model with integer arithmetic, so encoder and decoder
+build the very same model on any machine: decoding is bit-exact.
+
+Symbols are coded channel by channel in row-major order; the payload is
+constriction's stream of 32-bit words, stored little-endian.
+"""
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from .errors import FczError
+
+
+def _channel_model(counts: np.ndarray) -> constriction.stream.model.Categorical:
+    # perfect=False: the fast, documented-deterministic construction; encoder and decoder must agree on it.
+    return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+
+
+def encode_symbols(symbols: np.ndarray, tables: np.ndarray) -> bytes:
+    """Symbols ``C x h x w`` (ints in ``[0, tables.shape[1])``) -> payload bytes."""
+    channels, alphabet = tables.shape
+    if symbols.ndim != 3 or symbols.shape[0] != channels:
+        raise ValueError(f"symbols of shape {symbols.shape} do not match tables for {channels} channels")
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= alphabet):
+        raise ValueError(f"symbols outside the alphabet 0..{alphabet - 1}")
+    encoder = constriction.stream.queue.RangeEncoder()
+    for channel_symbols, counts in zip(symbols, tables):
+        encoder.encode(np.ascontiguousarray(channel_symbols, dtype=np.int32).ravel(), _channel_model(counts))
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_symbols(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Payload bytes -> symbols ``C x h x w`` (int32); ``shape`` is ``(h, w)``."""
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    count = shape[0] * shape[1]
+    try:
+        channels = [decoder.decode(_channel_model(counts), count) for counts in tables]
+    except Exception as exc:  # constriction signals an undecodable stream with its own exception types
+        raise FczError(f"corrupt file: entropy-coded payload does not decode ({exc})") from None
+    return np.stack(channels).reshape(len(tables), *shape).astype(np.int32)
+
+
+
+def symbol_histograms(symbols: np.ndarray, alphabet: int) -> np.ndarray:
+    """Per-channel counts of symbols ``N x C x h x w`` -> ``C x alphabet`` int64 (for building tables)."""
+    channels = symbols.shape[1]
+    flat = np.moveaxis(symbols, 1, 0).reshape(channels, -1)
+    return np.stack([np.bincount(row, minlength=alphabet) for row in flat])

@@ -1,0 +1,22 @@
+"""Model zoo: architectures by name.
+
+The mapping from a ``.fcz`` file's weights id to a file in ``weights/`` lives
+in :mod:`facecodec.weights`; this module only knows how to build the networks.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from facecodec.models.theis import TheisAutoencoder
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "theis": TheisAutoencoder,
+}
+
+
+def build_model(architecture: str, **kwargs) -> nn.Module:
+    try:
+        cls = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}") from None
+    return cls(**kwargs)

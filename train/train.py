@@ -1,0 +1,156 @@
+"""Two-stage training of a facecodec autoencoder, in one readable loop.
+
+    python -m facecodec.train.train train/configs/theis_c24.toml --stage 1
+    python -m facecodec.train.train train/configs/theis_c24.toml --stage 2
+
+Stage 1 trains the whole autoencoder on MSE with no quantization. Stage 2 starts
+from stage 1, freezes the analysis transform (eval mode, so its batch norm uses
+its running statistics, as at encode time) and trains the synthesis transform on
+features that went through the real per-image quantizer, so it learns to undo
+the quantization noise.
+
+Every run is resumable: a checkpoint is written every ``eval_every`` steps to
+``train/runs/NAME/stageN.pt`` and picked up when the same command runs again.
+Progress goes to ``train/runs/NAME/stageN.log`` (one JSON object per line).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facecodec.models import build_model
+from facecodec.quantizer import fake_quantize
+from facecodec.train.data import RandomCrops, load_folder
+
+RUNS_DIR = Path(__file__).resolve().parent / "runs"
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    base = Path(path).resolve().parent.parent.parent  # configs/ -> train/ -> project root
+    for key in ("train", "val"):
+        config["data"][key] = str((base / config["data"][key]).resolve())
+    return config
+
+
+def cosine_lr(step: int, steps: int, lr: float, lr_final: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of tensors in [0, 1], after rounding to 8 bits as a decoder would."""
+    x8 = (x * 255).round()
+    y8 = (x_hat.clamp(0, 1) * 255).round()
+    mse = ((x8 - y8) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(255.0**2 / mse)
+
+
+@torch.no_grad()
+def evaluate(model, val: torch.Tensor, bits: int | None) -> float:
+    model.eval()
+    scores = []
+    for batch in val.split(25):
+        y = model.encode(batch)
+        if bits is not None:
+            y = fake_quantize(y, bits)
+        scores.append(psnr(batch, model.decode(y)))
+    return torch.cat(scores).mean().item()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    stage = config[f"stage{args.stage}"]
+    run_dir = RUNS_DIR / config["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = run_dir / f"stage{args.stage}.pt", run_dir / f"stage{args.stage}.log"
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(config["seed"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    model = build_model(config["architecture"], channels=config["channels"]).to(device)
+    bits = stage.get("bits")  # None in stage 1: no quantization
+    if args.stage == 2:
+        stage1 = torch.load(run_dir / "stage1.pt", map_location=device, weights_only=True)
+        model.load_state_dict(stage1["model"])
+        model.g_a.requires_grad_(False)
+        trainable = model.g_s.parameters()
+    else:
+        trainable = model.parameters()
+    optimizer = torch.optim.Adam(trainable, lr=stage["lr"])
+
+    step, started = 0, time.time()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        print(f"resuming {ckpt_path} at step {step}")
+    elapsed_before = ckpt["elapsed_s"] if step else 0.0
+
+    images = load_folder(config["data"]["train"], cache_dir=RUNS_DIR / "cache")
+    crops = RandomCrops(images, stage["crop"], stage["batch_size"], stage["max_scale"], seed=config["seed"] * 1000 + step)
+    val_np = load_folder(config["data"]["val"], limit=config["data"]["val_images"])
+    val = torch.from_numpy(np.ascontiguousarray(val_np)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+    def save(step: int) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "elapsed_s": elapsed_before + time.time() - started}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    while step < stage["steps"]:
+        lr = cosine_lr(step, stage["steps"], stage["lr"], stage["lr_final"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        if args.stage == 2:
+            model.g_a.eval()
+        x = crops.next_batch().to(device)
+        if args.stage == 2:
+            with torch.no_grad():
+                y = fake_quantize(model.encode(x), bits)
+            x_hat = model.decode(y)
+        else:
+            x_hat = model(x)
+        loss = F.mse_loss(x_hat, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+
+        if step % 50 == 0:
+            print(f"stage {args.stage} step {step}/{stage['steps']} loss {loss.item():.5f} "
+                  f"({-10 * math.log10(max(loss.item(), 1e-10)):.2f} dB) lr {lr:.2e} "
+                  f"{time.time() - started:.0f}s", flush=True)
+        if step % stage["eval_every"] == 0 or step == stage["steps"]:
+            record = {"step": step, "elapsed_s": round(elapsed_before + time.time() - started, 1),
+                      "val_psnr": round(evaluate(model, val, None), 3)}
+            if bits is not None or args.stage == 1:
+                record["val_psnr_6bit"] = round(evaluate(model, val, bits or 6), 3)
+            print(json.dumps(record), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            save(step)
+
+
+if __name__ == "__main__":
+    main()
