@@ -147,11 +147,14 @@ def demo(out: Path | None, device: str) -> None:
     from skimage.data import astronaut
 
     original = astronaut()
-    started = time.perf_counter()
-    data = facecodec.encode(original, device=device)
-    encoded = time.perf_counter()
-    decoded = facecodec.decode(data, device=device)
-    finished = time.perf_counter()
+    try:
+        started = time.perf_counter()
+        data = facecodec.encode(original, device=device)
+        encoded = time.perf_counter()
+        decoded = facecodec.decode(data, device=device)
+        finished = time.perf_counter()
+    except FczError as exc:
+        raise click.ClickException(str(exc)) from None
     header = facecodec.read_header(data)
     click.echo(f"astronaut {header.width}x{header.height}: {len(original.tobytes()):,} bytes raw RGB -> "
                f"{_rate_summary(data, header)}")

@@ -13,7 +13,7 @@ from PIL import Image
 from facecodec import quantizer
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack, unpack
 from facecodec.image_io import ImageInput, open_image, to_image, to_padded_tensor
-from facecodec.weights import Weights, default_weights_id, load_weights
+from facecodec.zoo import Weights, default_weights_id, load_weights
 
 DEFAULT_BITS = 6
 

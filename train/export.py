@@ -23,7 +23,7 @@ from facecodec.models import build_model
 from facecodec.quantizer import MAX_BITS, MIN_BITS, channel_ranges, quantize
 from facecodec.train.data import load_folder
 from facecodec.train.train import RUNS_DIR, load_config
-from facecodec.weights import ENTROPY_PREFIX
+from facecodec.zoo import ENTROPY_PREFIX
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 

@@ -1,7 +1,7 @@
-"""Model zoo: architectures by name.
+"""Architectures by name.
 
 The mapping from a ``.fcz`` file's weights id to a file in ``weights/`` lives
-in :mod:`facecodec.weights`; this module only knows how to build the networks.
+in :mod:`facecodec.zoo`; this module only knows how to build the networks.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shipped weights: the manifest, integrity checks, and loading a model with its entropy tables.
+"""The model zoo: shipped weights by id, their integrity checks, and loading a model with its entropy tables.
 
 ``weights/manifest.json`` lists every weights file by id. A ``.fcz`` header
 names the id that encoded it, and decoding looks that id up here: a file

@@ -1,0 +1,147 @@
+"""``fcz`` as a user runs it: encode, decode, info, demo, and one clear line for every bad input."""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facecodec.cli import main
+
+
+@pytest.fixture()
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture()
+def face_png(face, tmp_path) -> Path:
+    path = tmp_path / "face.png"
+    Image.fromarray(face).save(path)
+    return path
+
+
+@pytest.fixture()
+def face_fcz(runner, face_png) -> Path:
+    result = runner.invoke(main, ["encode", str(face_png)])
+    assert result.exit_code == 0, result.output
+    return face_png.with_suffix(".fcz")
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in errors[0], result.output
+
+
+def test_encode_decode_info(runner, face_png, face_fcz):
+    assert face_fcz.exists()
+    result = runner.invoke(main, ["decode", str(face_fcz), "-o", str(face_png.with_name("out.png"))])
+    assert result.exit_code == 0, result.output
+    assert Image.open(face_png.with_name("out.png")).size == Image.open(face_png).size
+    result = runner.invoke(main, ["info", str(face_fcz)])
+    assert result.exit_code == 0
+    assert "144x160 RGB" in result.output and "6 bits" in result.output and "bpp" in result.output
+
+
+def test_default_decode_output_is_png_beside_input(runner, face_fcz, face_png):
+    face_png.unlink()
+    assert runner.invoke(main, ["decode", str(face_fcz)]).exit_code == 0
+    assert face_png.exists()
+
+
+def test_refuses_to_overwrite_without_force(runner, face_png, face_fcz):
+    before = face_fcz.read_bytes()
+    result = runner.invoke(main, ["encode", str(face_png), "--bits", "3"])
+    assert_one_line_error(result, "exists", "--force")
+    assert face_fcz.read_bytes() == before
+    assert runner.invoke(main, ["encode", str(face_png), "--bits", "3", "--force"]).exit_code == 0
+    assert face_fcz.read_bytes() != before
+
+
+def test_never_overwrites_an_input(runner, face_fcz):
+    result = runner.invoke(main, ["encode", str(face_fcz), "-o", str(face_fcz), "--force"])
+    assert_one_line_error(result, "input")
+
+
+def test_several_inputs_finish_despite_a_bad_one(runner, face_png, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    second = tmp_path / "second.png"
+    second.write_bytes(face_png.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    result = runner.invoke(main, ["encode", str(face_png), str(bad), str(second), "-o", str(out)])
+    assert result.exit_code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["face.fcz", "second.fcz"]
+    assert "2 of 3 files done" in result.output and "bad.png" in result.output
+
+
+@pytest.mark.parametrize("bits", ["0", "9"])
+def test_bits_out_of_range(runner, face_png, bits):
+    result = runner.invoke(main, ["encode", str(face_png), "--bits", bits])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--bits" in result.output
+    assert not face_png.with_suffix(".fcz").exists()
+
+
+def test_not_an_image(runner, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    assert_one_line_error(runner.invoke(main, ["encode", str(path)]), "not an image")
+    assert not path.with_suffix(".fcz").exists()
+
+
+def _reseal(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: b"", "empty file"),
+    (lambda d: d[: len(d) // 2], "checksum"),
+    (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
+    (lambda d: d[:4] + b"\x02" + d[5:], "newer than this facecodec"),
+    (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
+    (lambda d: _reseal(d[:7 + 12] + struct.pack("<II", 100_000, 100_000) + d[7 + 12 + 8:-4]), "100000x100000"),
+    (lambda d: _reseal(d[:7] + b"theis-c24-v9" + d[7 + 12:-4]), "not installed"),
+])
+def test_bad_fcz_files(runner, face_fcz, damage, message):
+    assert face_fcz.read_bytes()[6] == 12  # the damage above assumes the 12-character weights id
+    face_fcz.write_bytes(damage(face_fcz.read_bytes()))
+    out = face_fcz.with_name("decoded.png")
+    result = runner.invoke(main, ["decode", str(face_fcz), "-o", str(out)])
+    assert_one_line_error(result, message)
+    assert sorted(p.name for p in face_fcz.parent.iterdir()) == ["face.fcz", "face.png"]  # no partial output
+
+
+def test_missing_output_directory(runner, face_png, tmp_path):
+    result = runner.invoke(main, ["encode", str(face_png), "-o", str(tmp_path / "nowhere" / "x.fcz")])
+    assert_one_line_error(result, "does not exist")
+
+
+def test_unwritable_output_directory(runner, face_png, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root ignores permission bits: let the check see what a user would
+        monkeypatch.setattr("facecodec.files.os.access", lambda path, mode: False)
+    assert_one_line_error(runner.invoke(main, ["encode", str(face_png), "-o", str(locked / "x.fcz")]), "not writable")
+    assert list(locked.iterdir()) == []
+
+
+def test_no_temporary_files_left_behind(runner, face_png, face_fcz):
+    assert runner.invoke(main, ["decode", str(face_fcz), "-o", str(face_png.parent / "x.png")]).exit_code == 0
+    assert not [p for p in face_png.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_demo(runner, tmp_path):
+    result = runner.invoke(main, ["demo", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "PSNR" in result.output and "ratio" in result.output
+    assert (tmp_path / "astronaut.fcz").exists() and (tmp_path / "astronaut-decoded.png").exists()
