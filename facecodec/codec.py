@@ -4,6 +4,9 @@
                   -> range coder -> .fcz container bytes
     decode: .fcz bytes -> container -> range decoder -> symbols -> dequantize -> g_s
                   -> crop and clip -> image
+
+Both networks run in overlapping tiles of ``TILE`` pixels (facecodec.tiling), so
+memory stays bounded for large photos; images up to ``TILE`` a side take one pass.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from PIL import Image
 from facecodec import quantizer
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack, unpack
 from facecodec.image_io import ImageInput, open_image, to_image, to_padded_tensor
+from facecodec.tiling import run_in_tiles
 from facecodec.zoo import Weights, default_weights_id, load_weights
 
 DEFAULT_BITS = 6
+TILE = 512  # pixels a side per network pass: bounds memory for large images
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -39,7 +44,8 @@ def encode(image: ImageInput, bits: int = DEFAULT_BITS, weights_id: str | None =
     rgb, mode = open_image(image)
     weights = load_weights(weights_id or default_weights_id(), resolve_device(device))
     x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
-    y = weights.model.encode(x.to(weights.device)).float()
+    model = weights.model
+    y = run_in_tiles(model.encode, x.to(weights.device), TILE, model.encode_margin, 1, weights.stride).float()
     lo, hi = quantizer.channel_ranges(y)
     symbols = quantizer.quantize(y, lo, hi, bits)[0].cpu().numpy()
     payload = encode_symbols(symbols, weights.entropy_tables[bits])
@@ -65,7 +71,9 @@ def decode(data: bytes, device: str = "auto") -> Image.Image:
     symbols = decode_symbols(payload, weights.entropy_tables[header.bits], header.latent_shape[1:])
     lo, hi = (torch.tensor(r, dtype=torch.float32)[None] for r in zip(*header.channel_ranges))
     y = quantizer.dequantize(torch.from_numpy(symbols)[None], lo, hi, header.bits)
-    x_hat = weights.model.decode(y.to(weights.device))
+    model = weights.model
+    x_hat = run_in_tiles(model.decode, y.to(weights.device), TILE // weights.stride, model.decode_margin,
+                         weights.stride, 1)
     return to_image(x_hat, header.width, header.height, header.mode)
 
 

@@ -57,6 +57,10 @@ class TheisAutoencoder(nn.Module):
     """Analysis transform ``g_a`` and synthesis transform ``g_s``; quantization lives outside."""
 
     stride = 8  # three stride-2 convolutions
+    # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.tiling):
+    # g_a sees 77x77 pixels around a feature; g_s about 6 features around a pixel.
+    encode_margin = 48  # pixels
+    decode_margin = 8   # latent positions
 
     def __init__(self, channels: int = 24, res_blocks: int = 3) -> None:
         super().__init__()
