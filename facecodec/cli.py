@@ -167,3 +167,7 @@ def demo(out: Path | None, device: str) -> None:
         (out / "astronaut.fcz").write_bytes(data)
         decoded.save(out / "astronaut-decoded.png")
         click.echo(f"saved astronaut.png, astronaut.fcz, astronaut-decoded.png in {out}")
+
+
+if __name__ == "__main__":
+    main()
