@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 import facecodec
 from facecodec.bitstream import FczError, decode_symbols, pack, unpack
@@ -141,3 +141,20 @@ def test_manifest_lists_the_default_and_its_checksum_matches():
 def test_unknown_device_is_refused(face):
     with pytest.raises(FczError, match="unknown device"):
         facecodec.encode(face, device="tpu")
+
+
+def test_pillow_opens_and_saves_fcz(face, tmp_path):
+    path = tmp_path / "face.fcz"
+    Image.fromarray(face).save(path, bits=5)
+    assert facecodec.read_header(path.read_bytes()).bits == 5
+    with Image.open(path) as image:
+        assert image.format == "FCZ" and image.size == (144, 160) and image.info["bits"] == 5
+        pixels = np.asarray(image)
+    assert np.array_equal(pixels, np.asarray(facecodec.decode(path.read_bytes())))
+
+
+def test_pillow_reports_a_broken_fcz_as_unreadable(face, tmp_path):
+    path = tmp_path / "broken.fcz"
+    path.write_bytes(facecodec.encode(face)[:-3])
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(path)
