@@ -40,6 +40,8 @@ def open_image(source: ImageInput) -> tuple[Image.Image, str]:
             image = Image.open(source)
         except UnidentifiedImageError:
             raise FczError("not an image Pillow can read") from None
+        except Image.DecompressionBombError as exc:  # Pillow's own guard, about 179 megapixels
+            raise FczError(f"image refused as too large: {exc}") from None
     check_size(*image.size)
     try:
         image = ImageOps.exif_transpose(image)  # phones store portraits sideways plus an orientation tag

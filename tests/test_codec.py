@@ -158,3 +158,24 @@ def test_pillow_reports_a_broken_fcz_as_unreadable(face, tmp_path):
     path.write_bytes(facecodec.encode(face)[:-3])
     with pytest.raises(UnidentifiedImageError):
         Image.open(path)
+
+
+def _png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims another size: what a decompression bomb looks like before decoding."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = bytearray(data[12:29])  # chunk type + 13 data bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size, message", [((20000, 100), "outside|16384"), ((15000, 15000), "too large")])
+def test_oversized_images_are_refused_before_decoding(size, message):
+    with pytest.raises(FczError, match=message):
+        facecodec.encode(io.BytesIO(_png_claiming_size(*size)))
