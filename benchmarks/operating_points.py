@@ -1,0 +1,101 @@
+"""The codecs under test and the settings each is swept over.
+
+Sweeps are chosen to span roughly 0.1 to 3 bpp on 150x150 faces. Where a codec cannot
+go that low (JPEG's tables alone cost about 0.2 bpp on an image this small) its curve
+simply starts higher; the BD-rate code reports where curves don't overlap.
+
+Encoder choices, fixed for every run so results stay comparable:
+  * JPEG: libjpeg via Pillow, optimize=True (optimal Huffman tables, as ``cjpeg -optimize``:
+    a lossless saving any careful user gets), 4:2:0 (subsampling=2) and 4:4:4 (subsampling=0).
+  * JPEG 2000: OpenJPEG, irreversible 9/7 wavelet, colour transform (mct=1), one quality layer
+    at a target rate; saved as a raw codestream (.j2k, no .jp2 box wrapper).
+  * WebP: libwebp lossy, method=6 (slowest, best).
+  * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
+  * fcz: every --bits 1..8 for every installed weights id.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import facecodec
+from facecodec import zoo
+from facecodec.quantizer import MAX_BITS, MIN_BITS
+
+from benchmarks.common import OperatingPoint, pillow_point
+
+JPEG_QUALITIES = [1, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+JPEG2000_BPP = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0]  # targets -> OpenJPEG rates
+WEBP_QUALITIES = [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+AVIF_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95]
+
+CODEC_LABELS = {
+    "jpeg-420": "JPEG 4:2:0", "jpeg-444": "JPEG 4:4:4", "jpeg2000": "JPEG 2000",
+    "webp": "WebP", "avif-444": "AVIF 4:4:4",
+}
+
+
+def label(codec: str) -> str:
+    """Human-readable name of a curve id."""
+    if codec.startswith("fcz/"):
+        return f"fcz ({codec[4:]})"
+    return CODEC_LABELS.get(codec, codec)
+
+
+def fcz_codec(weights_id: str) -> str:
+    return f"fcz/{weights_id}"
+
+
+def _thin(values: list, quick: bool) -> list:
+    # --quick keeps every other setting (and always the last), enough to draw the curve's shape.
+    return values if not quick else sorted(set(values[::2] + values[-1:]), key=values.index)
+
+
+def jpeg(quality: int, subsampling: int) -> OperatingPoint:
+    codec = {2: "jpeg-420", 0: "jpeg-444"}[subsampling]
+    return pillow_point(codec, "JPEG", f"quality={quality}", quality,
+                        quality=quality, subsampling=subsampling, optimize=True)
+
+
+def jpeg2000(target_bpp: float) -> OperatingPoint:
+    # OpenJPEG's "rates" are compression ratios against the raw 24-bit image.
+    rate = 24 / target_bpp
+    return pillow_point("jpeg2000", "JPEG2000", f"rate={rate:g}", rate, irreversible=True, mct=1,
+                        quality_mode="rates", quality_layers=[rate], no_jp2=True)
+
+
+def webp(quality: int) -> OperatingPoint:
+    return pillow_point("webp", "WEBP", f"quality={quality}", quality, quality=quality, method=6)
+
+
+def avif(quality: int) -> OperatingPoint:
+    return pillow_point("avif-444", "AVIF", f"quality={quality}", quality, quality=quality, subsampling="4:4:4")
+
+
+def fcz(bits: int, weights_id: str, device: str = "auto") -> OperatingPoint:
+    def encode(pixels: np.ndarray) -> bytes:
+        return facecodec.encode(pixels, bits=bits, weights_id=weights_id, device=device)
+
+    def decode(data: bytes) -> Image.Image:
+        return facecodec.decode(data, device=device)
+
+    return OperatingPoint(fcz_codec(weights_id), f"bits={bits}", bits, encode, decode,
+                          {"weights_id": weights_id, "bits": bits, "device": device})
+
+
+def classical_points(quick: bool = False) -> list[OperatingPoint]:
+    return ([jpeg(q, 2) for q in _thin(JPEG_QUALITIES, quick)]
+            + [jpeg(q, 0) for q in _thin(JPEG_QUALITIES, quick)]
+            + [jpeg2000(b) for b in _thin(JPEG2000_BPP, quick)]
+            + [webp(q) for q in _thin(WEBP_QUALITIES, quick)]
+            + [avif(q) for q in _thin(AVIF_QUALITIES, quick)])
+
+
+def fcz_points(device: str = "auto") -> list[OperatingPoint]:
+    # All bit depths even in --quick: fcz has only eight points and BD-rate needs the whole curve.
+    return [fcz(bits, weights_id, device) for weights_id in zoo.installed_ids()
+            for bits in range(MIN_BITS, MAX_BITS + 1)]
+
+
+def all_points(quick: bool = False, device: str = "auto") -> list[OperatingPoint]:
+    return fcz_points(device) + classical_points(quick)

@@ -1,0 +1,149 @@
+"""The benchmark suite's own checks: BD-rate maths, the error image, and a tiny end-to-end rate-distortion run."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from skimage.data import astronaut
+
+import facecodec
+from facecodec import zoo
+from facecodec.metrics import bits_per_pixel, psnr
+
+from benchmarks import bdrate
+from benchmarks.mosaic import error_image
+from benchmarks.rate_distortion import main as rate_distortion_main
+
+RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
+PSNRS = np.array([24.0, 27.5, 30.5, 33.0, 36.5, 41.0])  # unevenly spaced: PCHIP is not a straight line here
+
+
+# --- BD-rate --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("factor", [0.5, 0.8, 1.25, 3.0])
+def test_bd_rate_of_a_curve_shifted_in_rate_is_the_shift(factor):
+    result = bdrate.bd_rate(RATES, PSNRS, RATES * factor, PSNRS)
+    assert result.percent == pytest.approx((factor - 1) * 100, abs=1e-9)
+    assert result.overlap == pytest.approx((24.0, 41.0))
+
+
+def test_bd_rate_integrates_only_over_the_shared_psnr_range():
+    # log-rate linear in PSNR with different slopes: PCHIP reproduces lines exactly, so the answer is
+    # analytic: over the shared 30..40 dB, mean of (p - 20)(1/8 - 1/10) = (35 - 20) / 40.
+    anchor_psnr, test_psnr = np.linspace(25, 40, 6), np.linspace(30, 45, 6)
+    result = bdrate.bd_rate(np.exp((anchor_psnr - 20) / 10), anchor_psnr, np.exp((test_psnr - 20) / 8), test_psnr)
+    assert result.overlap == pytest.approx((30.0, 40.0))
+    assert result.percent == pytest.approx((math.exp(15 / 40) - 1) * 100, rel=1e-9)
+
+
+def test_bd_rate_reports_no_overlap_with_both_ranges():
+    result = bdrate.bd_rate([0.1, 0.5, 1.0], [20.0, 25.0, 30.0], [0.2, 0.4, 0.9], [32.0, 36.0, 40.0])
+    assert result.percent is None and result.overlap is None
+    assert result.text() == "no overlap (anchor 20.00-30.00 dB, test 32.00-40.00 dB)"
+
+
+def test_dominated_points_are_left_out_of_a_curve():
+    # A setting that costs more bits for a lower PSNR must not bend the interpolation.
+    rates, psnrs = np.append(RATES, 1.0), np.append(PSNRS, 30.0)
+    kept_rates, kept_psnrs = bdrate.pareto_front(rates, psnrs)
+    assert list(kept_rates) == list(RATES) and list(kept_psnrs) == list(PSNRS)
+    assert bdrate.bd_rate(rates, psnrs, RATES * 0.8, PSNRS).percent == pytest.approx(-20.0, abs=1e-9)
+
+
+def test_reading_a_curve_at_a_rate_or_a_psnr():
+    psnrs = 30 + 6 * np.log2(RATES / 0.1)  # a straight line in log-rate
+    assert bdrate.psnr_at_rate(RATES, psnrs, 0.3) == pytest.approx(30 + 6 * math.log2(3))
+    assert bdrate.rate_at_psnr(RATES, psnrs, 42.0) == pytest.approx(0.1 * 2 ** 2)
+    assert bdrate.psnr_at_rate(RATES, psnrs, 0.05) is None  # below the curve's lowest rate
+    assert bdrate.rate_at_psnr(RATES, psnrs, 70.0) is None
+
+
+# --- error image ----------------------------------------------------------------------------------------
+
+def test_error_image_formula():
+    x = np.array([[[0, 200, 100]], [[50, 50, 50]]], dtype=np.uint8)
+    y = np.array([[[10, 100, 200]], [[50, 50, 50]]], dtype=np.uint8)
+    e = error_image(x, y)
+    assert e.shape == x.shape
+    # 0 - 10 must be negative (no uint8 wrap-around); +100 and -100 clip at 1 and 0; equal pixels are 0.5.
+    assert e[0, 0] == pytest.approx([0.5 - 80 / 255, 1.0, 0.0])
+    assert e[1, 0] == pytest.approx([0.5, 0.5, 0.5])
+    assert error_image(np.full((2, 2, 3), 20, np.uint8), np.full((2, 2, 3), 18, np.uint8))[0, 0, 0] == \
+        pytest.approx(0.5 + 16 / 255)
+
+
+# --- end to end -----------------------------------------------------------------------------------------
+
+def _expected_bpp_and_psnr(images: list[np.ndarray], encode, decode) -> tuple[float, float]:
+    """Independent reference: mean bpp from real encoded sizes, mean RGB PSNR."""
+    bpps, psnrs = [], []
+    for pixels in images:
+        data = encode(pixels)
+        bpps.append(bits_per_pixel(len(data), pixels.shape[1], pixels.shape[0]))
+        psnrs.append(psnr(pixels, np.asarray(decode(data).convert("RGB"))))
+    return float(np.mean(bpps)), float(np.mean(psnrs))
+
+
+def _jpeg_q50(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=50, subsampling=2, optimize=True)
+    return buffer.getvalue()
+
+
+def test_rate_distortion_end_to_end(tmp_path):
+    folder, out = tmp_path / "faces", tmp_path / "results"
+    folder.mkdir()
+    portrait = astronaut()
+    images = [portrait[20:68, 160:208].copy(), portrait[84:132, 176:224].copy(), portrait[300:348, 40:88].copy()]
+    for i, pixels in enumerate(images):
+        Image.fromarray(pixels).save(folder / f"face{i}.png")
+    (folder / "notes.txt").write_text("not an image: must be skipped")
+    reference = tmp_path / "reference.csv"
+    reference.write_text("codec,compression_ratio,psnr_db\njpeg,4,45\njpeg,20,32\njpeg2000,4,47\njpeg2000,20,34\n")
+
+    threads = torch.get_num_threads()
+    try:  # one thread and no warm-ups keep this fast on a busy machine; the timings are not checked
+        result = CliRunner().invoke(rate_distortion_main, [str(folder), "--quick", "--out", str(out), "--threads", "1",
+                                                           "--warm-ups", "0", "--reference", str(reference)])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+
+    with (out / "rate_distortion.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
+                                          *(f"fcz/{i}" for i in zoo.installed_ids())}
+    for r in rows:
+        bpp, ratio, psnr_db, ssim = (float(r[k]) for k in ("bpp", "compression_ratio", "psnr_db", "ssim"))
+        assert int(r["images"]) == 3
+        assert bpp > 0 and ratio == pytest.approx(24 / bpp, rel=1e-4)
+        assert 10 < psnr_db < 60, r
+        assert 0 < ssim <= 1
+        assert float(r["encode_ms"]) > 0 and float(r["decode_ms"]) > 0
+
+    def row(codec: str, setting: str) -> dict:
+        return next(r for r in rows if r["codec"] == codec and r["setting"] == setting)
+
+    jpeg_bpp, jpeg_psnr = _expected_bpp_and_psnr(images, _jpeg_q50, lambda d: Image.open(io.BytesIO(d)))
+    assert float(row("jpeg-420", "quality=50")["bpp"]) == pytest.approx(jpeg_bpp, rel=1e-5)
+    assert float(row("jpeg-420", "quality=50")["psnr_db"]) == pytest.approx(jpeg_psnr, rel=1e-5)
+    default = zoo.default_weights_id()
+    fcz_bpp, fcz_psnr = _expected_bpp_and_psnr(images, lambda p: facecodec.encode(p, bits=6), facecodec.decode)
+    assert float(row(f"fcz/{default}", "bits=6")["bpp"]) == pytest.approx(fcz_bpp, rel=1e-5)
+    assert float(row(f"fcz/{default}", "bits=6")["psnr_db"]) == pytest.approx(fcz_psnr, rel=1e-5)
+    assert {row(f"fcz/{default}", f"bits={b}")["setting"] for b in range(1, 9)} == {f"bits={b}" for b in range(1, 9)}
+
+    results = json.loads((out / "rate_distortion.json").read_text())
+    assert results["metadata"]["images"] == 3 and results["metadata"]["quick"] is True
+    assert results["metadata"]["torch_threads"] == 1
+    assert {c["codec"] for c in results["comparison"]} == {r["codec"] for r in rows} - {f"fcz/{default}"}
+    assert "BD-rate of fcz vs codec" in (out / "summary.md").read_text()
+    for name in ("rd_psnr_bpp.png", "rd_psnr_ratio.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
