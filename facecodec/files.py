@@ -27,7 +27,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     A reader (or a crash) sees either the old file or the whole new one, never a
     partial write; the temporary file is removed if anything fails.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise FczError(f"cannot write in {path.parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
