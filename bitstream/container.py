@@ -143,6 +143,8 @@ def unpack(data: bytes) -> tuple[FczHeader, bytes]:
     if payload_length > header.max_payload_length() or payload_length % 4:
         raise FczError(f"corrupt file: payload length {payload_length} is impossible for this latent shape")
     payload = reader.take(payload_length)
+    if reader.pos + _LENGTH.size > len(data):  # the stated payload runs into the checksum
+        raise FczError("truncated file: it ends inside the payload")
     if reader.pos + _LENGTH.size != len(data):
         raise FczError(f"corrupt file: {len(data) - reader.pos - _LENGTH.size} unexpected bytes after the payload")
     return header, payload

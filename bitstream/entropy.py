@@ -35,16 +35,40 @@ def encode_symbols(symbols: np.ndarray, tables: np.ndarray) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
+# Margin below that bound before a payload is refused. Every stream measured was at or above the
+# bound; the margin allows for the two words of decoder state that sealing may leave implicit.
+_SEAL_SLACK_BITS = 64
+
+
+def min_payload_bits(tables: np.ndarray, count: int) -> float:
+    """A lower bound on the size, in bits, of any payload that codes ``count`` symbols per channel.
+
+    No range coder writes fewer bits than the information content of its message,
+    and no symbol carries less than ``-log2`` of its channel's largest probability.
+    constriction's fixed-point model may round that probability up a little; 2**-20
+    covers its 24-bit precision.
+    """
+    counts = tables.astype(np.float64)
+    largest = np.minimum(1.0, counts.max(axis=1) / counts.sum(axis=1) + 2.0**-20)
+    return count * float(-np.log2(largest).sum())
+
+
 def decode_symbols(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Payload bytes -> symbols ``C x h x w`` (int32); ``shape`` is ``(h, w)``."""
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     count = shape[0] * shape[1]
+    # Past the end of its data constriction's decoder reads zero words and, from an all-zero
+    # state, keeps decoding without error. Without this check a file of a few hundred bytes
+    # whose header claims a 16384 x 16384 image would be decoded in full, and the network run
+    # on it (minutes, tens of GB). No encoder output is this short, so it is refused as corrupt.
+    if 8 * len(payload) + _SEAL_SLACK_BITS < min_payload_bits(tables, count):
+        raise FczError(f"corrupt file: a payload of {len(payload)} bytes is too short to hold "
+                       f"{len(tables)} x {shape[0]} x {shape[1]} symbols")
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     try:
         channels = [decoder.decode(_channel_model(counts), count) for counts in tables]
     except Exception as exc:  # constriction signals an undecodable stream with its own exception types
         raise FczError(f"corrupt file: entropy-coded payload does not decode ({exc})") from None
     return np.stack(channels).reshape(len(tables), *shape).astype(np.int32)
-
 
 
 def symbol_histograms(symbols: np.ndarray, alphabet: int) -> np.ndarray:

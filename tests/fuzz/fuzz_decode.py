@@ -1,0 +1,745 @@
+"""Mutation fuzzing of ``facecodec.decode`` over a corpus of real .fcz files.
+
+    nice -n 19 python tests/fuzz/fuzz_decode.py --inputs 200000 [--seed S] [--seconds-per-input 2]
+
+Property checked for every input: ``facecodec.decode(data)`` returns a PIL image
+of the size and mode the header states, or raises ``FczError``; ``read_header``
+agrees with it; nothing else is raised, nothing runs past the time bound, and
+memory does not grow.
+
+Design:
+
+* Input ``i`` is a pure function of ``(seed, i)``: a corpus file (or two, for
+  splices) and a stack of mutations drawn from ``random.Random(f"{seed}:{i}")``.
+  Any input can be regenerated from its index, so a worker that dies on an
+  input costs nothing but a restart after it.
+* Mutations work on the body (the file less its CRC-32); most inputs are then
+  re-sealed with a correct CRC so they get past the checksum and reach the
+  header checks, the range decoder and the network.
+* A worker process decodes; the supervisor (this process) watches it. The
+  worker bounds each input's CPU time with a timer (``--seconds-per-input``; CPU,
+  not wall-clock, time, because at nice 19 beside a training run a 10 ms decode
+  can wait a second for the CPU) and its own
+  address space with RLIMIT_AS; the supervisor kills a worker that stops
+  making progress (a hang in native code the timer cannot interrupt) or whose
+  RSS passes ``--max-rss-mb``, records the input, and restarts after it.
+* Every failing input is saved under ``crashes/`` (a few per distinct failure)
+  with a ``.txt`` giving the reason. Saved crashes are replayed at the start
+  of every run, so the summary says which earlier failures are now fixed.
+* ``summary.json`` and ``SUMMARY.md`` beside this file record the run.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import importlib.metadata
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import random
+import resource
+import shlex
+import signal
+import struct
+import sys
+import time
+import traceback
+import zlib
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STAGES = ("magic", "version", "checksum", "header", "payload", "decoded", "failed")
+STAGE_NAMES = {
+    "magic": "refused at magic bytes",
+    "version": "refused at version / flags",
+    "checksum": "refused at checksum",
+    "header": "refused at header fields (incl. weights id, shape vs. weights, payload length, trailing bytes)",
+    "payload": "refused at payload decode (range decoder)",
+    "decoded": "decoded fully to an image",
+    "failed": "broke the property (other exception, timeout, hang, crash, memory)",
+}
+# Shared counters between worker and supervisor: one per stage, then these.
+SLOTS = STAGES + ("ready", "current", "rss_first_kb", "rss_last_kb", "rss_peak_kb", "maxrss_kb", "samples")
+SLOT = {name: k for k, name in enumerate(SLOTS)}
+RSS_SAMPLE_EVERY = 2000
+MAX_SAVED_PER_FAILURE = 3
+HANG_WALL_SECONDS = 600.0  # wall-clock; at nice 19 beside a training run even tiny inputs wait for the CPU
+
+
+# --------------------------------------------------------------------------- corpus
+
+def build_corpus(seed: int) -> list[tuple[str, bytes]]:
+    """Real .fcz files: small crops of scikit-image's astronaut, bits 1..8, RGB and greyscale, a few sizes.
+
+    Plus files with the shipped weights id whose symbols are random (coded with the
+    shipped tables), so the payload decoder and the network see content no encoder made.
+    """
+    import numpy as np
+    from PIL import Image
+    from skimage.data import astronaut
+
+    import facecodec
+    from facecodec.bitstream import FczHeader, encode_symbols, pack
+    from facecodec.zoo import default_weights_id, load_weights
+
+    rng = np.random.default_rng(seed)
+    picture = astronaut()
+    sizes = [(16, 16), (40, 48), (64, 64), (9, 17), (33, 24), (8, 8), (1, 1), (57, 31)]  # (width, height)
+    corpus = []
+    for bits in range(1, 9):
+        for mode in ("RGB", "L"):
+            width, height = sizes[(2 * bits + (mode == "L")) % len(sizes)]
+            top, left = int(rng.integers(0, 200)), int(rng.integers(100, 300))
+            image = Image.fromarray(picture[top:top + height, left:left + width]).convert(mode)
+            corpus.append((f"astronaut {width}x{height} {mode} bits={bits}", facecodec.encode(image, bits=bits)))
+    weights = load_weights(default_weights_id())
+    for bits in (1, 4, 8):
+        width, height = int(rng.integers(1, 49)), int(rng.integers(1, 49))
+        h, w = -(-height // weights.stride), -(-width // weights.stride)
+        symbols = rng.integers(0, 2**bits, size=(weights.channels, h, w))
+        header = FczHeader(weights.weights_id, width, height, "RGB", bits, w * weights.stride - width,
+                           h * weights.stride - height, (weights.channels, h, w),
+                           tuple((float(lo), float(lo + abs(s))) for lo, s in rng.normal(size=(weights.channels, 2))))
+        corpus.append((f"random symbols {width}x{height} bits={bits}",
+                       pack(header, encode_symbols(symbols, weights.entropy_tables[bits]))))
+    return corpus
+
+
+# --------------------------------------------------------------------------- mutations
+
+def layout(body: bytes) -> dict | None:
+    """Field offsets of a (possibly damaged) body, read the way FORMAT.md lays them out; None if too short."""
+    if len(body) < 7:
+        return None
+    shape = 7 + body[6]
+    if len(body) < shape + 18:
+        return None
+    channels = struct.unpack_from("<H", body, shape + 12)[0]
+    length_at = shape + 18 + 8 * channels
+    if len(body) < length_at + 4:
+        return None
+    return {"shape": shape, "channels": channels, "ranges": shape + 18, "length": length_at,
+            "payload": length_at + 4, "payload_length": struct.unpack_from("<I", body, length_at)[0]}
+
+
+# name -> (offset from the shape block, struct format); negative offsets are from the file start.
+FIELDS = {
+    "version": (-4, "<B"), "flags": (-5, "<B"), "id_length": (-6, "<B"),
+    "width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bits": (9, "<B"),
+    "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"), "latent_h": (14, "<H"),
+    "latent_w": (16, "<H"),
+}
+INTERESTING = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 127, 128, 255, 256, 1023, 1024, 1025, 2047, 2048,
+               2**15, 2**16 - 1, 2**16, 16383, 16384, 16385, 2**31 - 1, 2**31, 2**32 - 1]
+FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, math.nan, math.inf, -math.inf, 3e38, -3e38, 2.99e38, -2.99e38, 3.4e38,
+          1e-45, -1e-45, 1e-38, 1e30, -1e30, 65504.0, 1e6]
+
+
+def _put(body: bytearray, at: int, fmt: str, value) -> None:
+    size = struct.calcsize(fmt)
+    if 0 <= at and at + size <= len(body):
+        if fmt[-1] in "BHI":
+            value = int(value) % (1 << (8 * size))
+        struct.pack_into(fmt, body, at, value)
+
+
+def _int_value(rng: random.Random, old: int) -> int:
+    roll = rng.random()
+    if roll < 0.5:
+        return rng.choice(INTERESTING)
+    if roll < 0.8:
+        return old + rng.choice([-8, -2, -1, 1, 2, 8])
+    return rng.getrandbits(rng.choice([8, 16, 32]))
+
+
+def m_flip_bits(rng, body, corpus):
+    for _ in range(rng.choice([1, 1, 1, 2, 3, 8])):
+        if body:
+            at = rng.randrange(min(len(body), 64)) if rng.random() < 0.5 else rng.randrange(len(body))
+            body[at] ^= 1 << rng.randrange(8)
+    return body
+
+
+def m_set_bytes(rng, body, corpus):
+    for _ in range(rng.choice([1, 1, 2, 4])):
+        if body:
+            body[rng.randrange(len(body))] = rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+    return body
+
+
+def m_truncate(rng, body, corpus):
+    return body[:rng.randrange(len(body) + 1)]
+
+
+def m_extend(rng, body, corpus):
+    return body + rng.randbytes(rng.choice([1, 3, 4, 8, 64]))
+
+
+def m_insert(rng, body, corpus):
+    at = rng.randrange(len(body) + 1)
+    return body[:at] + rng.randbytes(rng.choice([1, 2, 4, 16])) + body[at:]
+
+
+def m_delete(rng, body, corpus):
+    at = rng.randrange(len(body) + 1)
+    return body[:at] + body[at + rng.choice([1, 2, 4, 16]):]
+
+
+def m_duplicate(rng, body, corpus):
+    if not body:
+        return body
+    start = rng.randrange(len(body))
+    chunk = body[start:start + rng.choice([1, 4, 8, 32])]
+    at = rng.randrange(len(body) + 1)
+    return body[:at] + chunk + body[at:]
+
+
+def m_field(rng, body, corpus):
+    """Set one header field to an interesting value (the CRC is fixed afterwards)."""
+    lay = layout(body)
+    if lay is None:
+        return m_flip_bits(rng, body, corpus)
+    roll = rng.random()
+    if roll < 0.6:
+        name = rng.choice(list(FIELDS))
+        offset, fmt = FIELDS[name]
+        at = -offset if offset < 0 else lay["shape"] + offset
+        old = struct.unpack_from(fmt, body, at)[0]
+        _put(body, at, fmt, _int_value(rng, old))
+    elif roll < 0.85 and lay["channels"]:
+        at = lay["ranges"] + 4 * rng.randrange(2 * min(lay["channels"], 64))
+        if at + 4 <= len(body):
+            old = struct.unpack_from("<f", body, at)[0]
+            value = rng.choice(FLOATS + [-old, old * 2, old + 1e-3, rng.gauss(0, 10)])
+            if math.isfinite(value) and abs(value) > 3.4e38:  # not representable as a finite float32
+                value = math.copysign(3.4e38, value)
+            _put(body, at, "<f", value)
+    elif roll < 0.95:
+        _put(body, lay["length"], "<I", _int_value(rng, lay["payload_length"]))
+    else:  # another weights id: well-formed but unknown, or malformed
+        new_id = rng.choice([b"theis-c24-v2", b"theis-c24-v1", b"x", b"Theis", b"a" * 64, b"a" * 65, b"", b"-bad"])
+        body = body[:6] + bytes([len(new_id) % 256]) + new_id + body[7 + body[6]:]
+    return body
+
+
+def m_resize(rng, body, corpus):
+    """Give the header a different image size that still tiles the latent grid consistently (stride 8)."""
+    lay = layout(body)
+    if lay is None:
+        return body
+    roll = rng.random()
+    cap = 96 if roll < 0.9 else (4096 if roll < 0.97 else 16384)  # now and then a huge image from a tiny file
+    width, height = rng.randint(1, cap), rng.randint(1, cap)
+    stride = rng.choice([8] * 9 + [4, 16, 1])
+    h, w = -(-height // stride), -(-width // stride)
+    _put(body, lay["shape"], "<I", width)
+    _put(body, lay["shape"] + 4, "<I", height)
+    _put(body, lay["shape"] + 10, "<B", w * stride - width)
+    _put(body, lay["shape"] + 11, "<B", h * stride - height)
+    _put(body, lay["shape"] + 14, "<H", h)
+    _put(body, lay["shape"] + 16, "<H", w)
+    return body
+
+
+def m_bits(rng, body, corpus):
+    lay = layout(body)
+    if lay is not None:
+        _put(body, lay["shape"] + 9, "<B", rng.randint(1, 8))
+    return body
+
+
+def m_mode(rng, body, corpus):
+    lay = layout(body)
+    if lay is not None:
+        _put(body, lay["shape"] + 8, "<B", rng.choice([0, 1]))
+    return body
+
+
+def _payload_span(body) -> tuple[int, int] | None:
+    lay = layout(body)
+    if lay is None:
+        return None
+    start = lay["payload"]
+    return (start, min(len(body), start + lay["payload_length"])) if start < len(body) else None
+
+
+def m_payload(rng, body, corpus):
+    """Corrupt the entropy-coded payload only: the header stays valid, so the range decoder sees it."""
+    span = _payload_span(body)
+    if span is None:
+        return body
+    start, end = span
+    if end <= start:
+        return body
+    roll = rng.random()
+    if roll < 0.4:
+        for _ in range(rng.choice([1, 1, 2, 4, 16])):
+            body[rng.randrange(start, end)] ^= 1 << rng.randrange(8)
+    elif roll < 0.6:
+        at = rng.randrange(start, end)
+        body[at:at + 4] = rng.randbytes(len(body[at:at + 4]))
+    elif roll < 0.75:
+        at = rng.randrange(start, end)
+        run = min(end - at, rng.choice([4, 16, 64, 1 << 20]))
+        body[at:at + run] = bytes([rng.choice([0, 0xFF])]) * run
+    elif roll < 0.9:
+        body[start:end] = rng.randbytes(end - start)
+    else:  # swap two words
+        words = (end - start) // 4
+        if words >= 2:
+            a, b = (start + 4 * k for k in rng.sample(range(words), 2))
+            body[a:a + 4], body[b:b + 4] = body[b:b + 4], body[a:a + 4]
+    return body
+
+
+def m_payload_length(rng, body, corpus):
+    """Drop or add whole words of payload and keep the length field consistent with them."""
+    lay = layout(body)
+    if lay is None or lay["payload"] > len(body):
+        return body
+    start, payload = lay["payload"], body[lay["payload"]:]
+    words = len(payload) // 4
+    roll = rng.random()
+    if roll < 0.4:
+        payload = payload[:4 * rng.randrange(words + 1)]           # shorter, possibly empty
+    elif roll < 0.6:
+        payload = payload[4 * rng.randrange(words + 1):]           # lose the front
+    elif roll < 0.8:
+        payload = payload + rng.randbytes(4 * rng.choice([1, 2, 16]))
+    else:
+        payload = payload + bytes(4 * rng.choice([1, 2, 16]))
+    _put(body, lay["length"], "<I", len(payload))
+    return body[:start] + payload
+
+
+def m_splice(rng, body, corpus):
+    """Head of this file + tail of another: raw cut points, or one file's header with another's payload."""
+    other = bytearray(rng.choice(corpus)[1][:-4])
+    if rng.random() < 0.5:
+        return body[:rng.randrange(len(body) + 1)] + other[rng.randrange(len(other) + 1):]
+    lay, other_lay = layout(body), layout(other)
+    if lay is None or other_lay is None:
+        return body
+    return body[:lay["length"]] + other[other_lay["length"]:]
+
+
+MUTATIONS = [  # (weight, mutator)
+    (8, m_flip_bits), (5, m_set_bytes), (3, m_truncate), (2, m_extend), (2, m_insert), (2, m_delete),
+    (1, m_duplicate), (10, m_field), (6, m_resize), (3, m_bits), (1, m_mode), (14, m_payload),
+    (5, m_payload_length), (4, m_splice),
+]
+
+
+def make_input(seed: int, index: int, corpus: list[tuple[str, bytes]]) -> tuple[bytes, list[str]]:
+    """The ``index``-th fuzz input of this seed, and the names of what was done to it."""
+    rng = random.Random(f"{seed}:{index}")
+    name, data = rng.choice(corpus)
+    body = bytearray(data[:-4])
+    steps = [name]
+    weights, mutators = zip(*MUTATIONS)
+    for _ in range(1 + min(int(rng.expovariate(0.8)), 7)):
+        mutator = rng.choices(mutators, weights)[0]
+        body = bytearray(mutator(rng, body, corpus))
+        steps.append(mutator.__name__[2:])
+    roll = rng.random()
+    if roll < 0.85:
+        out, steps = bytes(body) + struct.pack("<I", zlib.crc32(body)), steps + ["resealed"]
+    elif roll < 0.95:
+        out, steps = bytes(body) + data[-4:], steps + ["original crc"]
+    else:
+        out, steps = bytes(body) + rng.randbytes(rng.randrange(5)), steps + ["random tail"]
+    if rng.random() < 0.03:
+        out, steps = out[:rng.randrange(len(out) + 1)], steps + ["raw truncate"]
+    return out, steps
+
+
+# --------------------------------------------------------------------------- the worker
+
+class InputTimeout(BaseException):
+    """Raised by the per-input timer; a BaseException so no ``except Exception`` in the codec swallows it."""
+
+
+def _on_timer(signum, frame):
+    raise InputTimeout()
+
+
+def rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def classify(error: BaseException) -> str:
+    """Which stage refused the input, from the frame that raised the FczError."""
+    frames = traceback.extract_tb(error.__traceback__)
+    # the reader's take() raises for every short read; the stage is that of the function reading the field
+    where = next((f for f in reversed(frames) if f.name != "take" and
+                  ("/facecodec/" in f.filename or "/bitstream/" in f.filename)), None)
+    function, message = (where.name if where else ""), str(error)
+    if function == "unpack":
+        if "magic" in message or "empty file" in message:
+            return "magic"
+        if "version" in message:
+            return "version"
+        if "checksum" in message:
+            return "checksum"
+        return "header"
+    if function == "decode_symbols":
+        return "payload"
+    return "header"  # validate, weights lookup, shape vs. weights
+
+
+def location(error: BaseException) -> str:
+    """The innermost frame in the codec's own code (else anywhere but this harness), as file:line in function."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
+    ours = [f for f in frames if "/facecodec/" in f.filename or "/bitstream/" in f.filename]
+    where = (ours or frames or [None])[-1]
+    return f"{Path(where.filename).name}:{where.lineno} in {where.name}" if where else "?"
+
+
+def signature(error: BaseException) -> str:
+    """Exception type and where our code raised or called it: what makes two failures the same."""
+    return f"{type(error).__module__}.{type(error).__qualname__} at {location(error)}"
+
+
+def check(data: bytes, seconds: float) -> tuple[str | None, dict | None]:
+    """Decode one input -> (stage reached, failure or None)."""
+    import facecodec
+    from facecodec import FczError
+    from PIL import Image
+
+    stage, failure = None, None
+    started, started_cpu = time.perf_counter(), time.process_time()
+    signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU time of this process; SIGPROF when it runs out
+    try:
+        try:
+            image = facecodec.decode(data, device="cpu")
+        except FczError as exc:
+            stage, image = classify(exc), None
+        try:
+            header = facecodec.read_header(data)
+        except FczError:
+            header = None
+        if image is not None:
+            stage = "decoded"
+            expected = (header.width, header.height, header.mode) if header else None
+            if not isinstance(image, Image.Image) or (image.width, image.height, image.mode) != expected:
+                got = (image.width, image.height, image.mode) if isinstance(image, Image.Image) else type(image)
+                failure = {"kind": "wrong result", "signature": "decode result disagrees with header",
+                           "detail": f"decode gave {got}, read_header says {expected}"}
+    except InputTimeout as exc:
+        failure = {"kind": "timeout", "signature": f"over {seconds:g} s per input, stopped at {location(exc)}",
+                   "detail": f"interrupted after {time.process_time() - started_cpu:.2f} s CPU"}
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # anything but FczError breaks the property (incl. pyo3 PanicException)
+        failure = {"kind": "exception", "signature": signature(exc), "detail": traceback.format_exc(limit=-6)}
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+    elapsed, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    if failure is None and elapsed > seconds:  # a native call the timer could not interrupt, then finished
+        failure = {"kind": "slow", "signature": f"over {seconds:g} s per input",
+                   "detail": f"took {elapsed:.2f} s CPU"}
+    if failure is not None:
+        failure["seconds"] = f"{elapsed:.3f} CPU, {wall:.3f} wall"
+    return (stage if failure is None else "failed"), failure
+
+
+def setup_worker(corpus, address_space_mb) -> None:
+    """One torch thread, weights loaded, the unmutated corpus decoding, then the address-space limit and timer."""
+    import torch
+
+    torch.set_num_threads(1)
+    import facecodec
+
+    for name, data in corpus:
+        image = facecodec.decode(data, device="cpu")
+        assert image.size == (facecodec.read_header(data).width, facecodec.read_header(data).height), name
+    with open("/proc/self/status") as f:
+        vm_kb = int(next(line.split()[1] for line in f if line.startswith("VmSize")))
+    # a hostile header asking for a huge image then fails inside this process instead of exhausting the machine
+    limit = (vm_kb + address_space_mb * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGPROF, _on_timer)
+
+
+def worker(corpus, seed, start, stop, seconds, address_space_mb, shared, failures) -> None:
+    setup_worker(corpus, address_space_mb)
+    shared[SLOT["ready"]] = 1
+    for index in range(start, stop):
+        shared[SLOT["current"]] = index
+        data, steps = make_input(seed, index, corpus)
+        stage, failure = check(data, seconds)
+        shared[SLOT[stage]] += 1
+        if failure is not None:
+            failures.put({**failure, "index": index, "steps": steps})
+        if (index - start) % RSS_SAMPLE_EVERY == RSS_SAMPLE_EVERY - 1:
+            kb = rss_kb()
+            if not shared[SLOT["rss_first_kb"]]:
+                shared[SLOT["rss_first_kb"]] = kb
+            shared[SLOT["rss_last_kb"]] = kb
+            shared[SLOT["rss_peak_kb"]] = max(shared[SLOT["rss_peak_kb"]], kb)
+            shared[SLOT["samples"]] += 1
+    shared[SLOT["current"]] = stop
+    shared[SLOT["maxrss_kb"]] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --------------------------------------------------------------------------- the supervisor
+
+def save_failure(crashes: Path, failure: dict, data: bytes, seed: int) -> str:
+    crashes.mkdir(exist_ok=True)
+    name = f"{failure['kind'].replace(' ', '-')}-{hashlib.sha1(data).hexdigest()[:12]}"
+    (crashes / f"{name}.fcz").write_bytes(data)
+    reason = [f"kind: {failure['kind']}", f"signature: {failure['signature']}",
+              f"input: --seed {seed}, index {failure['index']}", f"mutations: {' > '.join(failure['steps'])}",
+              f"seconds: {failure.get('seconds')}", "", failure.get("detail", "")]
+    (crashes / f"{name}.txt").write_text("\n".join(reason).rstrip() + "\n")
+    return f"{name}.fcz"
+
+
+def replay(crashes: Path, corpus, args) -> list[dict]:
+    """Run every saved crash input again, under the same limits as the campaign; report which now pass."""
+    results = []
+    for path in sorted(crashes.glob("*.fcz")) if crashes.is_dir() else []:
+        note = path.with_suffix(".txt")
+        lines = note.read_text().splitlines() if note.exists() else []
+        recorded = next((line.split(": ", 1)[1] for line in lines if line.startswith("signature: ")), "?")
+        results.append({"file": path.name, "recorded": recorded, "data": path.read_bytes()})
+    ctx = mp.get_context("spawn")
+    pool = None
+    for result in results:
+        if pool is None:
+            pool = ctx.Pool(1, initializer=setup_worker, initargs=(corpus[:1], args.max_rss_mb))
+            pool.apply(os.getpid)  # wait out the start-up (slow on a busy machine) before timing anything
+        try:
+            # check() bounds CPU time itself; this wall-clock limit only catches a native hang
+            stage, failure = pool.apply_async(check, (result["data"], args.seconds_per_input)).get(
+                timeout=HANG_WALL_SECONDS)
+        except mp.TimeoutError:
+            stage, failure = "failed", {"signature": "hang (no result)"}
+            pool.terminate()
+            pool = None
+        except Exception as exc:  # the pool's worker died
+            stage, failure = "failed", {"signature": f"worker died ({type(exc).__name__})"}
+            pool.terminate()
+            pool = None
+        result.pop("data", None)
+        result["fixed"] = failure is None
+        result["now"] = f"passes: {STAGE_NAMES[stage]}" if failure is None else f"FAILS: {failure['signature']}"
+    if pool is not None:
+        pool.close()
+        pool.join()
+    return results
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def proc_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(next(line.split()[1] for line in f if line.startswith(field)))
+    except (OSError, StopIteration):
+        return 0
+
+
+def campaign(args, corpus) -> dict:
+    """Run inputs 0 .. args.inputs - 1 in a worker process, restarting it after any input that kills it."""
+    ctx = mp.get_context("spawn")
+    shared = ctx.Array(ctypes.c_longlong, len(SLOTS), lock=False)
+    failures_queue = ctx.Queue()
+    totals = Counter()
+    failures: dict[str, dict] = {}
+    # A worker stuck on one input is killed after this much CPU time without progress (a native loop the
+    # timer could not interrupt), or after HANG_WALL_SECONDS of wall-clock time (a native deadlock).
+    hang_cpu = max(30.0, 10 * args.seconds_per_input)
+    rss = {"peak_kb": 0, "first_kb": 0, "last_kb": 0, "samples": 0}
+    restarts, next_index, last_report = 0, 0, time.monotonic()
+
+    def record(failure: dict) -> None:
+        data, steps = make_input(args.seed, failure["index"], corpus)
+        failure.setdefault("steps", steps)
+        entry = failures.setdefault(failure["signature"], {"kind": failure["kind"], "count": 0, "examples": [],
+                                                           "first_index": failure["index"]})
+        entry["count"] += 1
+        if len(entry["examples"]) < MAX_SAVED_PER_FAILURE:
+            entry["examples"].append(save_failure(args.out / "crashes", failure, data, args.seed))
+        if entry["count"] <= 3:
+            print(f"  failure {failure['signature']} (input {failure['index']})", flush=True)
+
+    def drain() -> None:
+        while not failures_queue.empty():
+            record(failures_queue.get())
+
+    while next_index < args.inputs:
+        for k in range(len(SLOTS)):
+            shared[k] = 0
+        shared[SLOT["current"]] = next_index
+        process = ctx.Process(target=worker, args=(corpus, args.seed, next_index, args.inputs,
+                                                    args.seconds_per_input, args.max_rss_mb, shared,
+                                                    failures_queue), daemon=True)
+        process.start()
+        seen, seen_at, seen_cpu, killed = -1, time.monotonic(), 0.0, None
+        while process.is_alive():
+            process.join(0.2)
+            drain()
+            rss["peak_kb"] = max(rss["peak_kb"], proc_kb(process.pid, "VmHWM"))
+            if not shared[SLOT["ready"]]:
+                seen_at, seen_cpu = time.monotonic(), proc_cpu_seconds(process.pid)  # loading: no hang clock yet
+            elif shared[SLOT["current"]] != seen:
+                seen, seen_at, seen_cpu = shared[SLOT["current"]], time.monotonic(), proc_cpu_seconds(process.pid)
+            if proc_kb(process.pid, "VmRSS") > args.max_rss_mb * 1024:
+                killed = ("memory", f"worker RSS over {args.max_rss_mb} MB")
+            elif proc_cpu_seconds(process.pid) - seen_cpu > hang_cpu:
+                killed = ("hang", f"no progress for {hang_cpu:g} s of CPU time")
+            elif time.monotonic() - seen_at > HANG_WALL_SECONDS:
+                killed = ("hang", f"no progress for {HANG_WALL_SECONDS:g} s")
+            if killed:
+                process.kill()
+                process.join()
+                break
+            if time.monotonic() - last_report > 60:
+                last_report = time.monotonic()
+                failing = sum(e["count"] for e in failures.values())
+                print(f"  input {shared[SLOT['current']]} of {args.inputs}; {failing} failing so far", flush=True)
+        drain()
+        if not shared[SLOT["ready"]] and killed is None:
+            raise SystemExit(f"the fuzz worker failed while loading (exit code {process.exitcode}): see its "
+                             f"traceback above; if the weights file was being replaced, run again")
+        for stage in STAGES:
+            totals[stage] += shared[SLOT[stage]]
+        if shared[SLOT["samples"]]:
+            rss["first_kb"] = rss["first_kb"] or shared[SLOT["rss_first_kb"]]
+            rss["last_kb"] = shared[SLOT["rss_last_kb"]]
+            rss["samples"] += shared[SLOT["samples"]]
+        rss["peak_kb"] = max(rss["peak_kb"], shared[SLOT["maxrss_kb"]])
+        current = shared[SLOT["current"]]
+        if current >= args.inputs and process.exitcode == 0:
+            break
+        if killed is None:  # the worker died by itself: a native crash, an abort, or the OOM killer
+            code = process.exitcode
+            killed = ("crash", f"worker died: {f'signal {signal.Signals(-code).name}' if code < 0 else f'exit {code}'}")
+        totals["failed"] += 1
+        record({"kind": killed[0], "signature": killed[1], "index": current, "detail": killed[1], "seconds": None})
+        restarts += 1
+        next_index = current + 1
+    return {"stages": {s: totals[s] for s in STAGES}, "failures": failures, "peak_rss_kb": rss["peak_kb"],
+            "rss_first_kb": rss["first_kb"], "rss_last_kb": rss["last_kb"], "rss_samples": rss["samples"],
+            "restarts": restarts}
+
+
+def versions() -> dict:
+    import numpy
+    import torch
+
+    from facecodec.zoo import _entry, default_weights_id
+
+    entry = _entry(default_weights_id())
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "constriction": importlib.metadata.version("constriction"),
+            "weights": f"{entry['id']} sha256 {entry['sha256'][:16]}..."}
+
+
+def write_summary(args, argv, corpus, result, replayed, elapsed) -> dict:
+    growth_kb = result["rss_last_kb"] - result["rss_first_kb"] if result["rss_samples"] > 1 else 0
+    summary = {
+        "command": "python tests/fuzz/fuzz_decode.py " + " ".join(shlex.quote(a) for a in argv),
+        "seed": args.seed, "inputs": args.inputs, "seconds": round(elapsed, 1),
+        "inputs_per_second": round(args.inputs / elapsed, 1) if elapsed else None,
+        "seconds_per_input_bound": args.seconds_per_input,
+        "stages": result["stages"], "classified": sum(result["stages"].values()),
+        "failures": result["failures"],
+        "distinct_failures": len(result["failures"]),
+        "inputs_failing": sum(f["count"] for f in result["failures"].values()),
+        "worker_restarts": result["restarts"],
+        "memory": {"peak_rss_mb": round(result["peak_rss_kb"] / 1024, 1),
+                   "rss_after_first_sample_mb": round(result["rss_first_kb"] / 1024, 1),
+                   "rss_at_last_sample_mb": round(result["rss_last_kb"] / 1024, 1),
+                   "growth_mb": round(growth_kb / 1024, 1), "growth_bound_mb": args.max_rss_growth_mb,
+                   "growth_flagged": growth_kb > args.max_rss_growth_mb * 1024,
+                   "sampled_every_inputs": RSS_SAMPLE_EVERY},
+        "replayed_saved_crashes": replayed,
+        "corpus": [f"{name} ({len(data)} bytes)" for name, data in corpus],
+        "versions": versions(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    lines = [
+        "# Decoder fuzzing: summary of the last run", "",
+        "Written by `tests/fuzz/fuzz_decode.py` (see its docstring); the numbers are in `summary.json`.", "",
+        f"- command: `{summary['command']}`",
+        f"- finished {summary['finished']}, {elapsed / 60:.1f} min "
+        f"({summary['inputs_per_second']} inputs/s, one worker, torch on 1 thread)",
+        f"- inputs tried: {args.inputs}; per-input bound {args.seconds_per_input:g} s of CPU time",
+        f"- failures: {summary['inputs_failing']} inputs, {summary['distinct_failures']} distinct; "
+        f"worker restarts: {result['restarts']}",
+        f"- memory: peak RSS of the decoding worker {summary['memory']['peak_rss_mb']} MB; RSS {summary['memory']['rss_after_first_sample_mb']}"
+        f" -> {summary['memory']['rss_at_last_sample_mb']} MB over the run (sampled every {RSS_SAMPLE_EVERY} inputs, "
+        f"growth {'FLAGGED' if summary['memory']['growth_flagged'] else 'within'} the {args.max_rss_growth_mb} MB bound)",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}", "",
+        "## Where the inputs stopped", "", "| stage | inputs | share |", "| --- | ---: | ---: |",
+    ]
+    total = max(1, summary["classified"])
+    for stage in STAGES:
+        count = result["stages"][stage]
+        lines.append(f"| {STAGE_NAMES[stage]} | {count} | {100 * count / total:.1f}% |")
+    lines += ["", "## Failures in this run", ""]
+    if not result["failures"]:
+        lines.append("None: every input decoded to an image of the header's size and mode, or raised FczError, "
+                     "within the time bound.")
+    else:
+        lines += ["| failure | kind | inputs | saved |", "| --- | --- | ---: | --- |"]
+        for sig, entry in result["failures"].items():
+            lines.append(f"| `{sig}` | {entry['kind']} | {entry['count']} | {', '.join(entry['examples'])} |")
+    lines += ["", "## Saved failing inputs (tests/fuzz/crashes/), replayed at the start of this run", ""]
+    if not replayed:
+        lines.append("None saved.")
+    else:
+        lines += ["| input | failure when found | now |", "| --- | --- | --- |"]
+        lines += [f"| {r['file']} | `{r['recorded']}` | {r['now']} |" for r in replayed]
+    lines += ["", "## Corpus", ""] + [f"- {c}" for c in summary["corpus"]]
+    (args.out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seconds-per-input", type=float, default=2.0, help="CPU seconds before an input is flagged")
+    parser.add_argument("--max-rss-mb", type=int, default=3072, help="kill and flag a worker above this RSS")
+    parser.add_argument("--max-rss-growth-mb", type=int, default=64, help="flag RSS growth beyond this over the run")
+    parser.add_argument("--out", type=Path, default=HERE, help="where summary.json, SUMMARY.md, crashes/ go")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    import torch
+
+    torch.set_num_threads(1)
+    corpus = build_corpus(args.seed)
+    replayed = replay(args.out / "crashes", corpus, args)
+    for r in replayed:
+        print(f"replay {r['file']}: {r['now']}", flush=True)
+    print(f"corpus: {len(corpus)} files; fuzzing {args.inputs} inputs, seed {args.seed}", flush=True)
+    result = campaign(args, corpus)
+    summary = write_summary(args, argv, corpus, result, replayed, time.monotonic() - started)
+    print(json.dumps({k: summary[k] for k in ("inputs", "seconds", "stages", "distinct_failures",
+                                              "inputs_failing", "memory")}, indent=2))
+    return 1 if summary["distinct_failures"] or summary["memory"]["growth_flagged"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Property-based fuzzing of the decoder, fast enough for every test run.
+
+The property, for any bytes at all: ``facecodec.decode`` returns a PIL image of
+the size and mode the header states, or raises ``FczError``; ``read_header``
+agrees; nothing else is raised and nothing hangs. The inputs are real .fcz files
+(encoded here from small crops of scikit-image's astronaut, and hand-built from
+random symbols) after bit flips, byte edits, truncation, extension, insertion,
+deletion, header-field edits and splices, most re-sealed with a correct CRC-32
+so that they get past the checksum to the field checks, the range decoder and
+the network. tests/fuzz/fuzz_decode.py runs the same idea at length (200,000 inputs).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from skimage.data import astronaut
+
+import facecodec
+from facecodec import FczError
+from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
+from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
+from facecodec.zoo import default_weights_id, load_weights
+
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SECONDS_PER_DECODE = 10  # CPU seconds; every input here is a few hundred bytes, so this slow is a hang
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Hundreds of tiny decodes: one thread is faster than several (and fair to a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- inputs
+
+@functools.lru_cache(maxsize=None)
+def real_files() -> tuple[bytes, ...]:
+    """Encoder output: small crops, RGB and greyscale, low and high bit depths."""
+    picture = astronaut()
+    crops = [((40, 48), "RGB", 6), ((16, 24), "L", 1), ((9, 17), "RGB", 8), ((33, 8), "L", 3)]
+    return tuple(facecodec.encode(Image.fromarray(picture[30:30 + h, 170:170 + w]).convert(mode), bits=bits)
+                 for (w, h), mode, bits in crops)
+
+
+@functools.lru_cache(maxsize=None)
+def random_symbol_files() -> tuple[bytes, ...]:
+    """Files for the shipped weights whose symbols are random: content no encoder would make."""
+    weights = load_weights(default_weights_id())
+    rng = np.random.default_rng(7)
+    files = []
+    for bits, (width, height) in [(2, (24, 16)), (5, (13, 30)), (8, (8, 8))]:
+        h, w = -(-height // 8), -(-width // 8)
+        header = FczHeader(weights.weights_id, width, height, "RGB", bits, 8 * w - width, 8 * h - height,
+                           (weights.channels, h, w), tuple((-1.0, 1.0) for _ in range(weights.channels)))
+        symbols = rng.integers(0, 2**bits, size=header.latent_shape)
+        files.append(pack(header, encode_symbols(symbols, weights.entropy_tables[bits])))
+    return tuple(files)
+
+
+def all_files() -> tuple[bytes, ...]:
+    return real_files() + random_symbol_files()
+
+
+file_index = st.integers(0, 6)  # real_files() + random_symbol_files()
+
+
+def seal(body: bytes) -> bytes:
+    """Append a correct CRC-32, so an edit gets past the checksum to the checks behind it."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def offsets(data: bytes) -> dict[str, int]:
+    """Where FORMAT.md puts each part of a valid file."""
+    shape = 7 + data[6]
+    channels = struct.unpack_from("<H", data, shape + 12)[0]
+    length = shape + 18 + 8 * channels
+    return {"shape": shape, "ranges": shape + 18, "channels": channels, "length": length, "payload": length + 4,
+            "crc": len(data) - 4}
+
+
+class DecodeTookTooLong(BaseException):
+    """A BaseException, so that no ``except Exception`` inside the codec can swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Interrupt after ``seconds`` of CPU time (not wall-clock time: the machine may be busy with training)."""
+    def expire(signum, frame):
+        raise DecodeTookTooLong(f"decode ran over {seconds} CPU seconds")
+
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
+def decodes_or_refuses(data: bytes) -> Image.Image | None:
+    """The property. Returns the image, or None where the file was refused with FczError."""
+    with time_limit(SECONDS_PER_DECODE):
+        try:
+            image = facecodec.decode(data, device="cpu")
+        except FczError:
+            image = None
+        try:
+            header = facecodec.read_header(data)
+        except FczError:
+            header = None
+    if image is not None:
+        assert header is not None, "decode accepted a file that read_header refuses"
+        assert isinstance(image, Image.Image)
+        assert (image.width, image.height, image.mode) == (header.width, header.height, header.mode)
+    return image
+
+
+# --------------------------------------------------------------------------- the property under mutation
+
+def test_unmutated_files_decode():
+    for data in all_files():
+        where = offsets(data)
+        assert data[where["payload"]:where["crc"]] == unpack(data)[1]  # offsets() reads FORMAT.md right
+        assert decodes_or_refuses(data) is not None
+
+
+@FUZZ
+@given(index=file_index, flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 7)), min_size=1, max_size=8),
+       resealed=st.booleans())
+def test_bit_flips(index, flips, resealed):
+    data = all_files()[index]
+    body = bytearray(data[:-4] if resealed else data)
+    for position, bit in flips:
+        body[position % len(body)] ^= 1 << bit
+    decodes_or_refuses(seal(bytes(body)) if resealed else bytes(body))
+
+
+@FUZZ
+@given(index=file_index, edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6))
+def test_resealed_byte_edits(index, edits):
+    body = bytearray(all_files()[index][:-4])
+    for position, value in edits:
+        body[position % len(body)] = value
+    decodes_or_refuses(seal(bytes(body)))
+
+
+@FUZZ
+@given(index=file_index, cut=st.integers(0, 10**6), tail=st.binary(max_size=64), where=st.integers(0, 10**6),
+       removed=st.integers(0, 16), operation=st.sampled_from(["truncate", "extend", "insert", "delete"]),
+       resealed=st.booleans())
+def test_truncation_extension_insertion_deletion(index, cut, tail, where, removed, operation, resealed):
+    data = all_files()[index]
+    body = data[:-4] if resealed else data
+    at = where % (len(body) + 1)
+    body = {"truncate": lambda: body[:cut % (len(body) + 1)],
+            "extend": lambda: body + tail,
+            "insert": lambda: body[:at] + tail + body[at:],
+            "delete": lambda: body[:at] + body[at + removed:]}[operation]()
+    decodes_or_refuses(seal(body) if resealed else body)
+
+
+SHAPE_FIELDS = {"width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bits": (9, "<B"),
+                "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"),
+                "latent_h": (14, "<H"), "latent_w": (16, "<H")}
+INTERESTING = st.sampled_from([0, 1, 2, 7, 8, 9, 23, 24, 25, 255, 256, 2047, 2048, 16383, 16384, 16385,
+                               2**16 - 1, 2**31, 2**32 - 1])
+
+
+@FUZZ
+@given(index=file_index, field=st.sampled_from(sorted(SHAPE_FIELDS)),
+       value=INTERESTING | st.integers(0, 2**32 - 1))
+def test_resealed_header_field_edits(index, field, value):
+    data = bytearray(all_files()[index])
+    offset, fmt = SHAPE_FIELDS[field]
+    struct.pack_into(fmt, data, offsets(data)["shape"] + offset, value % 256 ** struct.calcsize(fmt))
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=file_index, prefix=st.sampled_from([(4, 2), (5, 0), (5, 1), (6, 0), (6, 1), (6, 200), (6, 255)]),
+       length=INTERESTING | st.integers(0, 2**32 - 1), which=st.sampled_from(["prefix", "payload length"]))
+def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
+    data = bytearray(all_files()[index])
+    if which == "prefix":  # version, flags, weights id length
+        data[prefix[0]] = prefix[1]
+    else:
+        struct.pack_into("<I", data, offsets(data)["length"], length)
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=file_index, channel=st.integers(0, 23), bound=st.sampled_from([0, 4]),
+       value=st.floats(width=32, allow_nan=True, allow_infinity=True))
+def test_resealed_quantizer_range_edits(index, channel, bound, value):
+    data = bytearray(all_files()[index])
+    struct.pack_into("<f", data, offsets(data)["ranges"] + 8 * channel + bound, value)
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=file_index, edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+       fill=st.sampled_from([None, 0x00, 0xFF]))
+def test_resealed_payload_corruption_reaches_the_range_decoder(index, edits, fill):
+    """The header stays valid and the CRC is fixed, so the damage reaches the range decoder (and the network)."""
+    data = all_files()[index]
+    where = offsets(data)
+    payload = bytearray(data[where["payload"]:where["crc"]])
+    if fill is not None:
+        payload[:] = bytes([fill]) * len(payload)
+    for position, value in edits:
+        payload[position % len(payload)] = value
+    damaged = seal(data[:where["payload"]] + bytes(payload))
+    assert facecodec.read_header(damaged) == facecodec.read_header(data)
+    decodes_or_refuses(damaged)
+
+
+@FUZZ
+@given(index=file_index, words=st.integers(-40, 8), zeros=st.booleans())
+def test_resealed_payload_of_another_length(index, words, zeros):
+    """Payload shortened (from either end) or lengthened, with the length field and the CRC kept consistent."""
+    data = all_files()[index]
+    where = offsets(data)
+    payload = data[where["payload"]:where["crc"]]
+    if words >= 0:
+        payload += (bytes(4) if zeros else b"\x5a\xa5\x3c\xc3") * words
+    else:
+        payload = payload[:4 * words] if zeros else payload[-4 * words:]
+    decodes_or_refuses(seal(data[:where["length"]] + struct.pack("<I", len(payload)) + payload))
+
+
+@FUZZ
+@given(first=file_index, second=file_index, head=st.integers(0, 10**6), tail=st.integers(0, 10**6),
+       resealed=st.booleans(), structured=st.booleans())
+def test_spliced_files(first, second, head, tail, resealed, structured):
+    """The head of one file and the tail of another: at raw cut points, or one header with another's payload."""
+    a, b = all_files()[first], all_files()[second]
+    if structured:
+        body = a[:offsets(a)["length"]] + b[offsets(b)["length"]:-4]
+    else:
+        body = a[:head % (len(a) + 1)] + b[tail % (len(b) + 1):]
+        body = body[:-4] if resealed else body
+    decodes_or_refuses(seal(body) if resealed or structured else body)
+
+
+@FUZZ
+@given(index=file_index, width=st.integers(1, 16384), height=st.integers(1, 16384), small=st.booleans(),
+       stride=st.sampled_from([8, 8, 8, 1, 4, 16]), zero_payload=st.booleans())
+def test_resealed_resize_that_still_tiles(index, width, height, small, stride, zero_payload):
+    """A header claiming another image size with every field consistent with it. The payloads here are far
+    too short for more than 128 x 128 pixels, so a larger claim must be refused, and at once."""
+    if small:
+        width, height = width % 96 + 1, height % 96 + 1
+    data = bytearray(all_files()[index])
+    shape = offsets(data)["shape"]
+    mode, bits, _, _, channels, _, _ = struct.unpack_from("<BBBBHHH", data, shape + 8)
+    h, w = -(-height // stride), -(-width // stride)
+    struct.pack_into("<IIBBBBHHH", data, shape, width, height, mode, bits, w * stride - width, h * stride - height,
+                     channels, h, w)
+    if zero_payload:  # the range decoder reads zeros past its data: the shape of the fuzzer's first find
+        data[offsets(data)["payload"]:-4] = bytes(len(data) - 4 - offsets(data)["payload"])
+    started = time.process_time()
+    image = decodes_or_refuses(seal(bytes(data[:-4])))
+    if width * height > 128 * 128:
+        assert image is None and time.process_time() - started < 2
+
+
+@FUZZ
+@given(bits=st.integers(1, 8), c=st.integers(1, 4), h=st.integers(1, 6), w=st.integers(1, 6),
+       seed=st.integers(0, 2**32 - 1), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+                                                      min_size=1, max_size=4))
+def test_handbuilt_files_with_random_tables(bits, c, h, w, seed, edits):
+    """pack + encode_symbols with random tables (as in test_bitstream), edited and re-sealed: the bitstream
+    half of decode either gives C x h x w symbols in the alphabet, or raises FczError."""
+    rng = np.random.default_rng(seed)
+    tables = rng.integers(1, 1000, size=(c, 2**bits))
+    header = FczHeader("test-c2-v1", 8 * w - 3, 8 * h - 5, "RGB", bits, 3, 5, (c, h, w), ((-1.0, 1.0),) * c)
+    body = bytearray(pack(header, encode_symbols(rng.integers(0, 2**bits, size=(c, h, w)), tables))[:-4])
+    for position, value in edits:
+        body[position % len(body)] = value
+    try:
+        parsed, payload = unpack(seal(bytes(body)))
+        if parsed.bits != bits or parsed.latent_shape[0] != c:
+            return  # the codec would look up other tables (or refuse other channel counts) here
+        symbols = decode_symbols(payload, tables, parsed.latent_shape[1:])
+    except FczError:
+        return
+    assert symbols.shape == parsed.latent_shape and symbols.dtype == np.int32
+    assert symbols.min() >= 0 and symbols.max() < 2**bits
+
+
+# --------------------------------------------------------------------------- regressions for fixed failures
+
+def _tiny_file_claiming(width: int, height: int, payload: bytes) -> bytes:
+    """The fuzzer's find: a small real file re-labelled as a large image, every header field consistent."""
+    data = bytearray(real_files()[1])  # 16 x 24 greyscale, 1 bit
+    where = offsets(data)
+    h, w = -(-height // 8), -(-width // 8)
+    struct.pack_into("<IIBBBBHHH", data, where["shape"], width, height, 1, 1, 8 * w - width, 8 * h - height,
+                     where["channels"], h, w)
+    return seal(bytes(data[:where["length"]]) + struct.pack("<I", len(payload)) + payload)
+
+
+@pytest.mark.parametrize("zero_bytes", [0, 16, 4096])
+@pytest.mark.parametrize("side", [1024, 16384])
+def test_tiny_file_claiming_a_huge_image_is_refused_at_once(side, zero_bytes):
+    """Found by fuzzing (tests/fuzz/crashes/timeout-*): the range decoder reads zeros past the end of
+    its data and, from an all-zero state, decodes any number of symbols without error, so a 253-byte
+    file claiming 16384 x 16384 pixels went on to run the network on 268 megapixels. The payload must
+    now be long enough to hold the symbols the header promises."""
+    started = time.process_time()
+    with pytest.raises(FczError, match="too short to hold"):
+        facecodec.decode(_tiny_file_claiming(side, side, bytes(zero_bytes)))
+    assert time.process_time() - started < 1
+
+
+def test_fuzzer_input_with_zero_payload_is_refused():
+    """tests/fuzz/crashes/timeout-9a411edb9fc9.fcz: an 8 x 8 greyscale 2-bit file (its payload 16 zero bytes)
+    re-labelled as 3253 x 849, which decoded in full before the fix."""
+    data = bytearray(facecodec.encode(Image.fromarray(astronaut()[:8, :8]).convert("L"), bits=2))
+    where = offsets(data)
+    struct.pack_into("<IIBBBBHHH", data, where["shape"], 3253, 849, 1, 2, 3, 7, where["channels"], 107, 407)
+    with pytest.raises(FczError, match="too short to hold"):
+        facecodec.decode(seal(bytes(data[:-4])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(1, 8), c=st.integers(1, 4), h=st.integers(1, 30), w=st.integers(1, 30),
+       dominant=st.integers(1, 10**9), skewed=st.booleans(), likeliest=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_no_encoder_output_is_shorter_than_the_refusal_bound(bits, c, h, w, dominant, skewed, likeliest, seed):
+    """The fix must never refuse a real file: even the cheapest message (every symbol the likeliest one)
+    under very skewed tables codes to at least the bound the decoder enforces."""
+    rng = np.random.default_rng(seed)
+    tables = rng.integers(1, 5000, size=(c, 2**bits))
+    if skewed:
+        tables[np.arange(c), rng.integers(0, 2**bits, size=c)] = dominant
+    if likeliest:
+        symbols = np.broadcast_to(tables.argmax(axis=1)[:, None, None], (c, h, w)).copy()
+    else:
+        symbols = rng.integers(0, 2**bits, size=(c, h, w))
+    payload = encode_symbols(symbols, tables)
+    assert 8 * len(payload) >= min_payload_bits(tables, h * w) - _SEAL_SLACK_BITS
+    assert np.array_equal(decode_symbols(payload, tables, (h, w)), symbols)
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_flat_images_still_decode(bits):
+    """Flat images give the shortest real payloads there are; the bound must let them through."""
+    for value in (0, 255):
+        data = facecodec.encode(np.full((64, 72, 3), value, np.uint8), bits=bits)
+        assert facecodec.decode(data).size == (72, 64)
+
+
+def test_payload_running_into_the_checksum_is_called_truncated():
+    """Found by fuzzing: a file 1..3 bytes short of the payload length it states (re-sealed) was refused
+    as "corrupt file: -2 unexpected bytes after the payload"; it is a truncated file."""
+    data = real_files()[0]
+    for missing in range(1, 9):
+        with pytest.raises(FczError, match="truncated file"):
+            facecodec.decode(seal(data[:-4 - missing]))
