@@ -650,7 +650,7 @@ def versions() -> dict:
             "weights": f"{entry['id']} sha256 {entry['sha256'][:16]}..."}
 
 
-def write_summary(args, argv, corpus, result, replayed, elapsed) -> dict:
+def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) -> dict:
     growth_kb = result["rss_last_kb"] - result["rss_first_kb"] if result["rss_samples"] > 1 else 0
     summary = {
         "command": "python tests/fuzz/fuzz_decode.py " + " ".join(shlex.quote(a) for a in argv),
@@ -670,7 +670,7 @@ def write_summary(args, argv, corpus, result, replayed, elapsed) -> dict:
                    "sampled_every_inputs": RSS_SAMPLE_EVERY},
         "replayed_saved_crashes": replayed,
         "corpus": [f"{name} ({len(data)} bytes)" for name, data in corpus],
-        "versions": versions(),
+        "versions": versions_used,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -687,7 +687,7 @@ def write_summary(args, argv, corpus, result, replayed, elapsed) -> dict:
         f"- memory: peak RSS of the decoding worker {summary['memory']['peak_rss_mb']} MB; RSS {summary['memory']['rss_after_first_sample_mb']}"
         f" -> {summary['memory']['rss_at_last_sample_mb']} MB over the run (sampled every {RSS_SAMPLE_EVERY} inputs, "
         f"growth {'FLAGGED' if summary['memory']['growth_flagged'] else 'within'} the {args.max_rss_growth_mb} MB bound)",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}", "",
+        f"- versions at the start: {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}", "",
         "## Where the inputs stopped", "", "| stage | inputs | share |", "| --- | ---: | ---: |",
     ]
     total = max(1, summary["classified"])
@@ -730,12 +730,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     corpus = build_corpus(args.seed)
+    versions_used = versions()  # now: the weights file may be replaced during a long run (workers keep theirs)
     replayed = replay(args.out / "crashes", corpus, args)
     for r in replayed:
         print(f"replay {r['file']}: {r['now']}", flush=True)
     print(f"corpus: {len(corpus)} files; fuzzing {args.inputs} inputs, seed {args.seed}", flush=True)
     result = campaign(args, corpus)
-    summary = write_summary(args, argv, corpus, result, replayed, time.monotonic() - started)
+    summary = write_summary(args, argv, corpus, result, replayed, time.monotonic() - started, versions_used)
     print(json.dumps({k: summary[k] for k in ("inputs", "seconds", "stages", "distinct_failures",
                                               "inputs_failing", "memory")}, indent=2))
     return 1 if summary["distinct_failures"] or summary["memory"]["growth_flagged"] else 0
