@@ -30,12 +30,11 @@ from skimage.data import astronaut
 
 from facecodec import DEFAULT_BITS, quantizer, zoo
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.codec import TILE, resolve_device
+from facecodec.codec import analyse, resolve_device, synthesise
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
 from facecodec.image_io import open_image, to_image, to_padded_tensor
 from facecodec.metrics import bits_per_pixel
-from facecodec.tiling import run_in_tiles
 
 from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option, progress,
                                run_metadata, set_threads, threads_option, timed, write_json)
@@ -105,17 +104,15 @@ def fcz_stage_times(pixels: np.ndarray, bits: int, weights_id: str,
                     device: str) -> tuple[dict, dict, bytes, Image.Image]:
     """codec.py's encode and decode, step by step: ({stage: ms} for encode, for decode, .fcz bytes, decoded image).
 
-    The steps mirror facecodec.codec (tiling included); the caller checks bytes and image equal the
+    The steps mirror facecodec.codec and call its analyse / synthesise; the caller checks bytes and image equal the
     library's, so the split cannot silently drift from what facecodec.encode / decode do.
     """
     weights = zoo.load_weights(weights_id, resolve_device(device))
-    model = weights.model
     enc = _Stopwatch(weights.device)
     rgb, mode = enc("other", open_image, pixels)
     x, pad_right, pad_bottom = enc("other", to_padded_tensor, rgb, weights.stride)
     x = enc("other", x.to, weights.device)
-    y = enc("network", lambda t: run_in_tiles(model.encode, t, TILE, model.encode_margin, 1, weights.stride).float(),
-            x)
+    y = enc("network", analyse, weights, x)
     lo, hi = enc("other", quantizer.channel_ranges, y)
     symbols = enc("other", lambda: quantizer.quantize(y, lo, hi, bits)[0].cpu().numpy())
     payload = enc("entropy", encode_symbols, symbols, weights.entropy_tables[bits])
@@ -130,8 +127,7 @@ def fcz_stage_times(pixels: np.ndarray, bits: int, weights_id: str,
     lo, hi = (torch.tensor(r, dtype=torch.float32)[None] for r in zip(*header.channel_ranges))
     y = dec("other", lambda: quantizer.dequantize(torch.from_numpy(symbols)[None], lo, hi, header.bits)
             .to(weights.device))
-    x_hat = dec("network", lambda t: run_in_tiles(model.decode, t, TILE // weights.stride, model.decode_margin,
-                                                  weights.stride, 1), y)
+    x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)
     return enc.ms, dec.ms, data, image
 

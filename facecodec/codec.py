@@ -33,6 +33,18 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def analyse(weights: Weights, x: torch.Tensor) -> torch.Tensor:
+    """g_a over a padded image tensor, tile by tile -> float32 features."""
+    model = weights.model
+    return run_in_tiles(model.encode, x, TILE, model.encode_margin, 1, weights.stride).float()
+
+
+def synthesise(weights: Weights, y: torch.Tensor) -> torch.Tensor:
+    """g_s over dequantized features, tile by tile -> padded image tensor (unclipped)."""
+    model = weights.model
+    return run_in_tiles(model.decode, y, TILE // weights.stride, model.decode_margin, weights.stride, 1)
+
+
 @torch.inference_mode()
 def encode(image: ImageInput, bits: int = DEFAULT_BITS, weights_id: str | None = None,
            device: str = "auto") -> bytes:
@@ -44,8 +56,7 @@ def encode(image: ImageInput, bits: int = DEFAULT_BITS, weights_id: str | None =
     rgb, mode = open_image(image)
     weights = load_weights(weights_id or default_weights_id(), resolve_device(device))
     x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
-    model = weights.model
-    y = run_in_tiles(model.encode, x.to(weights.device), TILE, model.encode_margin, 1, weights.stride).float()
+    y = analyse(weights, x.to(weights.device))
     lo, hi = quantizer.channel_ranges(y)
     symbols = quantizer.quantize(y, lo, hi, bits)[0].cpu().numpy()
     payload = encode_symbols(symbols, weights.entropy_tables[bits])
@@ -71,9 +82,7 @@ def decode(data: bytes, device: str = "auto") -> Image.Image:
     symbols = decode_symbols(payload, weights.entropy_tables[header.bits], header.latent_shape[1:])
     lo, hi = (torch.tensor(r, dtype=torch.float32)[None] for r in zip(*header.channel_ranges))
     y = quantizer.dequantize(torch.from_numpy(symbols)[None], lo, hi, header.bits)
-    model = weights.model
-    x_hat = run_in_tiles(model.decode, y.to(weights.device), TILE // weights.stride, model.decode_margin,
-                         weights.stride, 1)
+    x_hat = synthesise(weights, y.to(weights.device))
     return to_image(x_hat, header.width, header.height, header.mode)
 
 
