@@ -19,6 +19,9 @@ MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the deco
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
 MAX_PAD = 255
+# Quantizer ranges beyond this would make (max - min) overflow float32 at dequantization and
+# decode to NaN; real features are many orders of magnitude smaller.
+MAX_RANGE_MAGNITUDE = 1e30
 WEIGHTS_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
 
 # Fixed-size parts, all little-endian (see FORMAT.md).
@@ -70,8 +73,9 @@ class FczHeader:
                            f"a padded {self.width}x{self.height} image")
         if len(self.channel_ranges) != c:
             raise FczError("corrupt file: one quantizer range per latent channel is required")
-        if not all(lo <= hi and abs(lo) < 3e38 and abs(hi) < 3e38 for lo, hi in self.channel_ranges):
-            raise FczError("corrupt file: quantizer ranges must be finite with min <= max")
+        if not all(lo <= hi and abs(lo) <= MAX_RANGE_MAGNITUDE and abs(hi) <= MAX_RANGE_MAGNITUDE
+                   for lo, hi in self.channel_ranges):
+            raise FczError(f"corrupt file: quantizer ranges must lie within +-{MAX_RANGE_MAGNITUDE:g} with min <= max")
 
     @property
     def stride(self) -> int:

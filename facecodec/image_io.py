@@ -78,6 +78,9 @@ def to_padded_tensor(image: Image.Image, stride: int) -> tuple[torch.Tensor, int
 
 def to_image(x_hat: torch.Tensor, width: int, height: int, mode: str) -> Image.Image:
     """Network output ``1 x 3 x H' x W'`` -> PIL image cropped to ``width x height`` in ``mode``."""
-    pixels = (x_hat[0, :, :height, :width].clamp(0, 1) * 255).round().to(torch.uint8)
+    # A hostile but valid file can drive the network to inf or NaN; casting those to uint8 is
+    # platform-dependent, so pin them to the range first.
+    pixels = x_hat[0, :, :height, :width].nan_to_num(nan=0.0, posinf=1.0, neginf=0.0)
+    pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
     image = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy(), "RGB")
     return image.convert(mode) if mode != "RGB" else image

@@ -167,7 +167,8 @@ def test_absurd_payload_length_is_refused_before_reading_it():
 
 
 def test_non_finite_or_inverted_ranges_are_refused():
-    for ranges in [((float("nan"), 1.0), (0.0, 0.0)), ((2.0, 1.0), (0.0, 0.0)), ((float("inf"),) * 2, (0.0, 0.0))]:
+    for ranges in [((float("nan"), 1.0), (0.0, 0.0)), ((2.0, 1.0), (0.0, 0.0)), ((float("inf"),) * 2, (0.0, 0.0)),
+                   ((-2.9e38, 2.9e38), (0.0, 0.0))]:  # finite, but max - min overflows float32
         with pytest.raises(FczError, match="quantizer ranges"):
             pack(make_header(channel_ranges=ranges), b"")
 
