@@ -22,7 +22,7 @@ from facecodec.bitstream.entropy import symbol_histograms
 from facecodec.models import build_model
 from facecodec.quantizer import MAX_BITS, MIN_BITS, channel_ranges, quantize
 from facecodec.train.data import load_folder
-from facecodec.train.train import RUNS_DIR, load_config
+from facecodec.train.train import RUNS_DIR, load_config, to_tensor
 from facecodec.zoo import ENTROPY_PREFIX
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -32,7 +32,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 def entropy_tables(model, images: np.ndarray) -> dict[str, torch.Tensor]:
     histograms = {bits: 0 for bits in range(MIN_BITS, MAX_BITS + 1)}
     for start in range(0, len(images), 50):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + 50])).permute(0, 3, 1, 2).float() / 255
+        x = to_tensor(images[start:start + 50], "cpu")
         y = model.encode(x)
         lo, hi = channel_ranges(y)
         for bits in histograms:
