@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .errors import FczError
 
 MAGIC = b"\x89FCZ"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                   # written; version 1 files (no quality byte) are still read
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -27,6 +27,7 @@ WEIGHTS_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
 # Fixed-size parts, all little-endian (see FORMAT.md).
 _PREFIX = struct.Struct("<4sBBB")    # magic, version, flags, weights-id length
 _SHAPE = struct.Struct("<IIBBBBHHH")  # width, height, mode, bits, pad right, pad bottom, latent C, h, w
+_QUALITY = struct.Struct("<B")       # quality level, 0 = per-image quantizer ranges follow (version 2 on)
 _RANGE = struct.Struct("<ff")        # one channel's quantizer (min, max)
 _LENGTH = struct.Struct("<I")        # payload length; also the trailing CRC-32
 
@@ -41,7 +42,13 @@ class FczHeader:
     pad_right: int                   # columns added on the right before encoding
     pad_bottom: int                  # rows added at the bottom
     latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
-    channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values
+    channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
+    quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
+
+    @property
+    def table_name(self) -> str:
+        """Which of the weights' entropy tables codes the payload."""
+        return f"quality{self.quality}" if self.quality else f"bits{self.bits}"
 
     @property
     def symbol_count(self) -> int:
@@ -71,8 +78,10 @@ class FczHeader:
         if padded_w % w or padded_h % h or padded_w // w != padded_h // h:
             raise FczError(f"corrupt file: latent shape {self.latent_shape} does not tile "
                            f"a padded {self.width}x{self.height} image")
-        if len(self.channel_ranges) != c:
-            raise FczError("corrupt file: one quantizer range per latent channel is required")
+        if not 0 <= self.quality <= 255:
+            raise FczError(f"corrupt file: quality level {self.quality} outside 0..255")
+        if len(self.channel_ranges) != (0 if self.quality else c):
+            raise FczError("corrupt file: one quantizer range per latent channel is required, and none with a quality level")
         if not all(lo <= hi and abs(lo) <= MAX_RANGE_MAGNITUDE and abs(hi) <= MAX_RANGE_MAGNITUDE
                    for lo, hi in self.channel_ranges):
             raise FczError(f"corrupt file: quantizer ranges must lie within +-{MAX_RANGE_MAGNITUDE:g} with min <= max")
@@ -94,6 +103,7 @@ def pack(header: FczHeader, payload: bytes) -> bytes:
         _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(weights_id)), weights_id,
         _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
                     header.pad_right, header.pad_bottom, c, h, w),
+        _QUALITY.pack(header.quality),
         *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
         _LENGTH.pack(len(payload)), payload,
     ]
@@ -139,9 +149,10 @@ def unpack(data: bytes) -> tuple[FczHeader, bytes]:
         raise FczError(f"corrupt file: unknown colour mode {mode}")
     if not 1 <= c <= MAX_LATENT_CHANNELS:
         raise FczError(f"corrupt file: {c} latent channels (at most {MAX_LATENT_CHANNELS})")
-    ranges = tuple(reader.unpack(_RANGE) for _ in range(c))
+    (quality,) = reader.unpack(_QUALITY) if version >= 2 else (0,)
+    ranges = tuple(reader.unpack(_RANGE) for _ in range(0 if quality else c))
     header = FczHeader(raw_id.decode("ascii"), width, height, MODES[mode], bits, pad_right, pad_bottom,
-                       (c, h, w), ranges)
+                       (c, h, w), ranges, quality)
     header.validate()
     (payload_length,) = reader.unpack(_LENGTH)
     if payload_length > header.max_payload_length() or payload_length % 4:

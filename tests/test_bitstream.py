@@ -73,10 +73,38 @@ def test_layout_matches_format_md():
     assert data[4] == FORMAT_VERSION and data[5] == 0 and data[6] == n
     assert data[7:7 + n] == b"test-c2-v1"
     assert struct.unpack_from("<IIBBBBHHH", data, 7 + n) == (30, 21, 0, 6, 2, 3, 2, 3, 4)
-    assert struct.unpack_from("<4f", data, 25 + n) == (-1.5, 2.25, 0.0, 0.0)
-    (length,) = struct.unpack_from("<I", data, 25 + n + 16)
-    assert len(data) == 29 + n + 16 + length + 4
+    assert data[25 + n] == 0  # quality 0: per-image quantizer ranges follow
+    assert struct.unpack_from("<4f", data, 26 + n) == (-1.5, 2.25, 0.0, 0.0)
+    (length,) = struct.unpack_from("<I", data, 26 + n + 16)
+    assert len(data) == 30 + n + 16 + length + 4
     assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+
+
+def test_quality_level_replaces_the_ranges():
+    header, _, _, data = make_file(make_header(quality=5, channel_ranges=()))
+    n = len(header.weights_id)
+    assert data[25 + n] == 5
+    (length,) = struct.unpack_from("<I", data, 26 + n)
+    assert len(data) == 30 + n + length + 4
+    parsed = unpack(data)[0]
+    assert parsed == header and parsed.table_name == "quality5"
+    assert make_header().table_name == "bits6"
+
+
+@pytest.mark.parametrize("changes", [{"quality": 3}, {"quality": 0, "channel_ranges": ()}, {"quality": 256}])
+def test_quality_and_ranges_must_agree(changes):
+    with pytest.raises(FczError, match="quantizer range|quality level"):
+        pack(make_header(**changes), b"")
+
+
+def test_version_1_files_are_still_read():
+    """Version 1 had no quality byte: its ranges follow the shape block directly."""
+    header, tables, symbols, data = make_file()
+    n = len(header.weights_id)
+    v1 = data[:4] + b"\x01" + data[5:25 + n] + data[26 + n:-4]
+    parsed, payload = unpack(with_crc(v1))
+    assert parsed == header
+    assert np.array_equal(decode_symbols(payload, tables, (3, 4)), symbols)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
@@ -160,7 +188,7 @@ def test_header_fields_out_of_range_are_refused(fields, message):
 
 def test_absurd_payload_length_is_refused_before_reading_it():
     header, _, _, data = make_file()
-    offset = 25 + len(header.weights_id) + 8 * header.latent_shape[0]
+    offset = 26 + len(header.weights_id) + 8 * header.latent_shape[0]
     edited = data[:offset] + struct.pack("<I", 2**32 - 4) + data[offset + 4:-4]
     with pytest.raises(FczError, match="payload length"):
         unpack(with_crc(edited))
