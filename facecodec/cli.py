@@ -11,7 +11,9 @@ from typing import Callable
 import click
 
 import facecodec
+from facecodec import zoo
 from facecodec.bitstream import FczError
+from facecodec.codec import select_weights
 from facecodec.files import check_output, write_atomic
 from facecodec.metrics import bits_per_pixel, psnr
 from facecodec.quantizer import MAX_BITS, MIN_BITS
@@ -89,14 +91,25 @@ device_option = click.option("--device", type=DEVICES, default="auto", show_defa
 @main.command()
 @inputs_argument
 @out_option
-@click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS), default=facecodec.DEFAULT_BITS, show_default=True,
-              help="Quantizer bits per feature: fewer gives smaller files and lower quality.")
+@click.option("-q", "--quality", type=click.IntRange(min=1),
+              help="Quality level, 1 = smallest files. Default: the model's default level (see README).")
+@click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS),
+              help="The seed's fixed-bit-depth path instead: per-image quantizer ranges with this many bits "
+                   "per feature (selects the Theis model unless --model is given).")
+@click.option("--model", "weights_id", type=click.Choice(zoo.installed_ids()),
+              help=f"Weights to encode with. Default: {zoo.default_weights_id()}.")
 @force_option
 @device_option
-def encode(inputs: tuple[Path, ...], out: Path | None, bits: int, force: bool, device: str) -> None:
+def encode(inputs: tuple[Path, ...], out: Path | None, quality: int | None, bits: int | None,
+           weights_id: str | None, force: bool, device: str) -> None:
     """Compress images (any format Pillow reads) to .fcz files."""
+    try:  # check the options against the weights once, before any file
+        select_weights(quality, bits, weights_id, device)
+    except FczError as exc:
+        raise click.UsageError(str(exc)) from None
+
     def convert(source: Path) -> tuple[bytes, str]:
-        data = facecodec.encode(source, bits=bits, device=device)
+        data = facecodec.encode(source, quality=quality, bits=bits, weights_id=weights_id, device=device)
         return data, _rate_summary(data, facecodec.read_header(data))
 
     _run_batch(inputs, out, force, ".fcz", convert)
@@ -132,8 +145,9 @@ def info(inputs: tuple[Path, ...]) -> None:
             failed = True
             continue
         c, h, w = header.latent_shape
+        setting = f"quality {header.quality}" if header.quality else f"{header.bits} bits"
         click.echo(f"{source}: {header.width}x{header.height} {header.mode}, weights {header.weights_id}, "
-                   f"{header.bits} bits, latent {c}x{h}x{w}, {_rate_summary(data, header)}")
+                   f"{setting}, latent {c}x{h}x{w}, {_rate_summary(data, header)}")
     if failed:
         sys.exit(1)
 

@@ -1,7 +1,8 @@
 """Pillow file plugin: ``Image.open("face.fcz")`` and ``image.save("face.fcz")`` once facecodec is imported.
 
 Opening reads only the header (size and mode come from it); pixels are decoded
-on first access, like Pillow's own formats. Saving accepts ``bits=N``.
+on first access, like Pillow's own formats. Saving accepts ``quality=N`` (the
+default model's levels), or ``bits=N`` for the seed's fixed-bit-depth path.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class FczImageFile(ImageFile.ImageFile):
         self._size = (header.width, header.height)
         self._mode = header.mode
         self.info["bits"] = header.bits
+        if header.quality:
+            self.info["quality"] = header.quality
         self.info["weights_id"] = header.weights_id
         self.tile = []
 
@@ -50,9 +53,9 @@ class FczImageFile(ImageFile.ImageFile):
 
 
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    from facecodec.codec import DEFAULT_BITS, encode
+    from facecodec.codec import encode
 
-    fp.write(encode(image, bits=image.encoderinfo.get("bits", DEFAULT_BITS)))
+    fp.write(encode(image, quality=image.encoderinfo.get("quality"), bits=image.encoderinfo.get("bits")))
 
 
 Image.register_open(FORMAT, FczImageFile, _accept)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from facecodec import zoo
 from facecodec.cli import main
 
 
@@ -48,7 +49,29 @@ def test_encode_decode_info(runner, face_png, face_fcz):
     assert Image.open(face_png.with_name("out.png")).size == Image.open(face_png).size
     result = runner.invoke(main, ["info", str(face_fcz)])
     assert result.exit_code == 0
-    assert "144x160 RGB" in result.output and "6 bits" in result.output and "bpp" in result.output
+    default_quality = zoo.load_weights(zoo.default_weights_id()).default_quality
+    assert "144x160 RGB" in result.output and f"quality {default_quality}," in result.output and "bpp" in result.output
+
+
+def test_bits_select_the_seeds_fixed_depth_path(runner, face_png):
+    result = runner.invoke(main, ["encode", str(face_png), "--bits", "3", "-o", str(face_png.with_name("b3.fcz"))])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["info", str(face_png.with_name("b3.fcz"))])
+    assert f"weights {zoo.default_weights_id('ranges')}, 3 bits" in result.output
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--quality", "9"], "quality must be between 1 and 8"),
+    (["--quality", "0"], "0 is not in the range"),
+    (["--quality", "2", "--bits", "6"], "not both"),
+    (["--quality", "2", "--model", "theis-c24-v1"], "not a quality level"),
+    (["--bits", "6", "--model", "gained-q8-v1"], "not a bit depth"),
+    (["--model", "nonesuch"], "nonesuch"),
+])
+def test_bad_options_are_usage_errors(runner, face_png, options, message):
+    result = runner.invoke(main, ["encode", str(face_png), *options])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not face_png.with_suffix(".fcz").exists()
 
 
 def test_default_decode_output_is_png_beside_input(runner, face_fcz, face_png):
@@ -107,7 +130,7 @@ def _reseal(body: bytes) -> bytes:
     (lambda d: b"", "empty file"),
     (lambda d: d[: len(d) // 2], "checksum"),
     (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
-    (lambda d: d[:4] + b"\x02" + d[5:], "newer than this facecodec"),
+    (lambda d: d[:4] + b"\x03" + d[5:], "newer than this facecodec"),
     (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
     (lambda d: _reseal(d[:7 + 12] + struct.pack("<II", 100_000, 100_000) + d[7 + 12 + 8:-4]), "100000x100000"),
     (lambda d: _reseal(d[:7] + b"theis-c24-v9" + d[7 + 12:-4]), "not installed"),

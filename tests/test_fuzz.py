@@ -49,25 +49,30 @@ def one_torch_thread():
 
 @functools.lru_cache(maxsize=None)
 def real_files() -> tuple[bytes, ...]:
-    """Encoder output: small crops, RGB and greyscale, low and high bit depths."""
+    """Encoder output: small crops, RGB and greyscale; low and high bit depths (the seed's per-image-range
+    model), then the lowest and highest quality levels (the default model)."""
     picture = astronaut()
-    crops = [((40, 48), "RGB", 6), ((16, 24), "L", 1), ((9, 17), "RGB", 8), ((33, 8), "L", 3)]
-    return tuple(facecodec.encode(Image.fromarray(picture[30:30 + h, 170:170 + w]).convert(mode), bits=bits)
-                 for (w, h), mode, bits in crops)
+    crops = [((40, 48), "RGB", {"bits": 6}), ((16, 24), "L", {"bits": 1}), ((9, 17), "RGB", {"bits": 8}),
+             ((33, 8), "L", {"bits": 3}), ((40, 48), "RGB", {"quality": 1}), ((21, 35), "L", {"quality": 8})]
+    return tuple(facecodec.encode(Image.fromarray(picture[30:30 + h, 170:170 + w]).convert(mode), **setting)
+                 for (w, h), mode, setting in crops)
 
 
 @functools.lru_cache(maxsize=None)
 def random_symbol_files() -> tuple[bytes, ...]:
     """Files for the shipped weights whose symbols are random: content no encoder would make."""
-    weights = load_weights(default_weights_id())
     rng = np.random.default_rng(7)
     files = []
-    for bits, (width, height) in [(2, (24, 16)), (5, (13, 30)), (8, (8, 8))]:
-        h, w = -(-height // 8), -(-width // 8)
-        header = FczHeader(weights.weights_id, width, height, "RGB", bits, 8 * w - width, 8 * h - height,
-                           (weights.channels, h, w), tuple((-1.0, 1.0) for _ in range(weights.channels)))
+    ranges, gained = load_weights(default_weights_id("ranges")), load_weights(default_weights_id("gained"))
+    for weights, bits, quality, (width, height) in [(ranges, 2, 0, (24, 16)), (ranges, 5, 0, (13, 30)),
+                                                    (ranges, 8, 0, (8, 8)), (gained, 6, 3, (40, 20))]:
+        s = weights.stride
+        h, w = -(-height // s), -(-width // s)
+        channel_ranges = () if quality else tuple((-1.0, 1.0) for _ in range(weights.channels))
+        header = FczHeader(weights.weights_id, width, height, "RGB", bits, s * w - width, s * h - height,
+                           (weights.channels, h, w), channel_ranges, quality)
         symbols = rng.integers(0, 2**bits, size=header.latent_shape)
-        files.append(pack(header, encode_symbols(symbols, weights.entropy_tables[bits])))
+        files.append(pack(header, encode_symbols(symbols, weights.entropy_tables[header.table_name])))
     return tuple(files)
 
 
@@ -75,7 +80,8 @@ def all_files() -> tuple[bytes, ...]:
     return real_files() + random_symbol_files()
 
 
-file_index = st.integers(0, 6)  # real_files() + random_symbol_files()
+file_index = st.integers(0, 9)  # real_files() + random_symbol_files()
+ranges_file_index = st.sampled_from([0, 1, 2, 3, 6, 7, 8])  # those that carry quantizer ranges
 
 
 def seal(body: bytes) -> bytes:
@@ -84,11 +90,13 @@ def seal(body: bytes) -> bytes:
 
 
 def offsets(data: bytes) -> dict[str, int]:
-    """Where FORMAT.md puts each part of a valid file."""
+    """Where FORMAT.md (version 2) puts each part of a valid file. "ranges" is where the quantizer ranges
+    would start; files with a quality level have none, and the payload length sits there."""
     shape = 7 + data[6]
     channels = struct.unpack_from("<H", data, shape + 12)[0]
-    length = shape + 18 + 8 * channels
-    return {"shape": shape, "ranges": shape + 18, "channels": channels, "length": length, "payload": length + 4,
+    quality = data[shape + 18]
+    length = shape + 19 + (0 if quality else 8 * channels)
+    return {"shape": shape, "ranges": shape + 19, "channels": channels, "length": length, "payload": length + 4,
             "crc": len(data) - 4}
 
 
@@ -175,7 +183,7 @@ def test_truncation_extension_insertion_deletion(index, cut, tail, where, remove
 
 SHAPE_FIELDS = {"width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bits": (9, "<B"),
                 "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"),
-                "latent_h": (14, "<H"), "latent_w": (16, "<H")}
+                "latent_h": (14, "<H"), "latent_w": (16, "<H"), "quality": (18, "<B")}
 INTERESTING = st.sampled_from([0, 1, 2, 7, 8, 9, 23, 24, 25, 255, 256, 2047, 2048, 16383, 16384, 16385,
                                2**16 - 1, 2**31, 2**32 - 1])
 
@@ -191,7 +199,7 @@ def test_resealed_header_field_edits(index, field, value):
 
 
 @FUZZ
-@given(index=file_index, prefix=st.sampled_from([(4, 2), (5, 0), (5, 1), (6, 0), (6, 1), (6, 200), (6, 255)]),
+@given(index=file_index, prefix=st.sampled_from([(4, 1), (4, 3), (5, 0), (5, 1), (6, 0), (6, 1), (6, 200), (6, 255)]),
        length=INTERESTING | st.integers(0, 2**32 - 1), which=st.sampled_from(["prefix", "payload length"]))
 def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
     data = bytearray(all_files()[index])
@@ -203,7 +211,7 @@ def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
 
 
 @FUZZ
-@given(index=file_index, channel=st.integers(0, 23), bound=st.sampled_from([0, 4]),
+@given(index=ranges_file_index, channel=st.integers(0, 23), bound=st.sampled_from([0, 4]),
        value=st.floats(width=32, allow_nan=True, allow_infinity=True))
 def test_resealed_quantizer_range_edits(index, channel, bound, value):
     data = bytearray(all_files()[index])
@@ -258,7 +266,7 @@ def test_spliced_files(first, second, head, tail, resealed, structured):
 
 @FUZZ
 @given(index=file_index, width=st.integers(1, 16384), height=st.integers(1, 16384), small=st.booleans(),
-       stride=st.sampled_from([8, 8, 8, 1, 4, 16]), zero_payload=st.booleans())
+       stride=st.sampled_from([8, 8, 16, 16, 1, 4, 32]), zero_payload=st.booleans())
 def test_resealed_resize_that_still_tiles(index, width, height, small, stride, zero_payload):
     """A header claiming another image size with every field consistent with it. The payloads here are far
     too short for more than 128 x 128 pixels, so a larger claim must be refused, and at once."""

@@ -16,20 +16,21 @@ from facecodec import zoo
 from facecodec.bitstream import FczError, decode_symbols, unpack
 
 
-def _encode_with_threads(image: np.ndarray, threads: int) -> bytes:
+def _encode_with_threads(image: np.ndarray, threads: int, **setting) -> bytes:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return facecodec.encode(image)
+        return facecodec.encode(image, **setting)
     finally:
         torch.set_num_threads(before)
 
 
-def test_file_and_symbols_do_not_depend_on_thread_count(face):
-    one, two = _encode_with_threads(face, 1), _encode_with_threads(face, 2)
+@pytest.mark.parametrize("setting", [{"quality": 1}, {"quality": 8}, {"bits": 6}])
+def test_file_and_symbols_do_not_depend_on_thread_count(face, setting):
+    one, two = _encode_with_threads(face, 1, **setting), _encode_with_threads(face, 2, **setting)
     assert one == two
     header, payload = unpack(one)
-    tables = zoo.load_weights(header.weights_id).entropy_tables[header.bits]
+    tables = zoo.load_weights(header.weights_id).entropy_tables[header.table_name]
     assert np.array_equal(decode_symbols(payload, tables, header.latent_shape[1:]),
                           decode_symbols(unpack(two)[1], tables, header.latent_shape[1:]))
 

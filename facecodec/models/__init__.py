@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from facecodec.models.gained import GainedFactorized
 from facecodec.models.theis import TheisAutoencoder
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "theis": TheisAutoencoder,
+    "gained": GainedFactorized,
 }
 
 

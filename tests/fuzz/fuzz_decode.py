@@ -73,10 +73,13 @@ HANG_WALL_SECONDS = 600.0  # wall-clock; at nice 19 beside a training run even t
 # --------------------------------------------------------------------------- corpus
 
 def build_corpus(seed: int) -> list[tuple[str, bytes]]:
-    """Real .fcz files: small crops of scikit-image's astronaut, bits 1..8, RGB and greyscale, a few sizes.
+    """Real .fcz files: small crops of scikit-image's astronaut, RGB and greyscale, a few sizes, encoded
+    by both installed kinds of weights: the seed's per-image-range model at bits 1..8 (quality byte 0,
+    quantizer ranges in the header) and the default gained model at quality 1..8 (no ranges).
+    Two of the bit-depth files are also rewritten as format version 1 (no quality byte), which is still read.
 
-    Plus files with the shipped weights id whose symbols are random (coded with the
-    shipped tables), so the payload decoder and the network see content no encoder made.
+    Plus files with each installed weights id whose symbols are random (coded with those weights'
+    tables), so the payload decoder and the network see content no encoder made.
     """
     import numpy as np
     from PIL import Image
@@ -89,41 +92,76 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     rng = np.random.default_rng(seed)
     picture = astronaut()
     sizes = [(16, 16), (40, 48), (64, 64), (9, 17), (33, 24), (8, 8), (1, 1), (57, 31)]  # (width, height)
+
+    def crop(k: int, mode: str):
+        width, height = sizes[k % len(sizes)]
+        top, left = int(rng.integers(0, 200)), int(rng.integers(100, 300))
+        return width, height, Image.fromarray(picture[top:top + height, left:left + width]).convert(mode)
+
     corpus = []
     for bits in range(1, 9):
         for mode in ("RGB", "L"):
-            width, height = sizes[(2 * bits + (mode == "L")) % len(sizes)]
-            top, left = int(rng.integers(0, 200)), int(rng.integers(100, 300))
-            image = Image.fromarray(picture[top:top + height, left:left + width]).convert(mode)
+            width, height, image = crop(2 * bits + (mode == "L"), mode)
             corpus.append((f"astronaut {width}x{height} {mode} bits={bits}", facecodec.encode(image, bits=bits)))
-    weights = load_weights(default_weights_id())
-    for bits in (1, 4, 8):
-        width, height = int(rng.integers(1, 49)), int(rng.integers(1, 49))
-        h, w = -(-height // weights.stride), -(-width // weights.stride)
-        symbols = rng.integers(0, 2**bits, size=(weights.channels, h, w))
-        header = FczHeader(weights.weights_id, width, height, "RGB", bits, w * weights.stride - width,
-                           h * weights.stride - height, (weights.channels, h, w),
-                           tuple((float(lo), float(lo + abs(s))) for lo, s in rng.normal(size=(weights.channels, 2))))
-        corpus.append((f"random symbols {width}x{height} bits={bits}",
-                       pack(header, encode_symbols(symbols, weights.entropy_tables[bits]))))
+    gained = load_weights(default_weights_id("gained"))
+    for quality in range(1, gained.levels + 1):
+        for mode in ("RGB", "L"):
+            width, height, image = crop(2 * quality + (mode == "RGB") + 3, mode)
+            corpus.append((f"astronaut {width}x{height} {mode} quality={quality}",
+                           facecodec.encode(image, quality=quality, weights_id=gained.weights_id)))
+    for name, data in [corpus[5], corpus[14]]:  # bits 3 L, bits 8 RGB, as version 1: no quality byte
+        shape = 7 + data[6]
+        body = bytearray(data[:shape + 18] + data[shape + 19:-4])
+        body[4] = 1
+        corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
+
+    ranges = load_weights(default_weights_id("ranges"))
+    random_files = [(ranges, 0, bits) for bits in (1, 4, 8)]
+    random_files += [(gained, quality, None) for quality in sorted({1, (gained.levels + 1) // 2, gained.levels})]
+    for weights, quality, bits in random_files:
+        if quality:  # the table of a quality level fixes the alphabet, hence the header's bits
+            bits = int(weights.entropy_tables[f"quality{quality}"].shape[1]).bit_length() - 1
+        s = weights.stride
+        width, height = int(rng.integers(1, 6 * s + 1)), int(rng.integers(1, 6 * s + 1))
+        h, w = -(-height // s), -(-width // s)
+        channel_ranges = () if quality else tuple((float(lo), float(lo + abs(d)))
+                                                  for lo, d in rng.normal(size=(weights.channels, 2)))
+        header = FczHeader(weights.weights_id, width, height, "RGB", bits, w * s - width, h * s - height,
+                           (weights.channels, h, w), channel_ranges, quality)
+        symbols = rng.integers(0, 2**bits, size=header.latent_shape)
+        setting = f"quality={quality}" if quality else f"bits={bits}"
+        corpus.append((f"random symbols {weights.weights_id} {width}x{height} {setting}",
+                       pack(header, encode_symbols(symbols, weights.entropy_tables[header.table_name]))))
     return corpus
 
 
 # --------------------------------------------------------------------------- mutations
 
 def layout(body: bytes) -> dict | None:
-    """Field offsets of a (possibly damaged) body, read the way FORMAT.md lays them out; None if too short."""
+    """Field offsets of a (possibly damaged) body, read the way bitstream/container.py reads them; None if
+    too short. Version 2 on: a quality byte follows the 18-byte shape block, and the quantizer ranges
+    (8 bytes a channel) follow it only when it is 0. Version 1 (or anything below 2): no quality byte,
+    ranges always. "quality" is None where the file has no quality byte."""
     if len(body) < 7:
         return None
-    shape = 7 + body[6]
+    version, shape = body[4], 7 + body[6]
     if len(body) < shape + 18:
         return None
     channels = struct.unpack_from("<H", body, shape + 12)[0]
-    length_at = shape + 18 + 8 * channels
+    if version >= 2:
+        if len(body) < shape + 19:
+            return None
+        quality, ranges_at = body[shape + 18], shape + 19
+    else:
+        quality, ranges_at = None, shape + 18
+    range_count = 0 if quality else channels
+    length_at = ranges_at + 8 * range_count
     if len(body) < length_at + 4:
         return None
-    return {"shape": shape, "channels": channels, "ranges": shape + 18, "length": length_at,
-            "payload": length_at + 4, "payload_length": struct.unpack_from("<I", body, length_at)[0]}
+    return {"version": version, "shape": shape, "channels": channels, "quality": quality,
+            "quality_at": shape + 18 if quality is not None else None, "ranges": ranges_at,
+            "range_count": range_count, "length": length_at, "payload": length_at + 4,
+            "payload_length": struct.unpack_from("<I", body, length_at)[0]}
 
 
 # name -> (offset from the shape block, struct format); negative offsets are from the file start.
@@ -131,8 +169,10 @@ FIELDS = {
     "version": (-4, "<B"), "flags": (-5, "<B"), "id_length": (-6, "<B"),
     "width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bits": (9, "<B"),
     "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"), "latent_h": (14, "<H"),
-    "latent_w": (16, "<H"),
+    "latent_w": (16, "<H"), "quality": (18, "<B"),  # the quality byte: version 2 on (in version 1, a range byte)
 }
+VERSIONS = [1, 2, 1, 2, 0, 3, 255]  # read, read, read, read, refused (too old), refused (newer), refused
+QUALITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 127, 255]  # 0 = ranges follow; 1..8 the gained levels; beyond
 INTERESTING = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 127, 128, 255, 256, 1023, 1024, 1025, 2047, 2048,
                2**15, 2**16 - 1, 2**16, 16383, 16384, 16385, 2**31 - 1, 2**31, 2**32 - 1]
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, math.nan, math.inf, -math.inf, 3e38, -3e38, 2.99e38, -2.99e38, 3.4e38,
@@ -209,9 +249,15 @@ def m_field(rng, body, corpus):
         offset, fmt = FIELDS[name]
         at = -offset if offset < 0 else lay["shape"] + offset
         old = struct.unpack_from(fmt, body, at)[0]
-        _put(body, at, fmt, _int_value(rng, old))
-    elif roll < 0.85 and lay["channels"]:
-        at = lay["ranges"] + 4 * rng.randrange(2 * min(lay["channels"], 64))
+        if name == "version" and rng.random() < 0.8:
+            value = rng.choice(VERSIONS)
+        elif name == "quality" and rng.random() < 0.7:
+            value = rng.choice(QUALITIES)
+        else:
+            value = _int_value(rng, old)
+        _put(body, at, fmt, value)
+    elif roll < 0.85 and lay["range_count"]:
+        at = lay["ranges"] + 4 * rng.randrange(2 * min(lay["range_count"], 64))
         if at + 4 <= len(body):
             old = struct.unpack_from("<f", body, at)[0]
             value = rng.choice(FLOATS + [-old, old * 2, old + 1e-3, rng.gauss(0, 10)])
@@ -221,20 +267,25 @@ def m_field(rng, body, corpus):
     elif roll < 0.95:
         _put(body, lay["length"], "<I", _int_value(rng, lay["payload_length"]))
     else:  # another weights id: well-formed but unknown, or malformed
-        new_id = rng.choice([b"theis-c24-v2", b"theis-c24-v1", b"x", b"Theis", b"a" * 64, b"a" * 65, b"", b"-bad"])
+        new_id = rng.choice([b"theis-c24-v2", b"theis-c24-v1", b"gained-q8-v1", b"gained-q8-v2", b"x", b"Theis",
+                             b"a" * 64, b"a" * 65, b"", b"-bad"])
         body = body[:6] + bytes([len(new_id) % 256]) + new_id + body[7 + body[6]:]
     return body
 
 
 def m_resize(rng, body, corpus):
-    """Give the header a different image size that still tiles the latent grid consistently (stride 8)."""
+    """Give the header a different image size that still tiles the latent grid consistently (mostly with
+    the file's own stride: 8 for the per-image-range model, 16 for the gained one)."""
     lay = layout(body)
     if lay is None:
         return body
     roll = rng.random()
     cap = 96 if roll < 0.9 else (4096 if roll < 0.97 else 16384)  # now and then a huge image from a tiny file
     width, height = rng.randint(1, cap), rng.randint(1, cap)
-    stride = rng.choice([8] * 9 + [4, 16, 1])
+    shape = lay["shape"]
+    latent_w = struct.unpack_from("<H", body, shape + 16)[0]
+    own = (struct.unpack_from("<I", body, shape)[0] + body[shape + 10]) // latent_w if latent_w else 8
+    stride = rng.choice([own if own in (8, 16) else 8] * 8 + [8, 16, 4, 1, 32])
     h, w = -(-height // stride), -(-width // stride)
     _put(body, lay["shape"], "<I", width)
     _put(body, lay["shape"] + 4, "<I", height)
@@ -249,6 +300,42 @@ def m_bits(rng, body, corpus):
     lay = layout(body)
     if lay is not None:
         _put(body, lay["shape"] + 9, "<B", rng.randint(1, 8))
+    return body
+
+
+def m_quality(rng, body, corpus):
+    """Change the quality byte (version 2 on). Half the time keep the layout consistent with it: drop the
+    quantizer ranges when a range file gets a quality level, add plausible ranges when a quality-level
+    file gets 0; so the header checks and the weights' tables, not the length field, have to refuse it."""
+    lay = layout(body)
+    if lay is None or lay["quality"] is None:
+        return body
+    old, new = lay["quality"], rng.choice(QUALITIES)
+    body[lay["quality_at"]] = new
+    if rng.random() < 0.5:
+        if old == 0 and new:
+            del body[lay["ranges"]:lay["length"]]
+        elif old and new == 0:
+            pairs = [(-1.0, 1.0) if rng.random() < 0.5 else tuple(sorted((rng.gauss(0, 3), rng.gauss(0, 3))))
+                     for _ in range(min(lay["channels"], 4096))]
+            body[lay["ranges"]:lay["ranges"]] = b"".join(struct.pack("<ff", lo, hi) for lo, hi in pairs)
+    return body
+
+
+def m_version(rng, body, corpus):
+    """Set the version byte to 1 or 2 (now and then 0, 3 or 255). Half the time convert the layout to match:
+    version 2 -> 1 drops the quality byte (a range file then reads exactly as before), version 1 -> 2
+    inserts one (0, so the ranges still follow, or a quality level)."""
+    lay = layout(body)
+    if lay is None:
+        return body
+    new = rng.choice(VERSIONS)
+    body[4] = new
+    if rng.random() < 0.5:
+        if lay["quality"] is not None and new < 2:
+            del body[lay["quality_at"]]
+        elif lay["quality"] is None and new >= 2:
+            body.insert(lay["shape"] + 18, rng.choice([0, 0, 0] + QUALITIES))
     return body
 
 
@@ -329,8 +416,8 @@ def m_splice(rng, body, corpus):
 
 MUTATIONS = [  # (weight, mutator)
     (8, m_flip_bits), (5, m_set_bytes), (3, m_truncate), (2, m_extend), (2, m_insert), (2, m_delete),
-    (1, m_duplicate), (10, m_field), (6, m_resize), (3, m_bits), (1, m_mode), (14, m_payload),
-    (5, m_payload_length), (4, m_splice),
+    (1, m_duplicate), (10, m_field), (6, m_resize), (3, m_bits), (2, m_quality), (1, m_version), (1, m_mode),
+    (14, m_payload), (5, m_payload_length), (4, m_splice),
 ]
 
 
@@ -644,10 +731,11 @@ def versions() -> dict:
 
     from facecodec.zoo import _entry, default_weights_id
 
-    entry = _entry(default_weights_id())
+    # the corpus is encoded with both kinds of weights: record the exact file of each
+    ids = dict.fromkeys(default_weights_id(kind) for kind in ("gained", "ranges"))
+    weights = "; ".join(f"{entry['id']} sha256 {entry['sha256'][:16]}..." for entry in map(_entry, ids))
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "constriction": importlib.metadata.version("constriction"),
-            "weights": f"{entry['id']} sha256 {entry['sha256'][:16]}..."}
+            "constriction": importlib.metadata.version("constriction"), "weights": weights}
 
 
 def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) -> dict:
