@@ -1,17 +1,19 @@
 """Two-stage training of a facecodec autoencoder, in one readable loop.
 
     python -m facecodec.train.train train/configs/theis_c24.toml --stage 1
-    python -m facecodec.train.train train/configs/theis_c24.toml --stage 2
+    python -m facecodec.train.train train/configs/theis_c24.toml --stage 2 [--bits 3]
 
 Stage 1 trains the whole autoencoder on MSE with no quantization. Stage 2 starts
 from stage 1, freezes the analysis transform (eval mode, so its batch norm uses
 its running statistics, as at encode time) and trains the synthesis transform on
 features that went through the real per-image quantizer, so it learns to undo
-the quantization noise.
+the quantization noise. ``--bits`` overrides the config's stage-2 bit depth, so
+several stage-2 runs can start from one stage 1 (the seed's 3- and 6-bit study).
 
 Every run is resumable: a checkpoint is written every ``eval_every`` steps to
-``train/runs/NAME/stageN.pt`` and picked up when the same command runs again.
-Progress goes to ``train/runs/NAME/stageN.log`` (one JSON object per line).
+``train/runs/NAME/RUN.pt`` and picked up when the same command runs again; RUN is
+``stage1`` or ``stage2-Bbit`` (see ``run_file``). Progress goes to
+``train/runs/NAME/RUN.log`` (one JSON object per line).
 """
 from __future__ import annotations
 
@@ -28,10 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from facecodec.models import build_model
+from facecodec.train import checkpoints
 from facecodec.quantizer import fake_quantize
 from facecodec.train.data import RandomCrops, load_folder
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
+SERIES_BITS = (3, 6)  # stage 1 logs PSNR after quantization at these depths (the seed's study)
 
 
 def load_config(path: str | Path) -> dict:
@@ -43,7 +47,8 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
-def cosine_lr(step: int, steps: int, lr: float, lr_final: float, warmup: int = 200) -> float:
+def cosine_lr(step: int, steps: int, lr: float, lr_final: float) -> float:
+    warmup = min(200, steps // 5)  # linear warm-up, then cosine decay
     if step < warmup:
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
@@ -94,6 +99,13 @@ def evaluate(model, val: torch.Tensor, bits: int | None) -> float:
     return torch.cat(scores).mean().item()
 
 
+def run_file(stage: int, bits: int | None) -> str:
+    """Checkpoint and log name (without suffix) of one training stage."""
+    if stage == 1:
+        return "stage1"
+    return f"stage2-{bits}bit" if bits else "stage2"  # rate-distortion models have no bit depth
+
+
 def to_tensor(images: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div(255).to(device)
 
@@ -102,20 +114,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    parser.add_argument("--bits", type=int, help="stage 2's quantizer bits (default: the config's)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
     config = load_config(args.config)
     stage = config[f"stage{args.stage}"]
+    bits = (args.bits or stage["bits"]) if args.stage == 2 else None  # stage 1: no quantization
     run_dir = RUNS_DIR / config["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, log_path = run_dir / f"stage{args.stage}.pt", run_dir / f"stage{args.stage}.log"
+    ckpt_path = run_dir / f"{run_file(args.stage, bits)}.pt"
+    log_path = ckpt_path.with_suffix(".log")
     torch.set_num_threads(args.threads)
     torch.manual_seed(config["seed"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     model = build_model(config["architecture"], channels=config["channels"]).to(device)
-    bits = stage.get("bits")  # None in stage 1: no quantization
     if args.stage == 2:
         stage1 = torch.load(run_dir / "stage1.pt", map_location=device, weights_only=True)
         model.load_state_dict(stage1["model"])
@@ -125,14 +139,8 @@ def main() -> None:
         trainable = model.parameters()
     optimizer = torch.optim.Adam(trainable, lr=stage["lr"])
 
-    step, started = 0, time.time()
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        print(f"resuming {ckpt_path} at step {step}")
-    elapsed_before = ckpt["elapsed_s"] if step else 0.0
+    step, elapsed_before = checkpoints.resume(ckpt_path, model, optimizer, device)
+    started = time.time()
 
     images = load_folder(config["data"]["train"], cache_dir=RUNS_DIR / "cache")
     crops = RandomCrops(images, stage["crop"], stage["batch_size"], stage["max_scale"], seed=config["seed"] * 1000 + step)
@@ -141,12 +149,6 @@ def main() -> None:
 
     if args.stage == 2 and step == 0:  # the frozen encoder keeps these statistics for good
         recalibrate_batchnorm(model, model.g_a, calibration, bits)
-
-    def save(step: int) -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed_s": elapsed_before + time.time() - started}, tmp)
-        os.replace(tmp, ckpt_path)
 
     while step < stage["steps"]:
         lr = cosine_lr(step, stage["steps"], stage["lr"], stage["lr_final"])
@@ -177,12 +179,12 @@ def main() -> None:
         if step % stage["eval_every"] == 0 or step == stage["steps"]:
             record = {"step": step, "elapsed_s": round(elapsed_before + time.time() - started, 1),
                       "val_psnr": round(evaluate(model, val, None), 3)}
-            if bits is not None or args.stage == 1:
-                record["val_psnr_6bit"] = round(evaluate(model, val, bits or 6), 3)
+            for b in [bits] if bits else SERIES_BITS:
+                record[f"val_psnr_{b}bit"] = round(evaluate(model, val, b), 3)
             print(json.dumps(record), flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-            save(step)
+            checkpoints.save(ckpt_path, model, optimizer, step, elapsed_before + time.time() - started)
 
 
 if __name__ == "__main__":

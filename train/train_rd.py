@@ -1,0 +1,155 @@
+"""Two-stage rate-distortion training of the gained factorized model, in one readable loop.
+
+    python -m facecodec.train.train_rd train/configs/gained_q8.toml --stage 1
+    python -m facecodec.train.train_rd train/configs/gained_q8.toml --stage 2
+
+Every step draws a quality level per image; an image at level ``l`` costs
+``lambda[l] * 255^2 * MSE + bits per pixel``, so one run trains every level.
+
+Stage 1 trains everything. The rate is the prior's likelihood of the scaled
+features plus uniform noise (a differentiable stand-in for rounding); the
+decoder already sees rounded values, through a straight-through gradient.
+Stage 2 freezes the encoder and its gains and trains the decoder and its
+inverse gains on truly rounded and clipped symbols, with the MSE term only
+(with the encoder frozen, the rate no longer moves).
+
+Resumable like train.py: checkpoints and a JSON log in ``train/runs/NAME/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from facecodec.models import build_model
+from facecodec.models.gained import SYMBOL_MAX, SYMBOL_MIN
+from facecodec.train import checkpoints
+from facecodec.train.data import RandomCrops, load_folder
+from facecodec.train.train import RUNS_DIR, cosine_lr, load_config, psnr, run_file, to_tensor
+
+
+def bits_per_pixel(model, y: torch.Tensor, level: int, pixels: int) -> torch.Tensor:
+    """Rate of scaled features ``y`` (noisy or rounded) under the prior, in bits per image pixel."""
+    return -torch.log2(model.prior.likelihood(y, level)).flatten(1).sum(1) / pixels
+
+
+def rd_forward(model, x: torch.Tensor, levels: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (reconstruction, bits per pixel per image) with each image at its own level."""
+    pixels = x.shape[2] * x.shape[3]
+    pad_bottom, pad_right = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
+    with torch.set_grad_enabled(stage == 1 and torch.is_grad_enabled()):  # as the codec pads: replicate edges
+        y = model.encode(F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate") if pad_right or pad_bottom else x)
+    x_hat, bpp = torch.empty_like(x), torch.empty(len(x), device=x.device)
+    for level in levels.unique().tolist():
+        pick = levels == level
+        v = model.scale(y[pick], level)
+        if stage == 1 and model.training:
+            # The rate sees the unclipped values, so it pulls outliers back into the 6-bit range; the clip
+            # itself passes no gradient. (A straight-through gradient across the clip, in the first runs, let
+            # features grow past it until training diverged.)
+            bpp[pick] = bits_per_pixel(model, v + torch.rand_like(v) - 0.5, level, pixels)
+            v = v.clamp(SYMBOL_MIN, SYMBOL_MAX)
+            q = v + (v.round() - v).detach()  # straight-through rounding: the decoder sees integers
+        else:
+            q = model.round(v.detach())
+            bpp[pick] = bits_per_pixel(model, q, level, pixels).detach()
+        x_hat[pick] = model.decode(model.unscale(q, level))[..., :x.shape[2], :x.shape[3]]
+    return x_hat, bpp
+
+
+@torch.no_grad()
+def evaluate(model, val: torch.Tensor) -> dict[str, list[float]]:
+    """Per level: mean PSNR (8-bit) and mean estimated bpp on whole validation faces, truly rounded."""
+    model.eval()
+    scores = {"psnr": [], "bpp": []}
+    for level in range(model.levels):
+        p, b = [], []
+        for batch in val.split(25):
+            x_hat, bpp = rd_forward(model, batch, torch.full((len(batch),), level), stage=2)
+            p.append(psnr(batch, x_hat))
+            b.append(bpp)
+        scores["psnr"].append(round(torch.cat(p).mean().item(), 2))
+        scores["bpp"].append(round(torch.cat(b).mean().item(), 3))
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--minutes", type=float, help="save and stop after this much wall time (resume later)")
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    stage = config[f"stage{args.stage}"]
+    run_dir = RUNS_DIR / config["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / f"{run_file(args.stage, None)}.pt"
+    log_path = ckpt_path.with_suffix(".log")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(config["seed"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    model = build_model(config["architecture"], **config["model"]).to(device)
+    lambdas = torch.tensor(config["lambdas"], device=device)
+    if len(lambdas) != model.levels:
+        raise SystemExit(f"{len(lambdas)} lambdas for {model.levels} levels")
+    if args.stage == 2:
+        stage1 = torch.load(run_dir / f"{run_file(1, None)}.pt", map_location=device, weights_only=True)
+        if stage1["step"] < config["stage1"]["steps"]:
+            raise SystemExit(f"stage 1 stopped at step {stage1['step']} of {config['stage1']['steps']}: finish it first")
+        model.load_state_dict(stage1["model"])
+        model.requires_grad_(False)
+        model.g_s.requires_grad_(True)
+        model.log_inverse_gain.requires_grad_(True)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=stage["lr"])
+
+    step, elapsed_before = checkpoints.resume(ckpt_path, model, optimizer, device)
+    started = time.time()
+
+    images = load_folder(config["data"]["train"], cache_dir=RUNS_DIR / "cache")
+    crops = RandomCrops(images, stage["crop"], stage["batch_size"], stage["max_scale"], seed=config["seed"] * 1000 + step)
+    val = to_tensor(load_folder(config["data"]["val"], limit=config["data"]["val_images"]), device)
+    level_rng = torch.Generator().manual_seed(config["seed"] * 1000 + step)
+
+    while step < stage["steps"]:
+        lr = cosine_lr(step, stage["steps"], stage["lr"], stage["lr_final"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        x = crops.next_batch().to(device)
+        levels = torch.randint(model.levels, (len(x),), generator=level_rng).to(device)
+        x_hat, bpp = rd_forward(model, x, levels, args.stage)
+        mse = ((x_hat - x) ** 2).flatten(1).mean(1)
+        distortion = (lambdas[levels] * 255**2 * mse).mean()
+        loss = distortion + bpp.mean() if args.stage == 1 else distortion
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), stage["clip_grad_norm"])
+        optimizer.step()
+        step += 1
+
+        if step % 50 == 0:
+            db = -10 * math.log10(max(mse.mean().item(), 1e-10))
+            print(f"stage {args.stage} step {step}/{stage['steps']} loss {loss.item():.4f} "
+                  f"mse {db:.2f} dB bpp {bpp.mean().item():.3f} lr {lr:.2e} {time.time() - started:.0f}s", flush=True)
+        out_of_time = args.minutes is not None and time.time() - started > 60 * args.minutes
+        if step % stage["eval_every"] == 0 or step == stage["steps"] or out_of_time:
+            record = {"step": step, "elapsed_s": round(elapsed_before + time.time() - started, 1), **evaluate(model, val)}
+            print(json.dumps(record), flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            checkpoints.save(ckpt_path, model, optimizer, step, elapsed_before + time.time() - started)
+        if out_of_time:  # a non-zero exit, so `stage 1 && stage 2` does not go on with an unfinished stage
+            raise SystemExit(f"stopped after {args.minutes} minutes at step {step}; the same command resumes")
+
+
+if __name__ == "__main__":
+    main()
