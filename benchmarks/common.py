@@ -24,8 +24,10 @@ import click
 from PIL import Image, features
 from skimage.metrics import structural_similarity
 
+from facecodec import zoo
 from facecodec.image_io import open_image
 from facecodec.metrics import bits_per_pixel, psnr
+from facecodec.quantizer import MAX_BITS, MIN_BITS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDER = REPO_ROOT.parent / "shared" / "data" / "lfw-test"
@@ -175,7 +177,6 @@ def run_metadata(device: str | None = None) -> dict[str, Any]:
     import torch
 
     import facecodec
-    from facecodec import zoo
 
     weights = {entry["id"]: {"sha256": entry["sha256"], "config": entry.get("config")}
                for entry in zoo.manifest()["weights"]}
@@ -235,3 +236,19 @@ threads_option = click.option("--threads", type=click.IntRange(min=1),
                               help="torch threads for fcz (default: torch's choice, usually the core count).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                              show_default=True, help="Where fcz's network runs.")
+
+
+def fcz_setting_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """fcz's --quality, --bits and --model, as `fcz encode` takes them (resolve with operating_points.fcz_choice)."""
+    options = [
+        click.option("-q", "--quality", type=click.IntRange(min=1),
+                     help="fcz quality level, 1 = smallest files (gained weights). Default: the weights' default."),
+        click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS),
+                     help="fcz bit depth of the per-image-range (Theis) weights, which it selects unless --model "
+                          "is given."),
+        click.option("--model", "weights_id", type=click.Choice(zoo.installed_ids()),
+                     help=f"fcz weights. Default: {zoo.default_weights_id()}."),
+    ]
+    for option in reversed(options):  # decorators apply bottom-up: keep --help in this order
+        function = option(function)
+    return function

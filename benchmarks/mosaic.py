@@ -1,8 +1,10 @@
 """A visual comparison: a few test faces through fcz, and through JPEG and AVIF at the same bpp.
 
-    python benchmarks/mosaic.py [FOLDER] [--faces 4] [--bits 6] [--out benchmarks/results]
+    python benchmarks/mosaic.py [FOLDER] [--faces 4] [--quality N | --bits N] [--model ID] [--out benchmarks/results]
 
 Rows are faces; columns: original, fcz, fcz error, JPEG, JPEG error, AVIF, AVIF error.
+fcz runs as `fcz encode` would with the same --quality / --bits / --model (default: the
+default weights at their default setting).
 JPEG (4:2:0) and AVIF (4:4:4) use, per face, the quality whose file size is closest to fcz's.
 Error images show clip(8 (x - y) / 255 + 0.5, 0, 1) per channel: mid-grey is exact.
 """
@@ -24,12 +26,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from facecodec import DEFAULT_BITS, zoo  # noqa: E402
 from facecodec.metrics import bits_per_pixel, psnr  # noqa: E402
 
 from benchmarks.common import (DEFAULT_FOLDER, DEFAULT_OUT, OperatingPoint, TestImage, check_device,  # noqa: E402
-                               device_option, load_images, progress)
-from benchmarks.operating_points import avif, fcz, jpeg  # noqa: E402
+                               device_option, fcz_setting_options, load_images, progress)
+from benchmarks.operating_points import avif, fcz, fcz_choice, jpeg, label, setting_words  # noqa: E402
 
 ERROR_GAIN = 8
 JPEG_QUALITIES = range(1, 101)
@@ -50,7 +51,7 @@ class Coded:
     psnr_db: float
 
     def caption(self, name: str) -> str:
-        return f"{name} {self.point.setting}\n{self.bpp:.3f} bpp, {self.psnr_db:.1f} dB"
+        return f"{name} {setting_words(self.point.setting)}\n{self.bpp:.3f} bpp, {self.psnr_db:.1f} dB"
 
 
 def code(point: OperatingPoint, pixels: np.ndarray) -> Coded:
@@ -71,7 +72,7 @@ def pick_faces(images: list[TestImage], count: int) -> list[TestImage]:
     return [images[i] for i in dict.fromkeys(indices)]
 
 
-def make_mosaic(faces: list[TestImage], bits: int, weights_id: str, device: str, path: Path) -> list[dict]:
+def make_mosaic(faces: list[TestImage], fcz_point: OperatingPoint, path: Path) -> list[dict]:
     """Render the mosaic to ``path``; return, per face, the settings and numbers shown."""
     columns = 7
     fig, axes = plt.subplots(len(faces), columns, figsize=(columns * 1.9, len(faces) * 2.25), squeeze=False)
@@ -79,7 +80,7 @@ def make_mosaic(faces: list[TestImage], bits: int, weights_id: str, device: str,
     with progress(faces, label="mosaic") as bar:
         for row, face in zip(axes, bar):
             x = face.pixels
-            ours = code(fcz(bits, weights_id, device), x)
+            ours = code(fcz_point, x)
             jpg = closest_rate(x, lambda q: jpeg(q, subsampling=2), JPEG_QUALITIES, ours.bpp)
             av = closest_rate(x, avif, AVIF_QUALITIES, ours.bpp)
             tiles = [(x, f"original\n{Path(face.name).stem[:24]}"),
@@ -93,7 +94,8 @@ def make_mosaic(faces: list[TestImage], bits: int, weights_id: str, device: str,
             chosen.append({"image": face.name, **{name: {"setting": c.point.setting, "bpp": round(c.bpp, 4),
                                                           "psnr_db": round(c.psnr_db, 2)}
                                                    for name, c in (("fcz", ours), ("jpeg", jpg), ("avif", av))}})
-    fig.suptitle(f"fcz ({weights_id}, {bits} bits) vs JPEG and AVIF at the closest file size; "
+    fig.suptitle(f"{label(fcz_point.codec)} at {setting_words(fcz_point.setting)} vs JPEG and AVIF at the "
+                 f"closest file size; "
                  f"error = clip(8(x-y)/255 + 0.5, 0, 1)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -104,17 +106,17 @@ def make_mosaic(faces: list[TestImage], bits: int, weights_id: str, device: str,
 @click.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_FOLDER)
 @click.option("--faces", type=click.IntRange(1, 12), default=4, show_default=True)
-@click.option("--bits", type=click.IntRange(1, 8), default=DEFAULT_BITS, show_default=True, help="fcz's setting.")
-@click.option("--weights", "weights_id", help="fcz weights id (default: the zoo's default).")
+@fcz_setting_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
 @device_option
-def main(folder: Path, faces: int, bits: int, weights_id: str | None, out: Path, device: str) -> None:
+def main(folder: Path, faces: int, quality: int | None, bits: int | None, weights_id: str | None, out: Path,
+         device: str) -> None:
     """Save mosaic.png: a few faces from FOLDER through fcz, JPEG and AVIF at matched bpp."""
     check_device(device)
+    ours = fcz(*fcz_choice(quality, bits, weights_id), device)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "mosaic.png"
-    chosen = make_mosaic(pick_faces(load_images(folder), faces), bits, weights_id or zoo.default_weights_id(),
-                         device, path)
+    chosen = make_mosaic(pick_faces(load_images(folder), faces), ours, path)
     for face in chosen:
         click.echo(f"{face['image']}: " + "; ".join(f"{k} {v['setting']} {v['bpp']:.3f} bpp {v['psnr_db']:.2f} dB"
                                                     for k, v in face.items() if k != "image"))

@@ -11,15 +11,18 @@ Encoder choices, fixed for every run so results stay comparable:
     at a target rate; saved as a raw codestream (.j2k, no .jp2 box wrapper).
   * WebP: libwebp lossy, method=6 (slowest, best).
   * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
-  * fcz: every --bits 1..8 for every installed weights id.
+  * fcz: for every installed weights id, every setting it has: each --quality level of the
+    gained (default) model, each --bits 1..8 of the seed's per-image-range model.
 """
 from __future__ import annotations
 
+import click
 import numpy as np
 from PIL import Image
 
 import facecodec
-from facecodec import zoo
+from facecodec import DEFAULT_BITS, FczError, zoo
+from facecodec.codec import select_weights
 from facecodec.quantizer import MAX_BITS, MIN_BITS
 
 from benchmarks.common import OperatingPoint, pillow_point
@@ -72,15 +75,43 @@ def avif(quality: int) -> OperatingPoint:
     return pillow_point("avif-444", "AVIF", f"quality={quality}", quality, quality=quality, subsampling="4:4:4")
 
 
-def fcz(bits: int, weights_id: str, device: str = "auto") -> OperatingPoint:
+def fcz(weights_id: str, quality: int | None = None, bits: int | None = None, device: str = "auto") -> OperatingPoint:
     def encode(pixels: np.ndarray) -> bytes:
-        return facecodec.encode(pixels, bits=bits, weights_id=weights_id, device=device)
+        return facecodec.encode(pixels, quality=quality, bits=bits, weights_id=weights_id, device=device)
 
     def decode(data: bytes) -> Image.Image:
         return facecodec.decode(data, device=device)
 
-    return OperatingPoint(fcz_codec(weights_id), f"bits={bits}", bits, encode, decode,
-                          {"weights_id": weights_id, "bits": bits, "device": device})
+    setting, value = ("quality", quality) if quality is not None else ("bits", bits)
+    return OperatingPoint(fcz_codec(weights_id), f"{setting}={value}", value, encode, decode,
+                          {"weights_id": weights_id, setting: value, "device": device})
+
+
+def fcz_choice(quality: int | None = None, bits: int | None = None,
+               weights_id: str | None = None) -> tuple[str, int | None, int | None]:
+    """(weights id, quality, bits) as `fcz encode --quality/--bits/--model` resolves them.
+
+    The options are checked against the weights (a usage error if they don't fit), and where
+    neither a quality nor a bit depth is given, the weights' default setting is filled in, so
+    a benchmark names the exact setting it measured.
+    """
+    try:
+        weights = select_weights(quality, bits, weights_id, "cpu")  # the quantizer does not depend on the device
+    except FczError as exc:
+        raise click.UsageError(str(exc)) from None
+    if quality is None and bits is None:
+        quality, bits = (weights.default_quality, None) if weights.quantizer == "gained" else (None, DEFAULT_BITS)
+    return weights.weights_id, quality, bits
+
+
+def default_setting(weights_id: str) -> str:
+    """The setting fcz encodes with when none is asked for: "quality=N" (gained weights) or "bits=6" (ranges)."""
+    return fcz(*fcz_choice(weights_id=weights_id)).setting
+
+
+def setting_words(setting: str) -> str:
+    """A setting for prose: "quality=5" -> "quality 5"."""
+    return setting.replace("=", " ")
 
 
 def classical_points(quick: bool = False) -> list[OperatingPoint]:
@@ -92,9 +123,15 @@ def classical_points(quick: bool = False) -> list[OperatingPoint]:
 
 
 def fcz_points(device: str = "auto") -> list[OperatingPoint]:
-    # All bit depths even in --quick: fcz has only eight points and BD-rate needs the whole curve.
-    return [fcz(bits, weights_id, device) for weights_id in zoo.installed_ids()
-            for bits in range(MIN_BITS, MAX_BITS + 1)]
+    # Every setting even in --quick: fcz has only eight points per model and BD-rate needs the whole curve.
+    points = []
+    for weights_id in zoo.installed_ids():
+        levels = zoo.load_weights(weights_id).levels
+        if levels:
+            points += [fcz(weights_id, quality=q, device=device) for q in range(1, levels + 1)]
+        else:
+            points += [fcz(weights_id, bits=b, device=device) for b in range(MIN_BITS, MAX_BITS + 1)]
+    return points
 
 
 def all_points(quick: bool = False, device: str = "auto") -> list[OperatingPoint]:

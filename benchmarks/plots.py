@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display on the machines this runs on
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from benchmarks.operating_points import label  # noqa: E402
+from benchmarks.operating_points import label, setting_words  # noqa: E402
 from benchmarks.report import curves, default_point  # noqa: E402
 
 # The seed project's reported best model (see ../shared/reference/README.md): other images, other setup.
@@ -47,9 +47,10 @@ def _draw_measured(ax: plt.Axes, results: dict[str, Any], x_key: str) -> None:
         is_fcz = codec.startswith("fcz/")
         ax.plot([p[x_key] for p in group], [p["psnr_db"] for p in group], marker="o" if is_fcz else ".",
                 linewidth=2.2 if is_fcz else 1.3, color=_colour(codec, fcz_index), label=label(codec), zorder=3)
-    fcz6 = default_point(results["points"], results["metadata"]["default_weights_id"])
-    ax.plot(fcz6[x_key], fcz6["psnr_db"], marker="*", markersize=16, color="tab:red", markeredgecolor="black",
-            linestyle="none", zorder=4, label=f"fcz default (6 bits): {fcz6['bpp']:.2f} bpp, {fcz6['psnr_db']:.1f} dB")
+    default = default_point(results)
+    ax.plot(default[x_key], default["psnr_db"], marker="*", markersize=16, color="tab:red", markeredgecolor="black",
+            linestyle="none", zorder=4, label=f"fcz default ({setting_words(default['setting'])}): "
+                                              f"{default['bpp']:.2f} bpp, {default['psnr_db']:.1f} dB")
 
 
 def _finish(ax: plt.Axes, results: dict[str, Any], xlabel: str, path: Path) -> Path:

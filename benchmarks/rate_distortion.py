@@ -2,8 +2,9 @@
 
     python benchmarks/rate_distortion.py [FOLDER] [--quick] [--limit N] [--out benchmarks/results]
 
-Writes rate_distortion.csv / .json (one row per codec setting), summary.md (BD-rate table)
-and rd_psnr_bpp.png / rd_psnr_ratio.png into --out.
+Writes rate_distortion.csv / .json (one row per codec setting; the JSON also holds the comparison),
+summary.md (BD-rate table, fcz's default curve against JPEG 2000, its monotonicity) and
+rd_psnr_bpp.png / rd_psnr_ratio.png into --out.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from facecodec.codec import resolve_device
 from benchmarks.common import (DEFAULT_FOLDER, DEFAULT_OUT, QUICK_IMAGES, REFERENCE_CSV, WARM_UPS, OperatingPoint,
                                TestImage, check_device, device_option, display_path, load_images, measure_image,
                                progress, run_metadata, set_threads, summarize, threads_option, warm_up, write_json)
-from benchmarks.operating_points import all_points
-from benchmarks.report import compare, write_report
+from benchmarks.operating_points import all_points, default_setting
+from benchmarks.report import comparison, write_report
 
 CSV_COLUMNS = ["codec", "setting", "value", "images", "bpp", "compression_ratio", "psnr_db", "psnr_db_std", "ssim",
                "encode_ms", "decode_ms", "file_bytes"]
@@ -65,9 +66,11 @@ def run(folder: Path, out: Path, quick: bool = False, limit: int | None = None, 
     metadata = {**run_metadata(resolve_device(device)), "folder": display_path(folder), "images": len(images),
                 "image_sizes": sorted({f"{i.pixels.shape[1]}x{i.pixels.shape[0]}" for i in images}),
                 "quick": quick, "limit": limit, "warm_ups": warm_ups}
+    metadata["default_setting"] = default_setting(metadata["default_weights_id"])
     rows = measure_points(points, images, warm_ups)
     metadata["elapsed_s"] = round(time.perf_counter() - started, 1)
-    results = {"metadata": metadata, "points": rows, "comparison": compare(rows, metadata["default_weights_id"])}
+    results = {"metadata": metadata, "points": rows}
+    results["comparison"] = comparison(results)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "rate_distortion.csv", rows)
     write_json(out / "rate_distortion.json", results)

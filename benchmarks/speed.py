@@ -1,6 +1,11 @@
 """Encode and decode speed of fcz and the classical codecs at three image sizes, plus fcz's peak memory.
 
-    python benchmarks/speed.py [--quick] [--device cpu|cuda|auto] [--out benchmarks/results]
+    python benchmarks/speed.py [--quick] [--quality N | --bits N] [--model ID] [--device cpu|cuda|auto]
+                               [--out benchmarks/results]
+
+fcz runs as `fcz encode` would with the same --quality / --bits / --model (default: the
+default weights at their default setting). speed.md states fcz's decode time of a 512x512
+image against the target of under 0.5 s on a 2-core CPU.
 
 For fcz the time is also split into network (g_a / g_s), entropy coding (range coder) and
 the rest (tensor conversion, quantizer, container), by running codec.py's steps one by one.
@@ -28,22 +33,24 @@ import torch
 from PIL import Image
 from skimage.data import astronaut
 
-from facecodec import DEFAULT_BITS, quantizer, zoo
+from facecodec import zoo
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.codec import analyse, resolve_device, synthesise
+from facecodec.codec import analyse, dequantize, quantize, resolve_device, synthesise
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
 from facecodec.image_io import open_image, to_image, to_padded_tensor
 from facecodec.metrics import bits_per_pixel
 
-from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option, progress,
-                               run_metadata, set_threads, threads_option, timed, write_json)
-from benchmarks.operating_points import avif, fcz, jpeg, jpeg2000, label, webp
+from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option,
+                               fcz_setting_options, progress, run_metadata, set_threads, threads_option, timed,
+                               write_json)
+from benchmarks.operating_points import avif, fcz, fcz_choice, jpeg, jpeg2000, label, setting_words, webp
 
 SIDES = (150, 512, 1024)
 REPEATS = {150: 20, 512: 5, 1024: 3}
 QUICK_REPEATS = {150: 5, 512: 2, 1024: 1}
 MEMORY_SIDE = 1024
+TARGET_SIDE, TARGET_DECODE_MS = 512, 500.0  # the goal: decode a 512x512 image in under 0.5 s on a 2-core CPU
 
 
 def test_image(side: int) -> np.ndarray:
@@ -100,12 +107,12 @@ class _Stopwatch:
 
 
 @torch.inference_mode()
-def fcz_stage_times(pixels: np.ndarray, bits: int, weights_id: str,
+def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bits: int | None,
                     device: str) -> tuple[dict, dict, bytes, Image.Image]:
     """codec.py's encode and decode, step by step: ({stage: ms} for encode, for decode, .fcz bytes, decoded image).
 
-    The steps mirror facecodec.codec and call its analyse / synthesise; the caller checks bytes and image equal the
-    library's, so the split cannot silently drift from what facecodec.encode / decode do.
+    The steps mirror facecodec.codec and call its analyse / quantize / dequantize / synthesise; the caller checks
+    bytes and image equal the library's, so the split cannot silently drift from what facecodec.encode / decode do.
     """
     weights = zoo.load_weights(weights_id, resolve_device(device))
     enc = _Stopwatch(weights.device)
@@ -113,34 +120,32 @@ def fcz_stage_times(pixels: np.ndarray, bits: int, weights_id: str,
     x, pad_right, pad_bottom = enc("other", to_padded_tensor, rgb, weights.stride)
     x = enc("other", x.to, weights.device)
     y = enc("network", analyse, weights, x)
-    lo, hi = enc("other", quantizer.channel_ranges, y)
-    symbols = enc("other", lambda: quantizer.quantize(y, lo, hi, bits)[0].cpu().numpy())
-    payload = enc("entropy", encode_symbols, symbols, weights.entropy_tables[bits])
-    header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode, bits=bits,
-                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=tuple(symbols.shape),
-                       channel_ranges=tuple(zip(lo[0].tolist(), hi[0].tolist())))
+    symbols, fields = enc("other", quantize, weights, y, quality, bits)
+    header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
+                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=tuple(symbols.shape), **fields)
+    payload = enc("entropy", encode_symbols, symbols, weights.entropy_tables[header.table_name])
     data = enc("other", pack, header, payload)
 
     dec = _Stopwatch(weights.device)
     header, payload = dec("other", unpack, data)
-    symbols = dec("entropy", decode_symbols, payload, weights.entropy_tables[header.bits], header.latent_shape[1:])
-    lo, hi = (torch.tensor(r, dtype=torch.float32)[None] for r in zip(*header.channel_ranges))
-    y = dec("other", lambda: quantizer.dequantize(torch.from_numpy(symbols)[None], lo, hi, header.bits)
-            .to(weights.device))
+    symbols = dec("entropy", decode_symbols, payload, weights.entropy_tables[header.table_name],
+                  header.latent_shape[1:])
+    y = dec("other", dequantize, weights, symbols, header)
     x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)
     return enc.ms, dec.ms, data, image
 
 
-def fcz_split(pixels: np.ndarray, bits: int, weights_id: str, device: str, repeats: int) -> dict[str, Any]:
+def fcz_split(pixels: np.ndarray, weights_id: str, quality: int | None, bits: int | None, device: str,
+              repeats: int) -> dict[str, Any]:
     """Median network / entropy / other milliseconds of fcz encode and decode."""
     for _ in range(WARM_UPS):
-        _, _, data, image = fcz_stage_times(pixels, bits, weights_id, device)
-    if (data != fcz_encode(pixels, bits=bits, weights_id=weights_id, device=device)
+        _, _, data, image = fcz_stage_times(pixels, weights_id, quality, bits, device)
+    if (data != fcz_encode(pixels, quality=quality, bits=bits, weights_id=weights_id, device=device)
             or np.asarray(image).tobytes() != np.asarray(fcz_decode(data, device=device)).tobytes()):
         raise RuntimeError("benchmarks/speed.py's step-by-step fcz no longer matches facecodec.encode / decode: "
                            "update fcz_stage_times to follow facecodec/codec.py")
-    runs = [fcz_stage_times(pixels, bits, weights_id, device)[:2] for _ in range(repeats)]
+    runs = [fcz_stage_times(pixels, weights_id, quality, bits, device)[:2] for _ in range(repeats)]
     return {direction: {stage: statistics.median(run[i][stage] for run in runs)
                         for stage in ("network", "entropy", "other")}
             for i, direction in enumerate(("encode", "decode"))}
@@ -157,14 +162,14 @@ import torch
 import facecodec
 from facecodec import zoo
 from facecodec.codec import resolve_device
-operation, pixels_file, fcz_file, bits, weights_id, device = sys.argv[1:]
+operation, pixels_file, fcz_file, setting, weights_id, device = sys.argv[1:]
 max_rss_mib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 zoo.load_weights(weights_id, resolve_device(device))  # loaded before the baseline, as in any real use
 pixels = np.load(pixels_file)
 data = open(fcz_file, "rb").read()
 before = max_rss_mib()
 if operation == "encode":
-    facecodec.encode(pixels, bits=int(bits), weights_id=weights_id, device=device)
+    facecodec.encode(pixels, weights_id=weights_id, device=device, **json.loads(setting))
 else:
     facecodec.decode(data, device=device)
 result = {"operation": operation, "baseline_max_rss_mib": before, "peak_max_rss_mib": max_rss_mib()}
@@ -174,18 +179,20 @@ print(json.dumps(result))
 """
 
 
-def peak_memory(side: int, bits: int, weights_id: str, device: str) -> list[dict[str, Any]]:
+def peak_memory(side: int, weights_id: str, quality: int | None, bits: int | None,
+                device: str) -> list[dict[str, Any]]:
     """Max RSS of one fcz encode and one decode at ``side`` x ``side``, each in its own fresh process."""
     pixels = test_image(side)
+    setting = {"quality": quality, "bits": bits}
     with tempfile.TemporaryDirectory() as tmp:
         pixels_file, fcz_file = Path(tmp) / "pixels.npy", Path(tmp) / "probe.fcz"
         np.save(pixels_file, pixels)
-        fcz_file.write_bytes(fcz_encode(pixels, bits=bits, weights_id=weights_id, device=device))
+        fcz_file.write_bytes(fcz_encode(pixels, weights_id=weights_id, device=device, **setting))
         results = []
         for operation in ("encode", "decode"):
             # Through sh, so the probe is forked from a small process: Linux carries the forking process's
             # peak RSS into the child's ru_maxrss across exec, which would report this script's size instead.
-            probe = [sys.executable, "-c", _PROBE, operation, str(pixels_file), str(fcz_file), str(bits),
+            probe = [sys.executable, "-c", _PROBE, operation, str(pixels_file), str(fcz_file), json.dumps(setting),
                      weights_id, device]
             done = subprocess.run(["sh", "-c", '"$@"; exit $?', "sh", *probe], capture_output=True, text=True)
             if done.returncode:
@@ -196,11 +203,15 @@ def peak_memory(side: int, bits: int, weights_id: str, device: str) -> list[dict
 
 # --- report ---------------------------------------------------------------------------------------------
 
+def _case(cases: list[dict[str, Any]], side: int, codec: str) -> dict[str, Any]:
+    return next(c for c in cases if c["side"] == side and c["codec"] == codec)
+
+
 def ratios(cases: list[dict[str, Any]], fcz_codec: str) -> list[dict[str, Any]]:
     """fcz's time as a multiple of each codec's, per size: robust to a machine that is uniformly slower."""
     rows = []
     for side in sorted({c["side"] for c in cases}):
-        ours = next(c for c in cases if c["side"] == side and c["codec"] == fcz_codec)
+        ours = _case(cases, side, fcz_codec)
         for other in (c for c in cases if c["side"] == side and c["codec"] != fcz_codec):
             rows.append({"side": side, "codec": other["codec"], "setting": other["setting"],
                          "encode_times": ours["encode_ms"] / other["encode_ms"],
@@ -208,12 +219,28 @@ def ratios(cases: list[dict[str, Any]], fcz_codec: str) -> list[dict[str, Any]]:
     return rows
 
 
+def decode_target(cases: list[dict[str, Any]], fcz_codec: str) -> dict[str, Any]:
+    """fcz's measured decode time at the target size, against the target time."""
+    decode_ms = _case(cases, TARGET_SIDE, fcz_codec)["decode_ms"]
+    return {"side": TARGET_SIDE, "decode_ms": decode_ms, "target_ms": TARGET_DECODE_MS,
+            "met": decode_ms < TARGET_DECODE_MS}
+
+
+def _target_line(results: dict[str, Any]) -> str:
+    meta, target = results["metadata"], results["decode_target"]
+    side = target["side"]
+    return (f"fcz decode of a {side}x{side} image: **{target['decode_ms']:.0f} ms**; target under "
+            f"{target['target_ms']:.0f} ms on a 2-core CPU: **{'met' if target['met'] else 'not met'}** here "
+            f"(device {meta['device']}, {meta['torch_threads']} torch threads, {meta['host']['cpus']} CPUs).")
+
+
 def speed_markdown(results: dict[str, Any]) -> str:
     meta = results["metadata"]
     lines = [f"Speed, {meta['date'][:10]}: device {meta['device']}, torch {meta['versions']['torch']} with "
              f"{meta['torch_threads']} threads, {meta['host']['cpus']} CPUs, Pillow {meta['versions']['Pillow']}. "
+             f"fcz: weights `{meta['weights_id']}`, {setting_words(meta['setting'])}. "
              f"Median of repeated runs after untimed warm-ups; test images from skimage's astronaut portrait."
-             + (" **Quick run: few repeats.**" if meta.get("quick") else ""), ""]
+             + (" **Quick run: few repeats.**" if meta.get("quick") else ""), "", _target_line(results), ""]
     for side in SIDES:
         cases = [c for c in results["cases"] if c["side"] == side]
         split = results["fcz_split"][str(side)]
@@ -238,10 +265,13 @@ def speed_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(out: Path, quick: bool, device: str, bits: int = DEFAULT_BITS, weights_id: str | None = None) -> dict:
-    weights_id = weights_id or zoo.default_weights_id()
+def run(out: Path, quick: bool, device: str, quality: int | None = None, bits: int | None = None,
+        weights_id: str | None = None) -> dict:
+    """Time every case, write speed.json and speed.md; fcz as `fcz encode --quality/--bits/--model` would run."""
+    weights_id, quality, bits = fcz_choice(quality, bits, weights_id)
     repeats = QUICK_REPEATS if quick else REPEATS
-    points = [fcz(bits, weights_id, device), *classical_points()]
+    ours = fcz(weights_id, quality, bits, device)
+    points = [ours, *classical_points()]
     cases, split = [], {}
     with progress(length=len(SIDES) * (len(points) + 1) + 1, label="speed") as bar:
         for side in SIDES:
@@ -249,13 +279,14 @@ def run(out: Path, quick: bool, device: str, bits: int = DEFAULT_BITS, weights_i
             for point in points:
                 cases.append(time_point(point, pixels, repeats[side]))
                 bar.update(1)
-            split[str(side)] = fcz_split(pixels, bits, weights_id, device, repeats[side])
+            split[str(side)] = fcz_split(pixels, weights_id, quality, bits, device, repeats[side])
             bar.update(1)
-        memory = peak_memory(MEMORY_SIDE, bits, weights_id, device)
+        memory = peak_memory(MEMORY_SIDE, weights_id, quality, bits, device)
         bar.update(1)
-    results = {"metadata": {**run_metadata(resolve_device(device)), "quick": quick, "bits": bits,
-                            "weights_id": weights_id},
-               "cases": cases, "fcz_split": split, "ratios": ratios(cases, points[0].codec), "memory": memory}
+    results = {"metadata": {**run_metadata(resolve_device(device)), "quick": quick, "weights_id": weights_id,
+                            "setting": ours.setting, "quality": quality, "bits": bits},
+               "cases": cases, "fcz_split": split, "ratios": ratios(cases, ours.codec),
+               "decode_target": decode_target(cases, ours.codec), "memory": memory}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "speed.json", results)
     (out / "speed.md").write_text(speed_markdown(results))
@@ -266,15 +297,15 @@ def run(out: Path, quick: bool, device: str, bits: int = DEFAULT_BITS, weights_i
 @click.option("--quick", is_flag=True, help="Fewer repeats, for development.")
 @device_option
 @threads_option
-@click.option("--bits", type=click.IntRange(1, 8), default=DEFAULT_BITS, show_default=True)
-@click.option("--weights", "weights_id", help="fcz weights id (default: the zoo's default).")
+@fcz_setting_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
-def main(quick: bool, device: str, threads: int | None, bits: int, weights_id: str | None, out: Path) -> None:
+def main(quick: bool, device: str, threads: int | None, quality: int | None, bits: int | None,
+         weights_id: str | None, out: Path) -> None:
     """Time fcz and Pillow's codecs at 150x150, 512x512 and 1024x1024; write speed.json and speed.md."""
     check_device(device)
     set_threads(threads)
     started = time.perf_counter()
-    run(out, quick, device, bits, weights_id)
+    run(out, quick, device, quality, bits, weights_id)
     click.echo((out / "speed.md").read_text())
     click.echo(f"wrote {out / 'speed.json'} and {out / 'speed.md'} in {time.perf_counter() - started:.0f} s")
 

@@ -1,4 +1,5 @@
-"""The benchmark suite's own checks: BD-rate maths, the error image, and a tiny end-to-end rate-distortion run."""
+"""The benchmark suite's own checks: BD-rate maths, the report's comparison of fcz's default curve, the error image,
+speed.py's step-by-step fcz, and a tiny end-to-end rate-distortion run."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,10 @@ from facecodec.metrics import bits_per_pixel, psnr
 
 from benchmarks import bdrate
 from benchmarks.mosaic import error_image
+from benchmarks.operating_points import default_setting
 from benchmarks.rate_distortion import main as rate_distortion_main
+from benchmarks.report import comparison, monotonic
+from benchmarks.speed import fcz_split
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
 PSNRS = np.array([24.0, 27.5, 30.5, 33.0, 36.5, 41.0])  # unevenly spaced: PCHIP is not a straight line here
@@ -63,6 +67,59 @@ def test_reading_a_curve_at_a_rate_or_a_psnr():
     assert bdrate.rate_at_psnr(RATES, psnrs, 42.0) == pytest.approx(0.1 * 2 ** 2)
     assert bdrate.psnr_at_rate(RATES, psnrs, 0.05) is None  # below the curve's lowest rate
     assert bdrate.rate_at_psnr(RATES, psnrs, 70.0) is None
+
+
+# --- fcz's default curve in the report ------------------------------------------------------------------
+
+def _point(codec: str, setting: str, bpp: float, psnr_db: float) -> dict:
+    return {"codec": codec, "setting": setting, "value": float(setting.split("=")[1]), "bpp": bpp, "psnr_db": psnr_db}
+
+
+def _synthetic_results(fcz_points: list[tuple[float, float]]) -> dict:
+    """JPEG 2000 on a straight line in log-rate, fcz's default curve from (bpp, PSNR) pairs, and a second fcz
+    curve far above JPEG 2000 that must not count, as it is not the default weights'."""
+    psnrs = 30 + 6 * np.log2(RATES / 0.1)  # PCHIP is exact on a line: 36 dB at 0.2 bpp, 42 at 0.4, ...
+    points = [_point("jpeg2000", f"rate={24 / r:g}", r, p) for r, p in zip(RATES, psnrs)]
+    points += [_point("fcz/gained", f"quality={q}", r, p) for q, (r, p) in enumerate(fcz_points, start=1)]
+    points += [_point("fcz/other", f"bits={b}", r, 60.0 + b) for b, r in enumerate(RATES, start=1)]
+    return {"metadata": {"default_weights_id": "gained", "default_setting": "quality=3"}, "points": points[::-1]}
+
+
+def test_points_above_jpeg2000_are_counted_at_each_points_rate():
+    found = comparison(_synthetic_results([(0.05, 25.0), (0.2, 37.0), (0.4, 41.0), (0.8, 47.5), (1.6, 55.0),
+                                           (4.0, 70.0)]))
+    margins = found["margins"]
+    assert found["margins_anchor"] == "jpeg2000" and found["default_setting"] == "quality=3"
+    assert [r["setting"] for r in margins["points"]] == [f"quality={q}" for q in range(1, 7)]
+    assert [r["margin_db"] for r in margins["points"]] == [None, pytest.approx(1.0), pytest.approx(-1.0),
+                                                           pytest.approx(-0.5), pytest.approx(1.0), None]
+    assert margins["points"][1]["anchor_psnr_db"] == pytest.approx(36.0)
+    assert (margins["above"], margins["compared"]) == (2, 4)
+    assert margins["outside_range"] == ["quality=1", "quality=6"]  # below 0.1 bpp and above 3.2 bpp
+    assert margins["anchor_bpp_range"] == pytest.approx((0.1, 3.2))
+    assert {row["codec"] for row in found["codecs"]} == {"jpeg2000", "fcz/other"}
+
+
+def test_a_curve_is_monotonic_only_if_bpp_and_psnr_rise_at_every_step():
+    rising = _synthetic_results([(0.2, 30.0), (0.3, 31.0), (0.5, 33.0)])["points"]
+    assert monotonic([p for p in rising if p["codec"] == "fcz/gained"]) == {
+        "monotonic": True, "bpp_increasing": True, "psnr_increasing": True, "breaks": []}
+    dipping = [p for p in _synthetic_results([(0.2, 30.0), (0.3, 31.0), (0.5, 30.5), (0.7, 32.0)])["points"]
+               if p["codec"] == "fcz/gained"]
+    found = monotonic(dipping)
+    assert (found["monotonic"], found["bpp_increasing"], found["psnr_increasing"]) == (False, True, False)
+    assert found["breaks"] == [{"from": "quality=2", "to": "quality=3", "bpp": [0.3, 0.5], "psnr_db": [31.0, 30.5]}]
+
+
+# --- speed ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weights_id", zoo.installed_ids())
+def test_speed_step_by_step_fcz_matches_the_library(weights_id, face):
+    # fcz_split raises if its step-by-step encode / decode differ from facecodec.encode / decode.
+    weights = zoo.load_weights(weights_id)
+    quality, bits = (weights.default_quality, None) if weights.levels else (None, 3)
+    split = fcz_split(face, weights_id, quality, bits, "cpu", repeats=1)
+    assert set(split) == {"encode", "decode"} and all(ms >= 0 for s in split.values() for ms in s.values())
 
 
 # --- error image ----------------------------------------------------------------------------------------
@@ -120,6 +177,10 @@ def test_rate_distortion_end_to_end(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
                                           *(f"fcz/{i}" for i in zoo.installed_ids())}
+    for weights_id in zoo.installed_ids():  # every setting of every weights, even in --quick
+        levels = zoo.load_weights(weights_id).levels
+        settings = [f"quality={q}" for q in range(1, levels + 1)] if levels else [f"bits={b}" for b in range(1, 9)]
+        assert sorted(r["setting"] for r in rows if r["codec"] == f"fcz/{weights_id}") == sorted(settings)
     for r in rows:
         bpp, ratio, psnr_db, ssim = (float(r[k]) for k in ("bpp", "compression_ratio", "psnr_db", "ssim"))
         assert int(r["images"]) == 3
@@ -134,16 +195,26 @@ def test_rate_distortion_end_to_end(tmp_path):
     jpeg_bpp, jpeg_psnr = _expected_bpp_and_psnr(images, _jpeg_q50, lambda d: Image.open(io.BytesIO(d)))
     assert float(row("jpeg-420", "quality=50")["bpp"]) == pytest.approx(jpeg_bpp, rel=1e-5)
     assert float(row("jpeg-420", "quality=50")["psnr_db"]) == pytest.approx(jpeg_psnr, rel=1e-5)
-    default = zoo.default_weights_id()
-    fcz_bpp, fcz_psnr = _expected_bpp_and_psnr(images, lambda p: facecodec.encode(p, bits=6), facecodec.decode)
-    assert float(row(f"fcz/{default}", "bits=6")["bpp"]) == pytest.approx(fcz_bpp, rel=1e-5)
-    assert float(row(f"fcz/{default}", "bits=6")["psnr_db"]) == pytest.approx(fcz_psnr, rel=1e-5)
-    assert {row(f"fcz/{default}", f"bits={b}")["setting"] for b in range(1, 9)} == {f"bits={b}" for b in range(1, 9)}
+    # The default point is what facecodec.encode does with no quality, bits or weights given.
+    default, setting = zoo.default_weights_id(), default_setting(zoo.default_weights_id())
+    fcz_bpp, fcz_psnr = _expected_bpp_and_psnr(images, facecodec.encode, facecodec.decode)
+    assert float(row(f"fcz/{default}", setting)["bpp"]) == pytest.approx(fcz_bpp, rel=1e-5)
+    assert float(row(f"fcz/{default}", setting)["psnr_db"]) == pytest.approx(fcz_psnr, rel=1e-5)
 
     results = json.loads((out / "rate_distortion.json").read_text())
     assert results["metadata"]["images"] == 3 and results["metadata"]["quick"] is True
     assert results["metadata"]["torch_threads"] == 1
-    assert {c["codec"] for c in results["comparison"]} == {r["codec"] for r in rows} - {f"fcz/{default}"}
-    assert "BD-rate of fcz vs codec" in (out / "summary.md").read_text()
+    assert results["metadata"]["default_setting"] == setting
+    found = results["comparison"]
+    assert (found["default_weights_id"], found["default_setting"]) == (default, setting)
+    assert {c["codec"] for c in found["codecs"]} == {r["codec"] for r in rows} - {f"fcz/{default}"}
+    margins = found["margins"]
+    assert len(margins["points"]) == margins["compared"] + len(margins["outside_range"]) == \
+        sum(r["codec"] == f"fcz/{default}" for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert "BD-rate of fcz vs codec" in summary
+    assert f"**{margins['above']} of {margins['compared']}** fcz points lie above the JPEG 2000 curve" in summary
+    assert f"fcz's default curve is {'monotonic' if found['monotonic']['monotonic'] else '**not monotonic**'}" \
+        in summary
     for name in ("rd_psnr_bpp.png", "rd_psnr_ratio.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
