@@ -52,7 +52,7 @@ def test_decoded_pixels_agree_across_thread_counts(face):
 def test_killed_encode_leaves_no_output(tmp_path, sig):
     source = tmp_path / "big.png"
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (1536, 1536, 3), dtype=np.uint8)).save(source)
+    Image.fromarray(rng.integers(0, 256, (3072, 3072, 3), dtype=np.uint8)).save(source, compress_level=1)
     target = tmp_path / "big.fcz"
     process = subprocess.Popen([sys.executable, "-m", "facecodec.cli", "encode", str(source), "-o", str(target)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
