@@ -106,6 +106,16 @@ def run_file(stage: int, bits: int | None) -> str:
     return f"stage2-{bits}bit" if bits else "stage2"  # rate-distortion models have no bit depth
 
 
+def start_run(config: dict, stage: int, bits: int | None, threads: int) -> tuple[Path, Path, str]:
+    """Checkpoint path, log path and device of one stage; also sets torch's threads and seed."""
+    run_dir = RUNS_DIR / config["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / f"{run_file(stage, bits)}.pt"
+    torch.set_num_threads(threads)
+    torch.manual_seed(config["seed"])
+    return ckpt_path, ckpt_path.with_suffix(".log"), "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def to_tensor(images: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div(255).to(device)
 
@@ -121,17 +131,11 @@ def main() -> None:
     config = load_config(args.config)
     stage = config[f"stage{args.stage}"]
     bits = (args.bits or stage["bits"]) if args.stage == 2 else None  # stage 1: no quantization
-    run_dir = RUNS_DIR / config["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / f"{run_file(args.stage, bits)}.pt"
-    log_path = ckpt_path.with_suffix(".log")
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(config["seed"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ckpt_path, log_path, device = start_run(config, args.stage, bits, args.threads)
 
     model = build_model(config["architecture"], channels=config["channels"]).to(device)
     if args.stage == 2:
-        stage1 = torch.load(run_dir / "stage1.pt", map_location=device, weights_only=True)
+        stage1 = torch.load(ckpt_path.with_name(f"{run_file(1, None)}.pt"), map_location=device, weights_only=True)
         model.load_state_dict(stage1["model"])
         model.g_a.requires_grad_(False)
         trainable = model.g_s.parameters()

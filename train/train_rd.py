@@ -31,7 +31,7 @@ from facecodec.models import build_model
 from facecodec.models.gained import SYMBOL_MAX, SYMBOL_MIN
 from facecodec.train import checkpoints
 from facecodec.train.data import RandomCrops, load_folder
-from facecodec.train.train import RUNS_DIR, cosine_lr, load_config, psnr, run_file, to_tensor
+from facecodec.train.train import RUNS_DIR, cosine_lr, load_config, psnr, run_file, start_run, to_tensor
 
 
 def bits_per_pixel(model, y: torch.Tensor, level: int, pixels: int) -> torch.Tensor:
@@ -89,20 +89,14 @@ def main() -> None:
 
     config = load_config(args.config)
     stage = config[f"stage{args.stage}"]
-    run_dir = RUNS_DIR / config["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / f"{run_file(args.stage, None)}.pt"
-    log_path = ckpt_path.with_suffix(".log")
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(config["seed"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ckpt_path, log_path, device = start_run(config, args.stage, None, args.threads)
 
     model = build_model(config["architecture"], **config["model"]).to(device)
     lambdas = torch.tensor(config["lambdas"], device=device)
     if len(lambdas) != model.levels:
         raise SystemExit(f"{len(lambdas)} lambdas for {model.levels} levels")
     if args.stage == 2:
-        stage1 = torch.load(run_dir / f"{run_file(1, None)}.pt", map_location=device, weights_only=True)
+        stage1 = torch.load(ckpt_path.with_name(f"{run_file(1, None)}.pt"), map_location=device, weights_only=True)
         if stage1["step"] < config["stage1"]["steps"]:
             raise SystemExit(f"stage 1 stopped at step {stage1['step']} of {config['stage1']['steps']}: finish it first")
         model.load_state_dict(stage1["model"])
