@@ -19,6 +19,7 @@ from facecodec.metrics import bits_per_pixel, psnr
 from facecodec.quantizer import MAX_BITS, MIN_BITS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
+_DEFAULT_QUALITY = zoo.manifest_entry(zoo.default_weights_id()).get("default_quality")
 
 
 @click.group()
@@ -92,7 +93,7 @@ device_option = click.option("--device", type=DEVICES, default="auto", show_defa
 @inputs_argument
 @out_option
 @click.option("-q", "--quality", type=click.IntRange(min=1),
-              help="Quality level, 1 = smallest files. Default: the model's default level (see README).")
+              help=f"Quality level, 1 = smallest files. Default: {_DEFAULT_QUALITY}.")
 @click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS),
               help="The seed's fixed-bit-depth path instead: per-image quantizer ranges with this many bits "
                    "per feature (selects the Theis model unless --model is given).")

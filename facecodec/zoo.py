@@ -54,7 +54,7 @@ def manifest() -> dict:
 def default_weights_id(quantizer: str | None = None) -> str:
     """The weights `fcz encode` uses; with ``quantizer``, the first installed weights of that kind."""
     listing = manifest()
-    if quantizer is None or _entry(listing["default"]).get("quantizer", "ranges") == quantizer:
+    if quantizer is None or manifest_entry(listing["default"]).get("quantizer", "ranges") == quantizer:
         return listing["default"]
     for entry in listing["weights"]:
         if entry.get("quantizer", "ranges") == quantizer:
@@ -66,7 +66,8 @@ def installed_ids() -> list[str]:
     return [entry["id"] for entry in manifest()["weights"]]
 
 
-def _entry(weights_id: str) -> dict:
+def manifest_entry(weights_id: str) -> dict:
+    """The manifest's record of installed weights: file, architecture, settings, training, results."""
     for entry in manifest()["weights"]:
         if entry["id"] == weights_id:
             return entry
@@ -77,7 +78,7 @@ def _entry(weights_id: str) -> dict:
 @functools.lru_cache(maxsize=4)
 def load_weights(weights_id: str, device: str = "cpu") -> Weights:
     """Load (once per id and device) a verified model and its entropy tables."""
-    entry = _entry(weights_id)
+    entry = manifest_entry(weights_id)
     blob = resources.files("facecodec.weights").joinpath(entry["file"]).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != entry["sha256"]:

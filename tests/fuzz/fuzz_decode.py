@@ -729,11 +729,11 @@ def versions() -> dict:
     import numpy
     import torch
 
-    from facecodec.zoo import _entry, default_weights_id
+    from facecodec.zoo import default_weights_id, manifest_entry
 
     # the corpus is encoded with both kinds of weights: record the exact file of each
     ids = dict.fromkeys(default_weights_id(kind) for kind in ("gained", "ranges"))
-    weights = "; ".join(f"{entry['id']} sha256 {entry['sha256'][:16]}..." for entry in map(_entry, ids))
+    weights = "; ".join(f"{entry['id']} sha256 {entry['sha256'][:16]}..." for entry in map(manifest_entry, ids))
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "constriction": importlib.metadata.version("constriction"), "weights": weights}
 
