@@ -21,7 +21,7 @@ from PIL import Image
 from facecodec import quantizer
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack, unpack
 from facecodec.image_io import ImageInput, open_image, to_image, to_padded_tensor
-from facecodec.models.gained import SYMBOL_MIN
+from facecodec.models.gained import SYMBOL_BITS
 from facecodec.tiling import run_in_tiles
 from facecodec.zoo import Weights, default_weights_id, load_weights
 
@@ -80,8 +80,8 @@ def quantize(weights: Weights, y: torch.Tensor, quality: int | None, bits: int |
     """Features ``1 x C x h x w`` -> (symbols ``C x h x w``, the header fields that undo it)."""
     if weights.quantizer == "gained":
         level = quality or weights.default_quality
-        q = weights.model.round(weights.model.scale(y, level - 1)) - SYMBOL_MIN
-        return q[0].to(torch.int32).cpu().numpy(), {"quality": level, "bits": 6, "channel_ranges": ()}
+        symbols = weights.model.symbols(y, level - 1)[0].cpu().numpy()
+        return symbols, {"quality": level, "bits": SYMBOL_BITS, "channel_ranges": ()}
     bits = bits or DEFAULT_BITS
     lo, hi = quantizer.channel_ranges(y)
     symbols = quantizer.quantize(y, lo, hi, bits)[0].cpu().numpy()
@@ -92,7 +92,7 @@ def dequantize(weights: Weights, symbols: np.ndarray, header: FczHeader) -> torc
     """Symbols ``C x h x w`` -> features ``1 x C x h x w`` on the weights' device."""
     q = torch.from_numpy(symbols)[None].to(weights.device)
     if header.quality:
-        return weights.model.unscale((q + SYMBOL_MIN).float(), header.quality - 1)
+        return weights.model.features(q, header.quality - 1)
     lo, hi = (torch.tensor(r, dtype=torch.float32)[None] for r in zip(*header.channel_ranges))
     return quantizer.dequantize(q, lo.to(weights.device), hi.to(weights.device), header.bits)
 

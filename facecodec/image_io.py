@@ -70,6 +70,11 @@ def to_padded_tensor(image: Image.Image, stride: int) -> tuple[torch.Tensor, int
     encoder to spend bits on, unlike zeros.
     """
     x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float().div_(255)
+    return pad_to_stride(x, stride)
+
+
+def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+    """Images ``N x C x H x W`` -> (edge-replicated to multiples of ``stride``, pad_right, pad_bottom)."""
     pad_bottom, pad_right = -x.shape[2] % stride, -x.shape[3] % stride
     if pad_bottom or pad_right:
         x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")

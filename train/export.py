@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from facecodec.bitstream.entropy import symbol_histograms
 from facecodec.models import build_model
-from facecodec.models.gained import SYMBOL_MAX, SYMBOL_MIN, GainedFactorized
+from facecodec.image_io import pad_to_stride
+from facecodec.models.gained import SYMBOL_BITS, GainedFactorized
 from facecodec.quantizer import MAX_BITS, MIN_BITS, channel_ranges, quantize
 from facecodec.train.data import load_folder
 from facecodec.train.train import RUNS_DIR, load_config, run_file, to_tensor
@@ -41,14 +41,11 @@ def entropy_tables(model, images: np.ndarray) -> dict[str, torch.Tensor]:
     settings = range(1, model.levels + 1) if gained else range(MIN_BITS, MAX_BITS + 1)
     histograms = {setting: 0 for setting in settings}
     for start in range(0, len(images), 50):
-        x = to_tensor(images[start:start + 50], "cpu")
-        pad_bottom, pad_right = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
-        y = model.encode(F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate"))
+        y = model.encode(pad_to_stride(to_tensor(images[start:start + 50], "cpu"), model.stride)[0])
         lo, hi = channel_ranges(y)
         for setting in settings:
             if gained:
-                symbols = model.round(model.scale(y, setting - 1)) - SYMBOL_MIN
-                alphabet = SYMBOL_MAX - SYMBOL_MIN + 1
+                symbols, alphabet = model.symbols(y, setting - 1), 2**SYMBOL_BITS
             else:
                 symbols, alphabet = quantize(y, lo, hi, setting), 2**setting
             histograms[setting] = histograms[setting] + symbol_histograms(symbols.long().numpy(), alphabet)

@@ -22,11 +22,10 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from facecodec.image_io import pad_to_stride
 from facecodec.models import build_model
 from facecodec.models.gained import SYMBOL_MAX, SYMBOL_MIN
 from facecodec.train import checkpoints
@@ -42,9 +41,8 @@ def bits_per_pixel(model, y: torch.Tensor, level: int, pixels: int) -> torch.Ten
 def rd_forward(model, x: torch.Tensor, levels: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (reconstruction, bits per pixel per image) with each image at its own level."""
     pixels = x.shape[2] * x.shape[3]
-    pad_bottom, pad_right = (-x.shape[2]) % model.stride, (-x.shape[3]) % model.stride
-    with torch.set_grad_enabled(stage == 1 and torch.is_grad_enabled()):  # as the codec pads: replicate edges
-        y = model.encode(F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate") if pad_right or pad_bottom else x)
+    with torch.set_grad_enabled(stage == 1 and torch.is_grad_enabled()):
+        y = model.encode(pad_to_stride(x, model.stride)[0])  # padded as the codec pads
     x_hat, bpp = torch.empty_like(x), torch.empty(len(x), device=x.device)
     for level in levels.unique().tolist():
         pick = levels == level

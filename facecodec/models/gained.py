@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SYMBOL_MIN, SYMBOL_MAX = -32, 31  # 6-bit alphabet of the coded integers
+SYMBOL_BITS = 6
+SYMBOL_MIN, SYMBOL_MAX = -2 ** (SYMBOL_BITS - 1), 2 ** (SYMBOL_BITS - 1) - 1  # the coded integers, -32..31
 
 
 class SimplifiedGDN(nn.Module):
@@ -154,3 +155,11 @@ class GainedFactorized(nn.Module):
     @staticmethod
     def round(v: torch.Tensor) -> torch.Tensor:
         return v.round().clamp(SYMBOL_MIN, SYMBOL_MAX)
+
+    def symbols(self, y: torch.Tensor, level: int) -> torch.Tensor:
+        """Features -> the coded symbols at ``level`` (0-based): int32 in 0 .. 2**SYMBOL_BITS - 1."""
+        return (self.round(self.scale(y, level)) - SYMBOL_MIN).to(torch.int32)
+
+    def features(self, symbols: torch.Tensor, level: int) -> torch.Tensor:
+        """Coded symbols -> the features ``g_s`` takes; the inverse of ``symbols`` up to rounding."""
+        return self.unscale((symbols + SYMBOL_MIN).float(), level)
