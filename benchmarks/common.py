@@ -8,7 +8,6 @@ Measurement rules (the same for every codec):
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -24,10 +23,9 @@ import click
 from PIL import Image, features
 from skimage.metrics import structural_similarity
 
-from facecodec import zoo
+from facecodec import classical, zoo
 from facecodec.image_io import open_image
 from facecodec.metrics import bits_per_pixel, psnr
-from facecodec.quantizer import MAX_BITS, MIN_BITS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDER = REPO_ROOT.parent / "shared" / "data" / "lfw-test"
@@ -83,14 +81,10 @@ class OperatingPoint:
 def pillow_point(codec: str, fmt: str, setting: str, value: float, **options: Any) -> OperatingPoint:
     """A Pillow codec: encode with ``Image.save(format=fmt, **options)``, decode with ``Image.open``."""
     def encode(pixels: np.ndarray) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format=fmt, **options)
-        return buffer.getvalue()
+        return classical.encode(pixels, fmt, options)
 
     def decode(data: bytes) -> Image.Image:
-        image = Image.open(io.BytesIO(data))
-        image.load()  # Image.open is lazy: force the decode inside the timed call
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return classical.decode(data)  # decodes fully (Image.open is lazy), inside the timed call
 
     return OperatingPoint(codec, setting, value, encode, decode, {"format": fmt, **options})
 
@@ -242,8 +236,8 @@ def fcz_setting_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """fcz's --quality, --bits and --model, as `fcz encode` takes them (resolve with operating_points.fcz_choice)."""
     options = [
         click.option("-q", "--quality", type=click.IntRange(min=1),
-                     help="fcz quality level, 1 = smallest files (gained weights). Default: the weights' default."),
-        click.option("--bits", type=click.IntRange(MIN_BITS, MAX_BITS),
+                     help="fcz quality level, 1 = smallest files (default weights). Default: the weights' default."),
+        click.option("--bits", type=click.IntRange(min=1),
                      help="fcz bit depth of the per-image-range (Theis) weights, which it selects unless --model "
                           "is given."),
         click.option("--model", "weights_id", type=click.Choice(zoo.installed_ids()),

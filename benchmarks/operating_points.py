@@ -4,15 +4,16 @@ Sweeps are chosen to span roughly 0.1 to 3 bpp on 150x150 faces. Where a codec c
 go that low (JPEG's tables alone cost about 0.2 bpp on an image this small) its curve
 simply starts higher; the BD-rate code reports where curves don't overlap.
 
-Encoder choices, fixed for every run so results stay comparable:
+Encoder choices, fixed for every run so results stay comparable (the classical codecs' options
+live in facecodec.classical, which `fcz compare` encodes with too):
   * JPEG: libjpeg via Pillow, optimize=True (optimal Huffman tables, as ``cjpeg -optimize``:
     a lossless saving any careful user gets), 4:2:0 (subsampling=2) and 4:4:4 (subsampling=0).
   * JPEG 2000: OpenJPEG, irreversible 9/7 wavelet, colour transform (mct=1), one quality layer
     at a target rate; saved as a raw codestream (.j2k, no .jp2 box wrapper).
   * WebP: libwebp lossy, method=6 (slowest, best).
   * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
-  * fcz: for every installed weights id, every setting it has: each --quality level of the
-    gained (default) model, each --bits 1..8 of the seed's per-image-range model.
+  * fcz: for every installed weights id, every setting its latent codec has: each --quality
+    level of the default model, each --bits 1..8 of the seed's per-image-range model.
 """
 from __future__ import annotations
 
@@ -21,9 +22,7 @@ import numpy as np
 from PIL import Image
 
 import facecodec
-from facecodec import DEFAULT_BITS, FczError, zoo
-from facecodec.codec import select_weights
-from facecodec.quantizer import MAX_BITS, MIN_BITS
+from facecodec import FczError, classical, zoo
 
 from benchmarks.common import OperatingPoint, pillow_point
 
@@ -32,10 +31,7 @@ JPEG2000_BPP = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0]  #
 WEBP_QUALITIES = [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
 AVIF_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95]
 
-CODEC_LABELS = {
-    "jpeg-420": "JPEG 4:2:0", "jpeg-444": "JPEG 4:4:4", "jpeg2000": "JPEG 2000",
-    "webp": "WebP", "avif-444": "AVIF 4:4:4",
-}
+CODEC_LABELS = {name: codec.label for name, codec in classical.CODECS.items()}
 
 
 def label(codec: str) -> str:
@@ -54,25 +50,26 @@ def _thin(values: list, quick: bool) -> list:
     return values if not quick else sorted(set(values[::2] + values[-1:]), key=values.index)
 
 
+def classical_point(codec: classical.Codec, value: float) -> OperatingPoint:
+    """A classical codec (facecodec.classical.CODECS) at one value of its quality or rate."""
+    return pillow_point(codec.name, codec.format, codec.setting(value), value, **codec.options(value))
+
+
 def jpeg(quality: int, subsampling: int) -> OperatingPoint:
-    codec = {2: "jpeg-420", 0: "jpeg-444"}[subsampling]
-    return pillow_point(codec, "JPEG", f"quality={quality}", quality,
-                        quality=quality, subsampling=subsampling, optimize=True)
+    return classical_point(classical.CODECS[{2: "jpeg-420", 0: "jpeg-444"}[subsampling]], quality)
 
 
 def jpeg2000(target_bpp: float) -> OperatingPoint:
     # OpenJPEG's "rates" are compression ratios against the raw 24-bit image.
-    rate = 24 / target_bpp
-    return pillow_point("jpeg2000", "JPEG2000", f"rate={rate:g}", rate, irreversible=True, mct=1,
-                        quality_mode="rates", quality_layers=[rate], no_jp2=True)
+    return classical_point(classical.CODECS["jpeg2000"], classical.jpeg2000_rate(target_bpp))
 
 
 def webp(quality: int) -> OperatingPoint:
-    return pillow_point("webp", "WEBP", f"quality={quality}", quality, quality=quality, method=6)
+    return classical_point(classical.CODECS["webp"], quality)
 
 
 def avif(quality: int) -> OperatingPoint:
-    return pillow_point("avif-444", "AVIF", f"quality={quality}", quality, quality=quality, subsampling="4:4:4")
+    return classical_point(classical.CODECS["avif-444"], quality)
 
 
 def fcz(weights_id: str, quality: int | None = None, bits: int | None = None, device: str = "auto") -> OperatingPoint:
@@ -96,16 +93,15 @@ def fcz_choice(quality: int | None = None, bits: int | None = None,
     a benchmark names the exact setting it measured.
     """
     try:
-        weights = select_weights(quality, bits, weights_id, "cpu")  # the quantizer does not depend on the device
+        spec, setting = zoo.choose(quality, bits, weights_id)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
-    if quality is None and bits is None:
-        quality, bits = (weights.default_quality, None) if weights.quantizer == "gained" else (None, DEFAULT_BITS)
-    return weights.weights_id, quality, bits
+    chosen = {"quality": None, "bits": None, spec.latent.option: setting}
+    return spec.weights_id, chosen["quality"], chosen["bits"]
 
 
 def default_setting(weights_id: str) -> str:
-    """The setting fcz encodes with when none is asked for: "quality=N" (gained weights) or "bits=6" (ranges)."""
+    """The setting fcz encodes with when none is asked for, e.g. "quality=5" or "bits=6"."""
     return fcz(*fcz_choice(weights_id=weights_id)).setting
 
 
@@ -126,11 +122,8 @@ def fcz_points(device: str = "auto") -> list[OperatingPoint]:
     # Every setting even in --quick: fcz has only eight points per model and BD-rate needs the whole curve.
     points = []
     for weights_id in zoo.installed_ids():
-        levels = zoo.load_weights(weights_id).levels
-        if levels:
-            points += [fcz(weights_id, quality=q, device=device) for q in range(1, levels + 1)]
-        else:
-            points += [fcz(weights_id, bits=b, device=device) for b in range(MIN_BITS, MAX_BITS + 1)]
+        latent = zoo.load_spec(weights_id).latent
+        points += [fcz(weights_id, **{latent.option: s}, device=device) for s in latent.settings]
     return points
 
 

@@ -35,10 +35,11 @@ from skimage.data import astronaut
 
 from facecodec import zoo
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.codec import analyse, dequantize, quantize, resolve_device, synthesise
+from facecodec.codec import analyse, resolve_device, synthesise
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
-from facecodec.image_io import open_image, to_image, to_padded_tensor
+from facecodec.image_io import open_image
+from facecodec.tensors import to_image, to_padded_tensor
 from facecodec.metrics import bits_per_pixel
 
 from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option,
@@ -111,7 +112,7 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
                     device: str) -> tuple[dict, dict, bytes, Image.Image]:
     """codec.py's encode and decode, step by step: ({stage: ms} for encode, for decode, .fcz bytes, decoded image).
 
-    The steps mirror facecodec.codec and call its analyse / quantize / dequantize / synthesise; the caller checks
+    The steps mirror facecodec.codec and call its analyse / synthesise and the weights' latent codec; the caller checks
     bytes and image equal the library's, so the split cannot silently drift from what facecodec.encode / decode do.
     """
     weights = zoo.load_weights(weights_id, resolve_device(device))
@@ -120,17 +121,17 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     x, pad_right, pad_bottom = enc("other", to_padded_tensor, rgb, weights.stride)
     x = enc("other", x.to, weights.device)
     y = enc("network", analyse, weights, x)
-    symbols, fields = enc("other", quantize, weights, y, quality, bits)
+    setting = weights.latent.choose(quality if quality is not None else bits)
+    symbols, fields = enc("other", weights.latent.quantize, weights.model, y, setting)
     header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
-                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=tuple(symbols.shape), **fields)
-    payload = enc("entropy", encode_symbols, symbols, weights.entropy_tables[header.table_name])
+                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape[1:], **fields[0])
+    payload = enc("entropy", encode_symbols, symbols[0], weights.table(header))
     data = enc("other", pack, header, payload)
 
     dec = _Stopwatch(weights.device)
     header, payload = dec("other", unpack, data)
-    symbols = dec("entropy", decode_symbols, payload, weights.entropy_tables[header.table_name],
-                  header.latent_shape[1:])
-    y = dec("other", dequantize, weights, symbols, header)
+    symbols = dec("entropy", decode_symbols, payload, weights.table(header), header.latent_shape[1:])
+    y = dec("other", weights.latent.dequantize, weights.model, symbols, header)
     x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)
     return enc.ms, dec.ms, data, image

@@ -46,11 +46,6 @@ class FczHeader:
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
 
     @property
-    def table_name(self) -> str:
-        """Which of the weights' entropy tables codes the payload."""
-        return f"quality{self.quality}" if self.quality else f"bits{self.bits}"
-
-    @property
     def symbol_count(self) -> int:
         c, h, w = self.latent_shape
         return c * h * w

@@ -53,8 +53,8 @@ def min_payload_bits(tables: np.ndarray, count: int) -> float:
     return count * float(-np.log2(largest).sum())
 
 
-def decode_symbols(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Payload bytes -> symbols ``C x h x w`` (int32); ``shape`` is ``(h, w)``."""
+def check_payload_length(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -> None:
+    """Refuse a payload too short to code ``C x h x w`` symbols with ``tables``; ``shape`` is ``(h, w)``."""
     count = shape[0] * shape[1]
     # Past the end of its data constriction's decoder reads zero words and, from an all-zero
     # state, keeps decoding without error. Without this check a file of a few hundred bytes
@@ -63,6 +63,12 @@ def decode_symbols(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -
     if 8 * len(payload) + _SEAL_SLACK_BITS < min_payload_bits(tables, count):
         raise FczError(f"corrupt file: a payload of {len(payload)} bytes is too short to hold "
                        f"{len(tables)} x {shape[0]} x {shape[1]} symbols")
+
+
+def decode_symbols(payload: bytes, tables: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Payload bytes -> symbols ``C x h x w`` (int32); ``shape`` is ``(h, w)``."""
+    check_payload_length(payload, tables, shape)
+    count = shape[0] * shape[1]
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     try:
         channels = [decoder.decode(_channel_model(counts), count) for counts in tables]

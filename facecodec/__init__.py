@@ -4,11 +4,22 @@
     >>> data = facecodec.encode("face.png")        # bytes of a .fcz file
     >>> image = facecodec.decode(data)              # PIL.Image.Image
     >>> PIL.Image.open("face.fcz")                  # Pillow reads and writes .fcz once facecodec is imported
+
+Importing facecodec does not import torch: ``encode`` and ``decode`` load it on
+first use, so header reading, ``fcz info`` and ``fcz --help`` stay fast.
 """
-from facecodec.bitstream import FczError
-from facecodec.codec import DEFAULT_BITS, decode, encode, read_header
+from facecodec.bitstream import FczError, FczHeader
+from facecodec.header import read_header
 from facecodec.image_io import FczWarning
 from facecodec import pillow_plugin  # noqa: F401  (registers .fcz with Pillow)
 
 __version__ = "0.1.0"
-__all__ = ["DEFAULT_BITS", "FczError", "FczWarning", "decode", "encode", "read_header", "__version__"]
+__all__ = ["FczError", "FczHeader", "FczWarning", "decode", "encode", "read_header", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("encode", "decode"):  # the network path, and with it torch, only when asked for
+        from facecodec import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'facecodec' has no attribute {name!r}")

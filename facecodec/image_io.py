@@ -1,54 +1,84 @@
-"""Images in and out of the codec: any file Pillow reads -> RGB tensor padded to the model's stride, and back."""
+"""Images into the codec: any file Pillow reads, checked and normalised to an RGB image (no torch here).
+
+The step after this one, image -> tensor and back, is facecodec.tensors.
+"""
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import warnings
-from pathlib import Path
 from typing import IO, Union
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.bitstream.container import MAX_SIDE
 from facecodec.bitstream.errors import FczError
 
-ImageInput = Union[Image.Image, np.ndarray, str, Path, IO[bytes]]
+ImageInput = Union[Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLike, IO[bytes]]
+
+# Like Pillow's MAX_IMAGE_PIXELS, but lower: past it an encode or decode takes minutes on a small
+# machine (a 40-megapixel decode took 103 s and 0.76 GB on 2 busy cores; 4096 x 4096 takes about
+# a third of that). A 12-megapixel phone photo fits. Callers raise it with max_pixels=, the
+# command line with --max-pixels.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 class FczWarning(UserWarning):
     """Something the user should know about an input that was still encoded (e.g. a dropped alpha channel)."""
 
 
-def check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse a size outside the format's limits, or of more than ``max_pixels`` pixels (None: no limit)."""
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
         raise FczError(f"image is {width}x{height}; facecodec encodes 1..{MAX_SIDE} pixels a side")
+    if max_pixels is not None and width * height > max_pixels:
+        raise FczError(f"image is {width}x{height} = {width * height:,} pixels, more than the limit of "
+                       f"{max_pixels:,} (raise it with max_pixels= or --max-pixels)")
 
 
-def open_image(source: ImageInput) -> tuple[Image.Image, str]:
+@contextlib.contextmanager
+def reading(path: str | os.PathLike):
+    """Turn the OS's errors about opening ``path`` into one FczError that names it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise FczError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FczError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise FczError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, str]:
     """Read and normalise an input image -> (RGB image, mode to decode back to: "RGB" or "L").
 
-    The size is checked from the file header before any pixels are decoded, so an
-    oversized file (or a decompression bomb) is refused without loading it.
+    ``source``: a PIL image, a uint8 array, the bytes of an image file, a path or a
+    binary file object. The size is checked from the file header before any pixels
+    are decoded, so an oversized file (or a decompression bomb) is refused without loading it.
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
     if isinstance(source, np.ndarray):
-        source = _array_to_image(source)
-    if isinstance(source, Image.Image):
+        image = _array_to_image(source)
+    elif isinstance(source, Image.Image):
         image = source
+    elif isinstance(source, (str, os.PathLike)):
+        with reading(source):
+            image = _open_file(source)
+    elif hasattr(source, "read"):
+        image = _open_file(source)
     else:
-        try:
-            image = Image.open(source)
-        except UnidentifiedImageError:
-            raise FczError("not an image Pillow can read") from None
-        except Image.DecompressionBombError as exc:  # Pillow's own guard, about 179 megapixels
-            raise FczError(f"image refused as too large: {exc}") from None
-    check_size(*image.size)
+        raise TypeError(f"image must be a PIL image, a uint8 array, image file bytes, a path or a binary file "
+                        f"object, not {type(source).__name__}")
+    check_size(*image.size, max_pixels)
+    _warn_about_losses(image)
     try:
         image = ImageOps.exif_transpose(image)  # phones store portraits sideways plus an orientation tag
-        mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-        if "A" in image.getbands() or image.info.get("transparency") is not None:
-            warnings.warn("alpha channel dropped: .fcz stores colour only", FczWarning, stacklevel=2)
-        if image.mode in ("I", "I;16", "F"):  # 16-bit or float greyscale: scale to 8 bits, not clip
+        mode = "L" if image.mode in ("1", "L", "LA", "I", "F") or image.mode.startswith("I;16") else "RGB"
+        if image.mode == "I" or image.mode == "F" or image.mode.startswith("I;16"):
+            # 16-bit or float greyscale: scale to 8 bits, not clip
             array = np.asarray(image, dtype=np.float64)
             peak = 65535.0 if array.max() > 255 else 255.0
             image = Image.fromarray(np.clip(array / peak * 255 + 0.5, 0, 255).astype(np.uint8))
@@ -57,35 +87,31 @@ def open_image(source: ImageInput) -> tuple[Image.Image, str]:
         raise FczError(f"cannot decode image: {exc}") from None
 
 
+def _open_file(source: str | os.PathLike | IO[bytes]) -> Image.Image:
+    try:
+        return Image.open(source)
+    except UnidentifiedImageError:
+        raise FczError("not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, about 179 megapixels
+        raise FczError(f"image refused as too large: {exc}") from None
+
+
+def _warn_about_losses(image: Image.Image) -> None:
+    """Say what .fcz cannot keep: alpha, frames after the first, samples deeper than 8 bits."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        warnings.warn("alpha channel dropped: .fcz stores colour only", FczWarning, stacklevel=3)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(f"only the first of {frames} frames is encoded: .fcz stores one still image",
+                      FczWarning, stacklevel=3)
+    # Pillow reads 16-bit RGB as 8-bit "RGB" and says so only in the raw mode of its pending tiles.
+    raw_modes = [str(tile.args[0] if isinstance(tile.args, tuple) else tile.args) for tile in getattr(image, "tile", None) or []]
+    if image.mode in ("I", "F") or image.mode.startswith("I;16") or any(";16" in m for m in raw_modes):
+        warnings.warn("samples deeper than 8 bits reduced to 8 bits: .fcz stores 8-bit images",
+                      FczWarning, stacklevel=3)
+
+
 def _array_to_image(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise FczError(f"arrays must be uint8 H x W or H x W x 3 (or 4); got {array.dtype} {array.shape}")
     return Image.fromarray(array)
-
-
-def to_padded_tensor(image: Image.Image, stride: int) -> tuple[torch.Tensor, int, int]:
-    """RGB image -> (1 x 3 x H' x W' float tensor in [0, 1], pad_right, pad_bottom).
-
-    Edge replication fills the padding: it adds no new structure for the
-    encoder to spend bits on, unlike zeros.
-    """
-    x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float().div_(255)
-    return pad_to_stride(x, stride)
-
-
-def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
-    """Images ``N x C x H x W`` -> (edge-replicated to multiples of ``stride``, pad_right, pad_bottom)."""
-    pad_bottom, pad_right = -x.shape[2] % stride, -x.shape[3] % stride
-    if pad_bottom or pad_right:
-        x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
-    return x, pad_right, pad_bottom
-
-
-def to_image(x_hat: torch.Tensor, width: int, height: int, mode: str) -> Image.Image:
-    """Network output ``1 x 3 x H' x W'`` -> PIL image cropped to ``width x height`` in ``mode``."""
-    # A hostile but valid file can drive the network to inf or NaN; casting those to uint8 is
-    # platform-dependent, so pin them to the range first.
-    pixels = x_hat[0, :, :height, :width].nan_to_num(nan=0.0, posinf=1.0, neginf=0.0)
-    pixels = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
-    image = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy(), "RGB")
-    return image.convert(mode) if mode != "RGB" else image

@@ -9,12 +9,21 @@ from __future__ import annotations
 from io import BytesIO
 from typing import IO
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
+from facecodec.bitstream import FczError
 from facecodec.bitstream.container import MAGIC
-from facecodec.bitstream.errors import FczError
+from facecodec.header import check_decodable
 
 FORMAT = "FCZ"
+
+
+class FczImageError(FczError, UnidentifiedImageError):
+    """A broken .fcz opened through Pillow: still Pillow's "cannot identify" error, but with facecodec's reason.
+
+    Pillow turns a plugin's SyntaxError into a bare "cannot identify image file"; raising this
+    instead keeps the message, and code that catches either library's exception still catches it.
+    """
 
 
 def _accept(prefix: bytes) -> bool:
@@ -26,24 +35,20 @@ class FczImageFile(ImageFile.ImageFile):
     format_description = "facecodec learned face image"
 
     def _open(self) -> None:
-        from facecodec.codec import read_header
-
         self._fcz_data = self.fp.read()
         try:
-            header = read_header(self._fcz_data)
-        except FczError as exc:
-            raise SyntaxError(str(exc)) from None  # Pillow's signal for "not this format / broken"
+            header, _, spec, _ = check_decodable(self._fcz_data)
+        except FczError as exc:  # only files with .fcz's magic get here: it is ours, and broken
+            raise FczImageError(str(exc)) from None
         self._size = (header.width, header.height)
         self._mode = header.mode
-        self.info["bits"] = header.bits
-        if header.quality:
-            self.info["quality"] = header.quality
+        self.info[spec.latent.option] = spec.latent.setting_of(header)  # "quality" or "bits", as save() takes it
         self.info["weights_id"] = header.weights_id
         self.tile = []
 
     def load(self):
         if self._fcz_data is not None:
-            from facecodec.codec import decode
+            from facecodec.codec import decode  # torch, only once pixels are wanted
 
             decoded = decode(self._fcz_data)
             self._fcz_data = None

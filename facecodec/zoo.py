@@ -1,4 +1,4 @@
-"""The model zoo: shipped weights by id, their integrity checks, and loading a model with its entropy tables.
+"""The model zoo: shipped weights by id, their integrity checks, and loading them.
 
 ``weights/manifest.json`` lists every weights file by id. A ``.fcz`` header
 names the id that encoded it, and decoding looks that id up here: a file
@@ -6,11 +6,13 @@ can only be decoded by the exact weights that wrote it.
 
 Each ``ID.safetensors`` holds the network's state dict (fp16) and its entropy
 tables: int32 symbol counts, one row per feature channel (see
-facecodec.bitstream.entropy), named after the header field that selects them.
-Models with per-image quantizer ranges ("ranges", the Theis model) have
-``entropy.bits{b}`` for every bit depth b in 1..8; models with gain vectors
-("gained") have ``entropy.quality{l}`` for every quality level l.
+facecodec.bitstream.entropy), stored as ``entropy.<table name>`` where the
+family's latent codec (facecodec.latent) names one table per setting.
 safetensors cannot execute code on load, unlike a pickle.
+
+Loading happens in two steps. ``load_spec`` reads what a file promises (latent
+codec, stride, channels, entropy tables) without torch, which is all that
+header checks and ``fcz info`` need. ``load_weights`` adds the network on a device.
 """
 from __future__ import annotations
 
@@ -19,47 +21,51 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from safetensors.torch import load as load_safetensors
+from safetensors.numpy import load as load_safetensors
 
-from facecodec.bitstream.errors import FczError
-from facecodec.models import build_model
+from facecodec.bitstream import FczError, FczHeader
+from facecodec.latent import OPTION_NOUNS, LatentCodec, codec_class
+
+if TYPE_CHECKING:
+    import torch
 
 ENTROPY_PREFIX = "entropy."
 
 
 @dataclass(frozen=True)
-class Weights:
+class WeightsSpec:
+    """What installed weights promise a ``.fcz`` file, read without running (or importing) a network."""
+
     weights_id: str
-    model: torch.nn.Module            # in eval mode, float32, on ``device``
     stride: int
     channels: int
-    entropy_tables: dict[str, np.ndarray]  # "bits6", "quality3", ... -> C x alphabet counts
-    device: torch.device
-    quantizer: str                    # "ranges" (per-image ranges, --bits) or "gained" (--quality)
-    default_quality: int | None       # for "gained": the level used when none is asked for
+    latent: LatentCodec
+    entropy_tables: dict[str, np.ndarray]  # table name ("quality3", "bits6", ...) -> C x alphabet counts
 
-    @property
-    def levels(self) -> int:
-        """Number of quality levels (0 for per-image-range models)."""
-        return getattr(self.model, "levels", 0) if self.quantizer == "gained" else 0
+    def table(self, header: FczHeader) -> np.ndarray:
+        """The entropy table that codes ``header``'s payload, after checking the header fits these weights."""
+        if header.latent_shape[0] != self.channels or header.stride != self.stride:
+            raise FczError(f"corrupt file: latent shape {header.latent_shape} is not what weights "
+                           f"{self.weights_id!r} produce ({self.channels} channels, stride {self.stride})")
+        if header.pad_right >= self.stride or header.pad_bottom >= self.stride:
+            raise FczError("corrupt file: padding is not smaller than the model's stride")
+        setting = self.latent.check_header(header, self.weights_id)
+        return self.entropy_tables[self.latent.table_name(setting)]
+
+
+@dataclass(frozen=True)
+class Weights(WeightsSpec):
+    """A spec with its network loaded: in eval mode, float32, on ``device``."""
+
+    model: torch.nn.Module
+    device: torch.device
 
 
 def manifest() -> dict:
     return json.loads(resources.files("facecodec.weights").joinpath("manifest.json").read_text())
-
-
-def default_weights_id(quantizer: str | None = None) -> str:
-    """The weights `fcz encode` uses; with ``quantizer``, the first installed weights of that kind."""
-    listing = manifest()
-    if quantizer is None or manifest_entry(listing["default"]).get("quantizer", "ranges") == quantizer:
-        return listing["default"]
-    for entry in listing["weights"]:
-        if entry.get("quantizer", "ranges") == quantizer:
-            return entry["id"]
-    raise FczError(f"no installed weights use the {quantizer!r} quantizer")
 
 
 def installed_ids() -> list[str]:
@@ -75,22 +81,74 @@ def manifest_entry(weights_id: str) -> dict:
                    f"install the facecodec release that ships them")
 
 
-@functools.lru_cache(maxsize=4)
-def load_weights(weights_id: str, device: str = "cpu") -> Weights:
-    """Load (once per id and device) a verified model and its entropy tables."""
+def default_weights_id(option: str | None = None) -> str:
+    """The weights `fcz encode` uses; with ``option`` ("quality", "bits"), the first installed weights taking it."""
+    listing = manifest()
+    entries = sorted(listing["weights"], key=lambda e: e["id"] != listing["default"])  # the default first
+    for entry in entries:
+        if option is None or codec_class(entry["quantizer"]).option == option:
+            return entry["id"]
+    raise FczError(f"no installed weights take a {OPTION_NOUNS.get(option, option)}")
+
+
+def choose(quality: int | None = None, bits: int | None = None,
+           weights_id: str | None = None) -> tuple[WeightsSpec, int]:
+    """The weights and setting an encode uses, after checking that ``quality`` or ``bits`` fits them.
+
+    Without a weights id, the option given picks the weights: the default ones if
+    they take it, else the first installed weights that do (``bits`` -> the seed's model).
+    """
+    given = {option: value for option, value in (("quality", quality), ("bits", bits)) if value is not None}
+    if len(given) > 1:
+        raise FczError("give a quality level or a bit depth, not both")
+    option, value = next(iter(given.items()), (None, None))
+    spec = load_spec(weights_id or default_weights_id(option))
+    latent = spec.latent
+    if option not in (None, latent.option):
+        raise FczError(f"weights {spec.weights_id!r} take a {latent.noun} "
+                       f"({latent.settings[0]}..{latent.settings[-1]}), not a {OPTION_NOUNS[option]}")
+    return spec, latent.choose(value)
+
+
+@functools.lru_cache(maxsize=8)
+def _verified_tensors(weights_id: str) -> dict[str, np.ndarray]:
     entry = manifest_entry(weights_id)
     blob = resources.files("facecodec.weights").joinpath(entry["file"]).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != entry["sha256"]:
         raise FczError(f"weights file {entry['file']} is damaged: SHA-256 {digest[:12]}... "
                        f"does not match the manifest's {entry['sha256'][:12]}...")
-    tensors = load_safetensors(blob)
-    tables = {name[len(ENTROPY_PREFIX):]: tensor.numpy() for name, tensor in tensors.items()
-              if name.startswith(ENTROPY_PREFIX)}
-    state = {name: tensor.float() if tensor.is_floating_point() else tensor
-             for name, tensor in tensors.items() if not name.startswith(ENTROPY_PREFIX)}
+    return load_safetensors(blob)
+
+
+def load_spec(weights_id: str) -> WeightsSpec:
+    """What installed weights promise (checked against their SHA-256), without their network."""
+    entry = manifest_entry(weights_id)
+    tensors = _verified_tensors(weights_id)
+    tables = {name[len(ENTROPY_PREFIX):]: array for name, array in tensors.items() if name.startswith(ENTROPY_PREFIX)}
+    return WeightsSpec(weights_id, entry["stride"], entry["channels"], codec_class(entry["quantizer"]).from_entry(entry),
+                       tables)
+
+
+@functools.lru_cache(maxsize=4)
+def load_weights(weights_id: str, device: str = "cpu") -> Weights:
+    """Load (once per id and device) a verified model and its entropy tables."""
+    import torch
+
+    from facecodec.models import build_model
+
+    spec = load_spec(weights_id)
+    entry = manifest_entry(weights_id)
+    # fp16 -> float32 is exact; the copies also make the arrays writable, as torch wants.
+    state = {name: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
+             for name, array in _verified_tensors(weights_id).items() if not name.startswith(ENTROPY_PREFIX)}
     model = build_model(entry["architecture"], channels=entry["channels"], **entry.get("model", {}))
     model.load_state_dict(state)
     model.eval().requires_grad_(False)
-    return Weights(weights_id, model.to(device), entry["stride"], entry["channels"], tables, torch.device(device),
-                   entry.get("quantizer", "ranges"), entry.get("default_quality"))
+    return Weights(**vars(spec), model=model.to(device), device=torch.device(device))
+
+
+def clear_caches() -> None:
+    """Forget loaded weights (tests that forge the manifest call this)."""
+    _verified_tensors.cache_clear()
+    load_weights.cache_clear()

@@ -1,8 +1,12 @@
 """The benchmark suite's own checks: BD-rate maths, the report's comparison of fcz's default curve, the error image,
-speed.py's step-by-step fcz, and a tiny end-to-end rate-distortion run."""
+speed.py's step-by-step fcz, and a tiny end-to-end rate-distortion run.
+
+Parts of benchmarks/ need the `bench` extra (scipy for BD-rates, matplotlib for plots and the mosaic), which the
+README's `pip install -e '.[test]'` leaves out: their tests skip without it, saying so, and the others still run."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import math
@@ -18,27 +22,41 @@ import facecodec
 from facecodec import zoo
 from facecodec.metrics import bits_per_pixel, psnr
 
-from benchmarks import bdrate
-from benchmarks.mosaic import error_image
-from benchmarks.operating_points import default_setting
-from benchmarks.rate_distortion import main as rate_distortion_main
-from benchmarks.report import comparison, monotonic
+from benchmarks.operating_points import default_setting, fcz_choice
 from benchmarks.speed import fcz_split
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
 PSNRS = np.array([24.0, 27.5, 30.5, 33.0, 36.5, 41.0])  # unevenly spaced: PCHIP is not a straight line here
 
 
+def bench_module(name: str, *needs: str):
+    """Import benchmarks.<name>, or skip the test when a package of the bench extra that it needs is missing."""
+    for package in needs:
+        pytest.importorskip(package, reason=f"benchmarks/{name}.py needs {package}, from the bench extra: "
+                                            "pip install -e '.[test,bench]'")
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.fixture()
+def bdrate():
+    return bench_module("bdrate", "scipy")
+
+
+@pytest.fixture()
+def report():
+    return bench_module("report", "scipy")
+
+
 # --- BD-rate --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("factor", [0.5, 0.8, 1.25, 3.0])
-def test_bd_rate_of_a_curve_shifted_in_rate_is_the_shift(factor):
+def test_bd_rate_of_a_curve_shifted_in_rate_is_the_shift(bdrate, factor):
     result = bdrate.bd_rate(RATES, PSNRS, RATES * factor, PSNRS)
     assert result.percent == pytest.approx((factor - 1) * 100, abs=1e-9)
     assert result.overlap == pytest.approx((24.0, 41.0))
 
 
-def test_bd_rate_integrates_only_over_the_shared_psnr_range():
+def test_bd_rate_integrates_only_over_the_shared_psnr_range(bdrate):
     # log-rate linear in PSNR with different slopes: PCHIP reproduces lines exactly, so the answer is
     # analytic: over the shared 30..40 dB, mean of (p - 20)(1/8 - 1/10) = (35 - 20) / 40.
     anchor_psnr, test_psnr = np.linspace(25, 40, 6), np.linspace(30, 45, 6)
@@ -47,13 +65,13 @@ def test_bd_rate_integrates_only_over_the_shared_psnr_range():
     assert result.percent == pytest.approx((math.exp(15 / 40) - 1) * 100, rel=1e-9)
 
 
-def test_bd_rate_reports_no_overlap_with_both_ranges():
+def test_bd_rate_reports_no_overlap_with_both_ranges(bdrate):
     result = bdrate.bd_rate([0.1, 0.5, 1.0], [20.0, 25.0, 30.0], [0.2, 0.4, 0.9], [32.0, 36.0, 40.0])
     assert result.percent is None and result.overlap is None
     assert result.text() == "no overlap (anchor 20.00-30.00 dB, test 32.00-40.00 dB)"
 
 
-def test_dominated_points_are_left_out_of_a_curve():
+def test_dominated_points_are_left_out_of_a_curve(bdrate):
     # A setting that costs more bits for a lower PSNR must not bend the interpolation.
     rates, psnrs = np.append(RATES, 1.0), np.append(PSNRS, 30.0)
     kept_rates, kept_psnrs = bdrate.pareto_front(rates, psnrs)
@@ -61,7 +79,7 @@ def test_dominated_points_are_left_out_of_a_curve():
     assert bdrate.bd_rate(rates, psnrs, RATES * 0.8, PSNRS).percent == pytest.approx(-20.0, abs=1e-9)
 
 
-def test_reading_a_curve_at_a_rate_or_a_psnr():
+def test_reading_a_curve_at_a_rate_or_a_psnr(bdrate):
     psnrs = 30 + 6 * np.log2(RATES / 0.1)  # a straight line in log-rate
     assert bdrate.psnr_at_rate(RATES, psnrs, 0.3) == pytest.approx(30 + 6 * math.log2(3))
     assert bdrate.rate_at_psnr(RATES, psnrs, 42.0) == pytest.approx(0.1 * 2 ** 2)
@@ -85,8 +103,8 @@ def _synthetic_results(fcz_points: list[tuple[float, float]]) -> dict:
     return {"metadata": {"default_weights_id": "gained", "default_setting": "quality=3"}, "points": points[::-1]}
 
 
-def test_points_above_jpeg2000_are_counted_at_each_points_rate():
-    found = comparison(_synthetic_results([(0.05, 25.0), (0.2, 37.0), (0.4, 41.0), (0.8, 47.5), (1.6, 55.0),
+def test_points_above_jpeg2000_are_counted_at_each_points_rate(report):
+    found = report.comparison(_synthetic_results([(0.05, 25.0), (0.2, 37.0), (0.4, 41.0), (0.8, 47.5), (1.6, 55.0),
                                            (4.0, 70.0)]))
     margins = found["margins"]
     assert found["margins_anchor"] == "jpeg2000" and found["default_setting"] == "quality=3"
@@ -100,13 +118,13 @@ def test_points_above_jpeg2000_are_counted_at_each_points_rate():
     assert {row["codec"] for row in found["codecs"]} == {"jpeg2000", "fcz/other"}
 
 
-def test_a_curve_is_monotonic_only_if_bpp_and_psnr_rise_at_every_step():
+def test_a_curve_is_monotonic_only_if_bpp_and_psnr_rise_at_every_step(report):
     rising = _synthetic_results([(0.2, 30.0), (0.3, 31.0), (0.5, 33.0)])["points"]
-    assert monotonic([p for p in rising if p["codec"] == "fcz/gained"]) == {
+    assert report.monotonic([p for p in rising if p["codec"] == "fcz/gained"]) == {
         "monotonic": True, "bpp_increasing": True, "psnr_increasing": True, "breaks": []}
     dipping = [p for p in _synthetic_results([(0.2, 30.0), (0.3, 31.0), (0.5, 30.5), (0.7, 32.0)])["points"]
                if p["codec"] == "fcz/gained"]
-    found = monotonic(dipping)
+    found = report.monotonic(dipping)
     assert (found["monotonic"], found["bpp_increasing"], found["psnr_increasing"]) == (False, True, False)
     assert found["breaks"] == [{"from": "quality=2", "to": "quality=3", "bpp": [0.3, 0.5], "psnr_db": [31.0, 30.5]}]
 
@@ -116,8 +134,7 @@ def test_a_curve_is_monotonic_only_if_bpp_and_psnr_rise_at_every_step():
 @pytest.mark.parametrize("weights_id", zoo.installed_ids())
 def test_speed_step_by_step_fcz_matches_the_library(weights_id, face):
     # fcz_split raises if its step-by-step encode / decode differ from facecodec.encode / decode.
-    weights = zoo.load_weights(weights_id)
-    quality, bits = (weights.default_quality, None) if weights.levels else (None, 3)
+    _, quality, bits = fcz_choice(weights_id=weights_id)
     split = fcz_split(face, weights_id, quality, bits, "cpu", repeats=1)
     assert set(split) == {"encode", "decode"} and all(ms >= 0 for s in split.values() for ms in s.values())
 
@@ -125,6 +142,7 @@ def test_speed_step_by_step_fcz_matches_the_library(weights_id, face):
 # --- error image ----------------------------------------------------------------------------------------
 
 def test_error_image_formula():
+    error_image = bench_module("mosaic", "matplotlib").error_image
     x = np.array([[[0, 200, 100]], [[50, 50, 50]]], dtype=np.uint8)
     y = np.array([[[10, 100, 200]], [[50, 50, 50]]], dtype=np.uint8)
     e = error_image(x, y)
@@ -155,6 +173,7 @@ def _jpeg_q50(pixels: np.ndarray) -> bytes:
 
 
 def test_rate_distortion_end_to_end(tmp_path):
+    rate_distortion = bench_module("rate_distortion", "scipy", "matplotlib")  # BD-rates, plots
     folder, out = tmp_path / "faces", tmp_path / "results"
     folder.mkdir()
     portrait = astronaut()
@@ -167,7 +186,7 @@ def test_rate_distortion_end_to_end(tmp_path):
 
     threads = torch.get_num_threads()
     try:  # one thread and no warm-ups keep this fast on a busy machine; the timings are not checked
-        result = CliRunner().invoke(rate_distortion_main, [str(folder), "--quick", "--out", str(out), "--threads", "1",
+        result = CliRunner().invoke(rate_distortion.main, [str(folder), "--quick", "--out", str(out), "--threads", "1",
                                                            "--warm-ups", "0", "--reference", str(reference)])
     finally:
         torch.set_num_threads(threads)
@@ -178,8 +197,8 @@ def test_rate_distortion_end_to_end(tmp_path):
     assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
                                           *(f"fcz/{i}" for i in zoo.installed_ids())}
     for weights_id in zoo.installed_ids():  # every setting of every weights, even in --quick
-        levels = zoo.load_weights(weights_id).levels
-        settings = [f"quality={q}" for q in range(1, levels + 1)] if levels else [f"bits={b}" for b in range(1, 9)]
+        latent = zoo.load_spec(weights_id).latent
+        settings = [f"{latent.option}={s}" for s in latent.settings]
         assert sorted(r["setting"] for r in rows if r["codec"] == f"fcz/{weights_id}") == sorted(settings)
     for r in rows:
         bpp, ratio, psnr_db, ssim = (float(r[k]) for k in ("bpp", "compression_ratio", "psnr_db", "ssim"))

@@ -3,34 +3,15 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import zlib
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from facecodec import zoo
 from facecodec.cli import main
-
-
-@pytest.fixture()
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture()
-def face_png(face, tmp_path) -> Path:
-    path = tmp_path / "face.png"
-    Image.fromarray(face).save(path)
-    return path
-
-
-@pytest.fixture()
-def face_fcz(runner, face_png) -> Path:
-    result = runner.invoke(main, ["encode", str(face_png)])
-    assert result.exit_code == 0, result.output
-    return face_png.with_suffix(".fcz")
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -49,7 +30,7 @@ def test_encode_decode_info(runner, face_png, face_fcz):
     assert Image.open(face_png.with_name("out.png")).size == Image.open(face_png).size
     result = runner.invoke(main, ["info", str(face_fcz)])
     assert result.exit_code == 0
-    default_quality = zoo.load_weights(zoo.default_weights_id()).default_quality
+    default_quality = zoo.load_spec(zoo.default_weights_id()).latent.default
     assert "144x160 RGB" in result.output and f"quality {default_quality}," in result.output and "bpp" in result.output
 
 
@@ -57,7 +38,7 @@ def test_bits_select_the_seeds_fixed_depth_path(runner, face_png):
     result = runner.invoke(main, ["encode", str(face_png), "--bits", "3", "-o", str(face_png.with_name("b3.fcz"))])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["info", str(face_png.with_name("b3.fcz"))])
-    assert f"weights {zoo.default_weights_id('ranges')}, 3 bits" in result.output
+    assert f"weights {zoo.default_weights_id('bits')}, 3 bits" in result.output
 
 
 @pytest.mark.parametrize("options, message", [
@@ -111,7 +92,7 @@ def test_several_inputs_finish_despite_a_bad_one(runner, face_png, tmp_path):
 def test_bits_out_of_range(runner, face_png, bits):
     result = runner.invoke(main, ["encode", str(face_png), "--bits", bits])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "--bits" in result.output
+    assert "bits must be between 1 and 8" in result.output or "0 is not in the range" in result.output
     assert not face_png.with_suffix(".fcz").exists()
 
 
@@ -169,3 +150,38 @@ def test_demo(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "PSNR" in result.output and "ratio" in result.output
     assert (tmp_path / "astronaut.fcz").exists() and (tmp_path / "astronaut-decoded.png").exists()
+
+
+def test_header_work_and_help_load_no_torch(face_fcz):
+    """`fcz info`, `--help`, `--version` and the bitstream package answer without importing torch (1-2 s)."""
+    script = ("import sys\n"
+              "import facecodec.bitstream, facecodec.cli\n"
+              "from facecodec.cli import main\n"
+              f"for args in (['info', {str(face_fcz)!r}], ['--help'], ['--version']):\n"
+              "    try:\n"
+              "        main(args)\n"
+              "    except SystemExit as exit:\n"
+              "        assert exit.code in (0, None), exit.code\n"
+              "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "weights" in result.stdout
+
+
+def test_a_write_failing_halfway_leaves_the_old_output_whole(runner, face_png, face_fcz):
+    """The disk gives out in the middle of writing the new file: the old output must stay as it was, with no
+    temporary file beside it, and the user gets one error line. A file size limit makes the kernel refuse the
+    write itself past ``limit`` bytes, whatever code writes (Python ignores SIGXFSZ, so it raises OSError)."""
+    import resource
+
+    before = face_fcz.read_bytes()
+    limit = len(before) // 2  # the new file (quality 8) is larger than the old one (the default quality)
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, saved[1]))
+    try:  # nothing but the encode runs under the limit: pytest's own output may go to a larger file
+        result = runner.invoke(main, ["encode", str(face_png), "--quality", "8", "--force"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+    assert_one_line_error(result, f"cannot write {face_fcz}")
+    assert face_fcz.read_bytes() == before
+    assert sorted(p.name for p in face_fcz.parent.iterdir()) == ["face.fcz", "face.png"]

@@ -63,7 +63,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
     """Files for the shipped weights whose symbols are random: content no encoder would make."""
     rng = np.random.default_rng(7)
     files = []
-    ranges, gained = load_weights(default_weights_id("ranges")), load_weights(default_weights_id("gained"))
+    ranges, gained = load_weights(default_weights_id("bits")), load_weights(default_weights_id("quality"))
     for weights, bits, quality, (width, height) in [(ranges, 2, 0, (24, 16)), (ranges, 5, 0, (13, 30)),
                                                     (ranges, 8, 0, (8, 8)), (gained, 6, 3, (40, 20))]:
         s = weights.stride
@@ -72,7 +72,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
         header = FczHeader(weights.weights_id, width, height, "RGB", bits, s * w - width, s * h - height,
                            (weights.channels, h, w), channel_ranges, quality)
         symbols = rng.integers(0, 2**bits, size=header.latent_shape)
-        files.append(pack(header, encode_symbols(symbols, weights.entropy_tables[header.table_name])))
+        files.append(pack(header, encode_symbols(symbols, weights.table(header))))
     return tuple(files)
 
 
@@ -268,8 +268,10 @@ def test_spliced_files(first, second, head, tail, resealed, structured):
 @given(index=file_index, width=st.integers(1, 16384), height=st.integers(1, 16384), small=st.booleans(),
        stride=st.sampled_from([8, 8, 16, 16, 1, 4, 32]), zero_payload=st.booleans())
 def test_resealed_resize_that_still_tiles(index, width, height, small, stride, zero_payload):
-    """A header claiming another image size with every field consistent with it. The payloads here are far
-    too short for more than 128 x 128 pixels, so a larger claim must be refused, and at once."""
+    """A header claiming another image size with every field consistent with it. A claim far beyond what the
+    payload can hold (twice the bits that even its cheapest message would take) must be refused, and at once.
+    A smaller one may decode: past the end of its data the range decoder reads zeros (the random-symbol
+    files' long payloads hold claims of up to 360 latent pixels, e.g. 46 x 357 pixels at stride 16)."""
     if small:
         width, height = width % 96 + 1, height % 96 + 1
     data = bytearray(all_files()[index])
@@ -282,8 +284,11 @@ def test_resealed_resize_that_still_tiles(index, width, height, small, stride, z
         data[offsets(data)["payload"]:-4] = bytes(len(data) - 4 - offsets(data)["payload"])
     started = time.process_time()
     image = decodes_or_refuses(seal(bytes(data[:-4])))
-    if width * height > 128 * 128:
-        assert image is None and time.process_time() - started < 2
+    seconds = time.process_time() - started
+    header, payload = unpack(all_files()[index])
+    cheapest_bits = min_payload_bits(load_weights(header.weights_id).table(header), h * w)
+    if cheapest_bits > 2 * (8 * len(payload) + _SEAL_SLACK_BITS):
+        assert image is None and seconds < 2
 
 
 @FUZZ
@@ -330,8 +335,8 @@ def test_tiny_file_claiming_a_huge_image_is_refused_at_once(side, zero_bytes):
     file claiming 16384 x 16384 pixels went on to run the network on 268 megapixels. The payload must
     now be long enough to hold the symbols the header promises."""
     started = time.process_time()
-    with pytest.raises(FczError, match="too short to hold"):
-        facecodec.decode(_tiny_file_claiming(side, side, bytes(zero_bytes)))
+    with pytest.raises(FczError, match="too short to hold"):  # with no pixel limit, which would refuse it first
+        facecodec.decode(_tiny_file_claiming(side, side, bytes(zero_bytes)), max_pixels=None)
     assert time.process_time() - started < 1
 
 

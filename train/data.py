@@ -2,7 +2,7 @@
 
 UTKFace's 22k 200x200 faces take 2.7 GB as uint8, which fits in memory and
 saves decoding a JPEG per sample on a 2-core machine. The decoded array is
-cached as .npy beside the run's checkpoints so a resumed run starts in seconds.
+cached as .npy in ``RUNS_DIR/cache/`` so a resumed run starts in seconds.
 """
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from facecodec.train.config import TrainingError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def list_images(folder: str | Path) -> list[Path]:
+    """The folder's images by name; TrainingError if the folder is missing or holds none."""
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not folder.is_dir():
+        raise TrainingError(f"data folder {folder} does not exist")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise TrainingError(f"data folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths
 
 
 def load_folder(folder: str | Path, cache_dir: str | Path | None = None, limit: int | None = None) -> np.ndarray:
@@ -30,7 +38,12 @@ def load_folder(folder: str | Path, cache_dir: str | Path | None = None, limit: 
         cache = Path(cache_dir) / f"{Path(folder).resolve().name}-{len(paths)}.npy"
         if cache.exists():
             return np.load(cache, mmap_mode="r")
-    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    sizes = sorted({a.shape[1::-1] for a in arrays})
+    if len(sizes) > 1:
+        raise TrainingError(f"images in {folder} differ in size ({', '.join(f'{w}x{h}' for w, h in sizes[:4])}...); "
+                            f"training needs one size")
+    images = np.stack(arrays)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npy")

@@ -1,101 +1,143 @@
-"""Turn a finished stage-2 checkpoint into shipped weights: ``weights/ID.safetensors`` + a manifest entry.
+"""Turn a finished checkpoint into shipped weights: ``WEIGHTS_DIR/ID.safetensors`` + a manifest entry.
 
     python -m facecodec.train.export train/configs/theis_c24.toml --id theis-c24-v1
-    python -m facecodec.train.export train/configs/gained_q8.toml --id gained-q8-v1 --default-quality 5
+    python -m facecodec.train.export train/configs/gained_q8.toml --id gained-q8-v1 --default --default-setting 5
+        [--runs-dir train/runs] [--weights-dir weights] [--stage 2] [--table-images 2000] [--notes TEXT]
+
+Reads ``RUNS_DIR/NAME/`` (``--runs-dir``, default ``train/runs``) and writes into
+WEIGHTS_DIR (``--weights-dir``, default ``weights``), both relative to the
+directory the command runs in, never into the installed package: run from the
+checkout's root, the weights land in the checkout's ``weights/``, which the
+package ships (facecodec.zoo reads them from there).
 
 Writes the network in fp16 (half the size; the decoder's output changes by far
 less than one 8-bit level) and the entropy tables: per-channel symbol counts of
 the quantized features of ``--table-images`` whole training faces, plus one so
-every symbol stays codable. Per-image-range models get a table for every bit
-depth 1..8, gained models one for every quality level. Counting real symbols
-gives integer tables that match what the encoder emits (better than sampling
-the training prior), and integers decode identically on every machine.
+every symbol stays codable, one table for every setting of the model's latent
+codec (facecodec.latent: quality levels, bit depths), named as that codec names
+them. Counting real symbols gives integer tables that match what the encoder
+emits (better than sampling the training prior), and integers decode identically
+on every machine. The manifest entry records the latent codec's fields
+(``quantizer``, ``settings``, ``default_setting``: ``--default-setting``, else the
+codec's default), the config's extra model options and ``lambdas`` where it has
+them, the SHA-256, steps and time.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from facecodec.bitstream.container import WEIGHTS_ID
 from facecodec.bitstream.entropy import symbol_histograms
-from facecodec.models import build_model
-from facecodec.image_io import pad_to_stride
-from facecodec.models.gained import SYMBOL_BITS, GainedFactorized
-from facecodec.quantizer import MAX_BITS, MIN_BITS, channel_ranges, quantize
+from facecodec.latent import LatentCodec, codec_class
+from facecodec.tensors import pad_to_stride
+from facecodec.train import checkpoints
+from facecodec.train.config import (DEFAULT_RUNS_DIR, DEFAULT_WEIGHTS_DIR, TrainingError, load_config,
+                                    user_errors)
 from facecodec.train.data import load_folder
-from facecodec.train.train import RUNS_DIR, load_config, run_file, to_tensor
+from facecodec.train.train import checkpoint_path, to_tensor
 from facecodec.zoo import ENTROPY_PREFIX
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+UTKFACE = "UTKFace faces/train (22,317 aligned 200x200 faces); research use only"  # what the shipped weights saw
+
+
+def latent_codec(model: torch.nn.Module, default: int | None = None) -> LatentCodec:
+    """The latent codec of ``model``'s family (its ``quantizer``), with every setting the model supports."""
+    return codec_class(model.quantizer).for_model(model, default)
 
 
 @torch.no_grad()
-def entropy_tables(model, images: np.ndarray) -> dict[str, torch.Tensor]:
-    """Tables named as ``FczHeader.table_name`` spells them, for either kind of quantizer."""
-    gained = isinstance(model, GainedFactorized)
-    settings = range(1, model.levels + 1) if gained else range(MIN_BITS, MAX_BITS + 1)
-    histograms = {setting: 0 for setting in settings}
-    for start in range(0, len(images), 50):
-        y = model.encode(pad_to_stride(to_tensor(images[start:start + 50], "cpu"), model.stride)[0])
-        lo, hi = channel_ranges(y)
-        for setting in settings:
-            if gained:
-                symbols, alphabet = model.symbols(y, setting - 1), 2**SYMBOL_BITS
-            else:
-                symbols, alphabet = quantize(y, lo, hi, setting), 2**setting
-            histograms[setting] = histograms[setting] + symbol_histograms(symbols.long().numpy(), alphabet)
-    name = "quality" if gained else "bits"
-    return {f"{ENTROPY_PREFIX}{name}{setting}": torch.from_numpy((counts + 1).astype(np.int32))
+def entropy_tables(model: torch.nn.Module, latent: LatentCodec, images: np.ndarray,
+                   settings: Iterable[int] | None = None, batch: int = 50) -> dict[str, torch.Tensor]:
+    """Per setting of ``latent`` (or only ``settings``): int32 ``C x alphabet`` counts of ``images``' symbols plus one.
+
+    Named ``ENTROPY_PREFIX + latent.table_name(setting)``, as facecodec.zoo looks them up.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    histograms = {setting: 0 for setting in (latent.settings if settings is None else settings)}
+    for start in range(0, len(images), batch):
+        y = model.encode(pad_to_stride(to_tensor(images[start:start + batch], device), model.stride)[0])
+        for setting in histograms:
+            symbols, _ = latent.quantize(model, y, setting)
+            histograms[setting] = histograms[setting] + symbol_histograms(symbols, latent.alphabet(setting))
+    return {ENTROPY_PREFIX + latent.table_name(setting): torch.from_numpy((counts + 1).astype(np.int32))
             for setting, counts in histograms.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config")
+    parser.add_argument("config", help="the train/configs/*.toml file the run was trained with")
     parser.add_argument("--id", required=True, help="weights id written into every .fcz file")
-    parser.add_argument("--table-images", type=int, default=2000)
+    parser.add_argument("--table-images", type=int, default=2000,
+                        help="training images whose symbols are counted (at most all of them)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=2, help="checkpoint to export")
     parser.add_argument("--default", action="store_true", help="make these the weights `fcz encode` uses")
-    parser.add_argument("--default-quality", type=int, help="gained models: the level used when none is given")
+    parser.add_argument("--default-setting", type=int,
+                        help="the quality level / bit depth used when none is given (default: the latent codec's)")
     parser.add_argument("--notes", default="", help="free text for the manifest: command, time, results")
-    args = parser.parse_args()
+    parser.add_argument("--training-data", default=UTKFACE, help="the manifest's description of the training data")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
+                        help="where training wrote RUNS_DIR/NAME (default: %(default)s, relative to the current directory)")
+    parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR,
+                        help="where ID.safetensors and manifest.json go (default: %(default)s, relative to the "
+                             "current directory: the checkout's weights/ when run from its root)")
+    args = parser.parse_args(argv)
+    with user_errors():
+        export(args)
 
+
+def export(args: argparse.Namespace) -> Path:
+    """Write the weights file and its manifest entry -> the weights file's path."""
+    if WEIGHTS_ID.fullmatch(args.id.encode("ascii", "replace")) is None:
+        raise TrainingError(f"--id {args.id!r} is not a weights id: lower-case letters, digits, '.', '_', '-' "
+                            f"(up to 64, starting with a letter or digit)")
+    if args.table_images < 1:
+        raise TrainingError("--table-images must be at least 1")
     config = load_config(args.config)
-    run_dir = RUNS_DIR / config["name"]
-    checkpoint = torch.load(run_dir / f"{run_file(args.stage, config['stage2'].get('bits'))}.pt", map_location="cpu", weights_only=True)
-    model_options = config.get("model", {"channels": config.get("channels")})
-    model = build_model(config["architecture"], **model_options)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-
-    images = load_folder(config["data"]["train"], cache_dir=RUNS_DIR / "cache")
-    picks = np.random.default_rng(0).choice(len(images), args.table_images, replace=False)
-    tensors = {name: (t.half() if t.is_floating_point() else t) for name, t in model.state_dict().items()}
-    tensors.update(entropy_tables(model, images[np.sort(picks)]))
-
-    path = WEIGHTS_DIR / f"{args.id}.safetensors"
-    save_file(tensors, path, metadata={"id": args.id, "architecture": config["architecture"]})
-    stages = {stage: torch.load(run_dir / f"{run_file(stage, config['stage2'].get('bits'))}.pt", map_location="cpu", weights_only=True)
+    bits = config.stage2.bits  # names train.py's stage-2 run; None for runs without a bit depth
+    stages = {stage: checkpoints.load(checkpoint_path(args.runs_dir, config, stage, bits if stage == 2 else None),
+                                      missing=f"train stage {stage} of {config.path.name} first (or pass --runs-dir)")
               for stage in range(1, args.stage + 1)}
+    model = config.build_model()
+    model.load_state_dict(stages[args.stage]["model"])
+    model.eval()
+    try:
+        latent = latent_codec(model, args.default_setting)
+    except ValueError as e:
+        raise TrainingError(f"--default-setting: {e}") from None
 
-    manifest_path = WEIGHTS_DIR / "manifest.json"
+    images = load_folder(config.data.train, cache_dir=Path(args.runs_dir) / "cache")
+    picks = np.random.default_rng(0).choice(len(images), min(args.table_images, len(images)), replace=False)
+    tensors = {name: (t.half() if t.is_floating_point() else t) for name, t in model.state_dict().items()}
+    tensors.update(entropy_tables(model, latent, images[np.sort(picks)]))
+
+    weights_dir = Path(args.weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    path = weights_dir / f"{args.id}.safetensors"
+    save_file(tensors, path, metadata={"id": args.id, "architecture": config.architecture})
+
+    options = {key: value for key, value in config.model.items() if key != "channels"}  # the manifest has channels
+    manifest_path = weights_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"weights": []}
     manifest["weights"] = [e for e in manifest["weights"] if e["id"] != args.id] + [{
         "id": args.id,
         "file": path.name,
-        "architecture": config["architecture"],
+        "architecture": config.architecture,
         "channels": model.channels,
         "stride": model.stride,
-        **({"quantizer": "gained", "model": {k: v for k, v in model_options.items() if k != "channels"},
-            "default_quality": args.default_quality, "lambdas": config["lambdas"]}
-           if isinstance(model, GainedFactorized) else {"quantizer": "ranges"}),
+        **latent.manifest_fields(),
+        **({"model": options} if options else {}),
+        **({"lambdas": list(config.lambdas)} if config.lambdas is not None else {}),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "training_data": "UTKFace faces/train (22,317 aligned 200x200 faces); research use only",
+        "training_data": args.training_data,
         "config": str(Path(args.config).as_posix()),
         **{f"stage{stage}": {"steps": c["step"], "seconds": round(c["elapsed_s"])} for stage, c in stages.items()},
         "notes": args.notes,
@@ -103,7 +145,8 @@ def main() -> None:
     if args.default or "default" not in manifest:
         manifest["default"] = args.id
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {manifest_path}")
+    print(f"wrote {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB) and {manifest_path.resolve()}")
+    return path
 
 
 if __name__ == "__main__":

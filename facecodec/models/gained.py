@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SYMBOL_BITS = 6
+from facecodec.latent import SYMBOL_BITS
+
 SYMBOL_MIN, SYMBOL_MAX = -2 ** (SYMBOL_BITS - 1), 2 ** (SYMBOL_BITS - 1) - 1  # the coded integers, -32..31
 
 
@@ -109,6 +110,7 @@ class FactorizedDensity(nn.Module):
 class GainedFactorized(nn.Module):
     """``g_a``, ``g_s``, per-level gains and the training prior; the codec does the rounding."""
 
+    quantizer = "gained"  # its latent codec (facecodec.latent.GainedCodec): quality levels
     stride = 16  # four stride-2 convolutions
     # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.tiling).
     # g_a: four 5x5 stride-2 convs see 2 + 4 + 8 + 16 = 30 px each side of a feature's centre -> 64.

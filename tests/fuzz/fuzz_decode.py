@@ -103,8 +103,9 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
         for mode in ("RGB", "L"):
             width, height, image = crop(2 * bits + (mode == "L"), mode)
             corpus.append((f"astronaut {width}x{height} {mode} bits={bits}", facecodec.encode(image, bits=bits)))
-    gained = load_weights(default_weights_id("gained"))
-    for quality in range(1, gained.levels + 1):
+    gained = load_weights(default_weights_id("quality"))
+    levels = gained.latent.settings[-1]
+    for quality in range(1, levels + 1):
         for mode in ("RGB", "L"):
             width, height, image = crop(2 * quality + (mode == "RGB") + 3, mode)
             corpus.append((f"astronaut {width}x{height} {mode} quality={quality}",
@@ -115,12 +116,12 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
         body[4] = 1
         corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
 
-    ranges = load_weights(default_weights_id("ranges"))
+    ranges = load_weights(default_weights_id("bits"))
     random_files = [(ranges, 0, bits) for bits in (1, 4, 8)]
-    random_files += [(gained, quality, None) for quality in sorted({1, (gained.levels + 1) // 2, gained.levels})]
+    random_files += [(gained, quality, None) for quality in sorted({1, (levels + 1) // 2, levels})]
     for weights, quality, bits in random_files:
         if quality:  # the table of a quality level fixes the alphabet, hence the header's bits
-            bits = int(weights.entropy_tables[f"quality{quality}"].shape[1]).bit_length() - 1
+            bits = weights.latent.alphabet(quality).bit_length() - 1
         s = weights.stride
         width, height = int(rng.integers(1, 6 * s + 1)), int(rng.integers(1, 6 * s + 1))
         h, w = -(-height // s), -(-width // s)
@@ -131,7 +132,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
         symbols = rng.integers(0, 2**bits, size=header.latent_shape)
         setting = f"quality={quality}" if quality else f"bits={bits}"
         corpus.append((f"random symbols {weights.weights_id} {width}x{height} {setting}",
-                       pack(header, encode_symbols(symbols, weights.entropy_tables[header.table_name]))))
+                       pack(header, encode_symbols(symbols, weights.table(header)))))
     return corpus
 
 
@@ -732,7 +733,7 @@ def versions() -> dict:
     from facecodec.zoo import default_weights_id, manifest_entry
 
     # the corpus is encoded with both kinds of weights: record the exact file of each
-    ids = dict.fromkeys(default_weights_id(kind) for kind in ("gained", "ranges"))
+    ids = dict.fromkeys(default_weights_id(option) for option in ("quality", "bits"))
     weights = "; ".join(f"{entry['id']} sha256 {entry['sha256'][:16]}..." for entry in map(manifest_entry, ids))
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "constriction": importlib.metadata.version("constriction"), "weights": weights}

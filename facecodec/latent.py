@@ -1,0 +1,210 @@
+"""The latent codec of a model family: its settings, and features to integer symbols and back.
+
+A model family's analysis transform ``g_a`` turns an image into real-valued
+features; its latent codec turns those into the integer symbols that the range
+coder codes, plus the header fields a decoder needs to undo it, and back again::
+
+    features --quantize(model, y, setting)--> symbols + header fields --dequantize(model, symbols, header)--> features
+
+Everything that differs between families lives here: which option picks a
+setting (``quality`` or ``bits``), its range and default, which of the weights'
+entropy tables codes a setting, and how a header says which setting it used.
+The codec, the CLI, the Pillow plugin, export, the benchmarks and the training
+scripts ask this interface; only the classes below know how a family quantizes.
+A new family is one more subclass and one more entry in ``LATENT_CODECS``.
+
+The manifest (``weights/manifest.json``) names each weights file's family in
+``quantizer`` and stores ``settings`` ([first, last]) and ``default_setting``.
+
+Importing this module does not import torch (``fcz info`` and header checks use
+it without running a network); the methods that touch tensors import it when called.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from facecodec.bitstream import FczError, FczHeader
+
+if TYPE_CHECKING:
+    import torch
+
+SYMBOL_BITS = 6  # the gained family's symbols: 6-bit integers
+
+# The API's setting keywords (and CLI options), as users read them in messages.
+OPTION_NOUNS = {"quality": "quality level", "bits": "bit depth"}
+
+
+class LatentCodec(ABC):
+    """How one family quantizes features; built from the manifest when weights load."""
+
+    name: ClassVar[str]    # the manifest's ``quantizer`` value
+    option: ClassVar[str]  # the keyword / command-line option that picks a setting
+
+    def __init__(self, settings: range, default: int) -> None:
+        if default not in settings:
+            raise ValueError(f"default setting {default} is not among {settings}")
+        self.settings, self.default = settings, default
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> LatentCodec:
+        first, last = entry["settings"]
+        return cls(range(first, last + 1), entry["default_setting"])
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, default: int | None = None) -> LatentCodec:
+        """The codec of a freshly trained ``model`` (export builds its manifest entry from it)."""
+        settings = cls.settings_for(model)
+        return cls(settings, cls.default_for(settings) if default is None else default)
+
+    @classmethod
+    @abstractmethod
+    def settings_for(cls, model: torch.nn.Module) -> range:
+        """Every setting ``model`` supports."""
+
+    @classmethod
+    def default_for(cls, settings: range) -> int:
+        """The setting used when none is asked for: the middle one, unless a family knows better."""
+        return settings[len(settings) // 2]
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What ``from_entry`` reads back: written into the manifest by export."""
+        return {"quantizer": self.name, "settings": [self.settings[0], self.settings[-1]],
+                "default_setting": self.default}
+
+    @property
+    def noun(self) -> str:
+        return OPTION_NOUNS[self.option]
+
+    def choose(self, setting: int | None) -> int:
+        """A user's setting (None: the default) -> the setting, or FczError if these weights don't have it."""
+        if setting is None:
+            return self.default
+        if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)):
+            raise TypeError(f"{self.option} must be an integer, got {setting!r}")
+        if setting not in self.settings:
+            raise FczError(f"{self.option} must be between {self.settings[0]} and {self.settings[-1]}, got {setting}")
+        return int(setting)
+
+    def describe(self, setting: int) -> str:
+        """A setting for people: "quality 5", "6 bits"."""
+        return f"{self.option} {setting}"
+
+    def table_name(self, setting: int) -> str:
+        """Name of the weights' entropy table for ``setting`` (stored as ``entropy.<name>``)."""
+        return f"{self.option}{setting}"
+
+    @abstractmethod
+    def alphabet(self, setting: int) -> int:
+        """Number of distinct symbols at ``setting``: symbols are ``0 .. alphabet - 1``."""
+
+    @abstractmethod
+    def setting_of(self, header: FczHeader) -> int:
+        """The setting a header says its file was coded with (not yet checked against ``settings``)."""
+
+    def check_header(self, header: FczHeader, weights_id: str) -> int:
+        """The header's setting, or FczError if it is not one these weights can decode."""
+        setting = self.setting_of(header)
+        if setting not in self.settings or header.bits != self.alphabet(setting).bit_length() - 1:
+            raise FczError(f"corrupt file: weights {weights_id!r} have no quantizer setting "
+                           f"{self.describe(setting)}")
+        return setting
+
+    @abstractmethod
+    def quantize(self, model: torch.nn.Module, y: torch.Tensor, setting: int) -> tuple[np.ndarray, list[dict]]:
+        """Features ``N x C x h x w`` -> (int32 symbols ``N x C x h x w``, per image the header fields that undo it)."""
+
+    @abstractmethod
+    def dequantize(self, model: torch.nn.Module, symbols: np.ndarray, header: FczHeader) -> torch.Tensor:
+        """Symbols ``C x h x w`` of one file -> features ``1 x C x h x w`` on the model's device."""
+
+
+class GainedCodec(LatentCodec):
+    """Quality levels of one network (facecodec.models.gained): features x gain[level], rounded to 6 bits.
+
+    The header stores only the level (``quality``); ``bits`` is always 6 and no ranges follow.
+    """
+
+    name, option = "gained", "quality"
+
+    @classmethod
+    def settings_for(cls, model):
+        return range(1, model.levels + 1)
+
+    def alphabet(self, setting: int) -> int:
+        return 2**SYMBOL_BITS
+
+    def setting_of(self, header: FczHeader) -> int:
+        return header.quality
+
+    def quantize(self, model, y, setting):
+        symbols = model.symbols(y, setting - 1).cpu().numpy()
+        fields = {"quality": setting, "bits": self.alphabet(setting).bit_length() - 1, "channel_ranges": ()}
+        return symbols, [fields] * len(symbols)
+
+    def dequantize(self, model, symbols, header):
+        import torch
+
+        q = torch.from_numpy(symbols)[None].to(next(model.parameters()).device)
+        return model.features(q, header.quality - 1)
+
+
+class RangesCodec(LatentCodec):
+    """The seed's per-image quantizer (facecodec.quantizer): each channel's [min, max] onto ``2**bits`` levels.
+
+    The header stores the bit depth and every channel's range; its quality byte is 0.
+    """
+
+    name, option = "ranges", "bits"
+
+    @classmethod
+    def settings_for(cls, model):
+        from facecodec.quantizer import MAX_BITS, MIN_BITS
+
+        return range(MIN_BITS, MAX_BITS + 1)
+
+    @classmethod
+    def default_for(cls, settings):
+        return 6  # the seed project's depth: quantizing to 6 bits cost nothing measurable (README, series)
+
+    def describe(self, setting: int) -> str:
+        return f"{setting} bits"
+
+    def alphabet(self, setting: int) -> int:
+        return 2**setting
+
+    def setting_of(self, header: FczHeader) -> int:
+        # A quality level on a ranges file is no setting of this family: report it as bits 0, never valid.
+        return 0 if header.quality else header.bits
+
+    def quantize(self, model, y, setting):
+        from facecodec import quantizer
+
+        lo, hi = quantizer.channel_ranges(y)
+        symbols = quantizer.quantize(y, lo, hi, setting).cpu().numpy().astype(np.int32)
+        return symbols, [
+            {"quality": 0, "bits": setting, "channel_ranges": tuple(zip(l, h))}
+            for l, h in zip(lo.tolist(), hi.tolist())]
+
+    def dequantize(self, model, symbols, header):
+        import torch
+
+        from facecodec import quantizer
+
+        device = next(model.parameters()).device
+        q = torch.from_numpy(symbols)[None].to(device)
+        lo, hi = (torch.tensor(r, dtype=torch.float32)[None].to(device) for r in zip(*header.channel_ranges))
+        return quantizer.dequantize(q, lo, hi, header.bits)
+
+
+LATENT_CODECS: dict[str, type[LatentCodec]] = {codec.name: codec for codec in (GainedCodec, RangesCodec)}
+
+
+def codec_class(name: str) -> type[LatentCodec]:
+    """The family named by a manifest's or a model's ``quantizer``."""
+    try:
+        return LATENT_CODECS[name]
+    except KeyError:
+        raise FczError(f"unknown quantizer {name!r}; this facecodec knows {', '.join(LATENT_CODECS)}") from None
