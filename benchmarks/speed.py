@@ -34,7 +34,7 @@ from PIL import Image
 from skimage.data import astronaut
 
 from facecodec import zoo
-from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
+from facecodec.bitstream import FczHeader, pack, unpack
 from facecodec.codec import analyse, resolve_device, synthesise
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
@@ -125,12 +125,12 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     symbols, fields = enc("other", weights.latent.quantize, weights.model, y, setting)
     header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
                        pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape[1:], **fields[0])
-    payload = enc("entropy", encode_symbols, symbols[0], weights.table(header))
+    payload = enc("entropy", weights.latent.entropy_encode, symbols[0], weights.table(header), header)
     data = enc("other", pack, header, payload)
 
     dec = _Stopwatch(weights.device)
     header, payload = dec("other", unpack, data)
-    symbols = dec("entropy", decode_symbols, payload, weights.table(header), header.latent_shape[1:])
+    symbols = dec("entropy", weights.latent.entropy_decode, payload, weights.table(header), header)
     y = dec("other", weights.latent.dequantize, weights.model, symbols, header)
     x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)

@@ -24,7 +24,7 @@ import click
 from PIL import Image
 
 import facecodec
-from facecodec import zoo
+from facecodec import batch, zoo
 from facecodec.bitstream import FczError, FczHeader
 from facecodec.files import check_output, write_atomic
 from facecodec.header import fcz_bytes, inspect
@@ -35,7 +35,7 @@ STDIO = "-"
 # decode's output formats: Pillow writes them all; the extension picks one unless --format does.
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP"}
-FORMAT_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+FORMAT_SUFFIXES = batch.FORMAT_SUFFIXES
 LOSSY_OUTPUTS = ("JPEG", "WEBP")  # the formats decode's --quality applies to
 
 
@@ -177,6 +177,111 @@ max_pixels_option = click.option(
     help="Refuse images of more pixels than this (0: no limit). Beyond it, work takes minutes and gigabytes.")
 
 
+def folder_options(command: Callable) -> Callable:
+    """The options of a folder run (``fcz encode DIR -o OUT``), shared by encode and decode."""
+    options = [
+        click.option("-r", "--recursive", is_flag=True,
+                     help="Folder input: walk its subfolders too, mirrored in the output folder."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1),
+                     help="Folder input: worker processes. Default: the machine's cores (1 on CUDA); torch threads "
+                          "are shared out so jobs x threads <= cores."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="Folder input: same-size images per network pass (default 1). Files stay byte-identical "
+                          "on the CPU; on CUDA that is not verified."),
+        click.option("--scheduler", metavar="ADDRESS",
+                     help="Folder input: run on this Dask cluster (tcp://HOST:8786) instead of local processes; its "
+                          "workers must see the folders at the same paths. Needs facecodec[cluster]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _folder_input(inputs: tuple[str, ...], out: str | None, recursive: bool, jobs: int | None,
+                  batch_size: int | None, scheduler: str | None) -> Path | None:
+    """The input folder of a folder run, or None; usage errors for folder options without one."""
+    if len(inputs) == 1 and inputs[0] != STDIO and Path(inputs[0]).is_dir():
+        if out == STDIO:
+            raise click.UsageError("a folder's outputs go into a directory, not standard output")
+        if out is not None and Path(out).exists() and not Path(out).is_dir():
+            raise click.UsageError(f"-o {out} is a file: a folder's outputs go into a directory")
+        if scheduler is not None and jobs is not None:
+            raise click.UsageError("--jobs starts local processes; with --scheduler the cluster's workers do the work")
+        if scheduler is not None:
+            from facecodec.cluster import _distributed
+
+            try:
+                _distributed()
+            except FczError as exc:
+                raise click.UsageError(f"--scheduler: {exc}") from None
+        return Path(inputs[0])
+    given = [name for name, value in (("--recursive", recursive), ("--jobs", jobs), ("--batch-size", batch_size),
+                                      ("--scheduler", scheduler)) if value]
+    if given:
+        raise click.UsageError(f"{given[0]} applies to a folder input: fcz encode DIR -o OUT/")
+    return None
+
+
+def _run_folder(conversion: batch.Conversion, folder: Path, out: str | None, recursive: bool, jobs: int | None,
+                batch_size: int | None, scheduler: str | None) -> None:
+    """A folder run: one progress bar (on a terminal), each failure and warning listed, a summary; exit 1 if any
+    file failed, 130 when interrupted (the files finished are kept: the same command again does the rest)."""
+    from facecodec.codec import resolve_device
+
+    device = resolve_device(conversion.device)
+    if device == "cuda":
+        jobs = jobs or 1  # one process feeds the GPU
+        if (batch_size or 1) > 1:
+            click.echo("warning: on CUDA a batch may give files other bytes than encoding each alone (cuDNN picks "
+                       "kernels by batch size; not verified): --batch-size 1 for identical files", err=True)
+
+    def shown(result: batch.Result) -> str:
+        return str(folder / result.job.name)
+
+    terminal = sys.stderr.isatty()
+    bar = None
+
+    def started(to_do: int, already: int) -> None:
+        nonlocal bar
+        bar = click.progressbar(length=to_do, label=f"fcz {conversion.direction}", file=sys.stderr, show_pos=True,
+                                hidden=not terminal, item_show_func=lambda name: name)
+        bar.__enter__()
+
+    def progress(result: batch.Result) -> None:
+        clear = "\r\x1b[K" if terminal else ""  # the bar's line, before a message takes it
+        if result.status == batch.ERROR:
+            click.echo(f"{clear}error: {shown(result)}: {result.error}", err=True)
+        for message in result.warnings:
+            click.echo(f"{clear}warning: {shown(result)}: {message}", err=True)
+        bar.update(1, result.job.name)
+
+    try:
+        report = batch.run_folder(conversion, folder, out, recursive=recursive, jobs=jobs,
+                                  batch_size=batch_size or batch.DEFAULT_BATCH_SIZE[device], client=scheduler,
+                                  progress=progress, started=started)
+    except FczError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+            bar = None
+        click.echo("error: interrupted; the files finished are kept: run the same command again to do the rest",
+                   err=True)
+        sys.exit(130)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    done = report.converted + report.already
+    failed = [str(folder / name) for name, _ in report.failed]
+    click.echo(f"{done} of {report.total} files done" + (f" ({report.already} already there)" if report.already else "")
+               + (f"; failed: {', '.join(failed)}" if failed else "")
+               + (f"; {report.ignored} other file{'s' * (report.ignored != 1)} ignored" if report.ignored else "")
+               + f"; manifest {report.manifest}",
+               err=bool(failed))
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @inputs_argument
 @click.option("-o", "--output", "out",
@@ -193,14 +298,25 @@ max_pixels_option = click.option(
 @force_option
 @device_option
 @max_pixels_option
+@folder_options
 def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: int | None,
-           weights_id: str | None, force: bool, device: str, max_pixels: int) -> None:
-    """Compress images (any format Pillow reads; '-' for standard input) to .fcz files."""
+           weights_id: str | None, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
+           batch_size: int | None, scheduler: str | None) -> None:
+    """Compress images (any format Pillow reads; '-' for standard input) to .fcz files.
+
+    Given one folder, encode every image in it (with -r, its tree) into the -o folder (default: beside them),
+    skipping those already done (unless --force), and record each file in OUT/fcz-manifest.csv.
+    """
     try:  # check the options against the weights once, before any file
         zoo.choose(quality, bits, weights_id)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
     _check_device(device)
+    folder = _folder_input(inputs, out, recursive, jobs, batch_size, scheduler)
+    if folder is not None:
+        conversion = batch.Conversion("encode", ".fcz", quality=quality, bits=bits, weights_id=weights_id,
+                                      device=device, max_pixels=max_pixels or None, force=force)
+        return _run_folder(conversion, folder, out, recursive, jobs, batch_size, scheduler)
     _check_fcz_name(out)
 
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
@@ -251,14 +367,25 @@ def _output_format(out: str | None, fmt: str | None, to_stdout: bool) -> str:
 @force_option
 @device_option
 @max_pixels_option
+@folder_options
 def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None, force: bool,
-           device: str, max_pixels: int) -> None:
-    """Decompress .fcz files ('-' for standard input) to PNG, JPEG, WebP, TIFF or BMP images."""
+           device: str, max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None,
+           scheduler: str | None) -> None:
+    """Decompress .fcz files ('-' for standard input) to PNG, JPEG, WebP, TIFF or BMP images.
+
+    Given one folder, decode every .fcz file in it (with -r, its tree) into the -o folder (default: beside them),
+    skipping those already done (unless --force), and record each file in OUT/fcz-manifest.csv.
+    """
     _check_device(device)
+    folder = _folder_input(inputs, out, recursive, jobs, batch_size, scheduler)
     to_stdout = out == STDIO or (out is None and inputs == (STDIO,))
-    fmt = _output_format(out, fmt, to_stdout)
+    fmt = (fmt or "PNG") if folder is not None else _output_format(out, fmt, to_stdout)
     if quality is not None and fmt not in LOSSY_OUTPUTS:
         raise click.UsageError(f"--quality applies to JPEG and WebP output, not {fmt}")
+    if folder is not None:
+        conversion = batch.Conversion("decode", FORMAT_SUFFIXES[fmt], device=device, max_pixels=max_pixels or None,
+                                      fmt=fmt, save_quality=quality, force=force)
+        return _run_folder(conversion, folder, out, recursive, jobs, batch_size, scheduler)
 
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
         image = facecodec.decode(source, device=device, max_pixels=max_pixels or None)

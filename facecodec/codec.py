@@ -3,22 +3,26 @@
     encode: image -> padded tensor -> g_a -> latent codec: quantize -> symbols -> range coder -> .fcz container bytes
     decode: .fcz bytes -> container -> range decoder -> symbols -> latent codec: dequantize -> g_s -> crop -> image
 
-How features become symbols depends on the model family and is asked of the
-weights' latent codec (facecodec.latent), chosen once when the weights load:
-quality levels for the default model, per-image ranges at a bit depth for the
-seed's Theis model.
+How features become symbols, and symbols payload bytes, depends on the model family
+and is asked of the weights' latent codec (facecodec.latent), chosen once when the
+weights load: quality levels for the default model, per-image ranges at a bit depth
+for the seed's Theis model, quality levels and context-adaptive coding for the
+wavelet family.
 
 Both networks run in overlapping tiles of ``TILE`` pixels (facecodec.tiling), so
 memory stays bounded for large photos; images up to ``TILE`` a side take one pass.
+A model whose ``tile`` is None (the wavelet transform) runs over the whole image at once.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image
 
-from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack
+from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.header import FczSource, check_decodable, fcz_bytes
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
+from facecodec.numerics import consistent_convolutions
 from facecodec.tensors import to_image, to_padded_tensor, to_pixels
 from facecodec.tiling import run_in_tiles
 from facecodec.zoo import Weights, choose, load_weights
@@ -36,12 +40,16 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+@consistent_convolutions()
 def analyse(weights: Weights, x: torch.Tensor) -> torch.Tensor:
     """g_a over a padded image tensor, tile by tile -> float32 features."""
     model = weights.model
+    if _whole_image(model):
+        return model.encode(x).float()
     return run_in_tiles(model.encode, x, TILE, model.encode_margin, 1, weights.stride).float()
 
 
+@consistent_convolutions()
 def synthesise(weights: Weights, y: torch.Tensor) -> torch.Tensor:
     """g_s over dequantized features, tile by tile -> padded image as uint8 pixels.
 
@@ -49,8 +57,15 @@ def synthesise(weights: Weights, y: torch.Tensor) -> torch.Tensor:
     tile, not the image: the whole picture is only ever held as bytes.
     """
     model = weights.model
+    if _whole_image(model):
+        return to_pixels(model.decode(y))
     return run_in_tiles(lambda tile: to_pixels(model.decode(tile)), y, TILE // weights.stride,
                         model.decode_margin, weights.stride, 1)
+
+
+def _whole_image(model: torch.nn.Module) -> bool:
+    """Whether ``model`` transforms whole images only (``tile = None``: the wavelet family), never in tiles."""
+    return getattr(model, "tile", TILE) is None
 
 
 @torch.inference_mode()
@@ -70,9 +85,15 @@ def encode(image: ImageInput, quality: int | None = None, bits: int | None = Non
     x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
     y = analyse(weights, x.to(weights.device))
     symbols, fields = weights.latent.quantize(weights.model, y, setting)
-    header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
-                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape[1:], **fields[0])
-    return pack(header, encode_symbols(symbols[0], weights.table(header)))
+    return to_fcz(weights, symbols[0], fields[0], rgb.size, mode, pad_right, pad_bottom)
+
+
+def to_fcz(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
+           pad_right: int, pad_bottom: int) -> bytes:
+    """One image's symbols ``C x h x w`` and header fields -> the bytes of its .fcz file (batches share this)."""
+    header = FczHeader(weights_id=weights.weights_id, width=size[0], height=size[1], mode=mode,
+                       pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape, **fields)
+    return pack(header, weights.latent.entropy_encode(symbols, weights.table(header), header))
 
 
 @torch.inference_mode()
@@ -83,8 +104,14 @@ def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAU
     object. Files claiming more than ``max_pixels`` pixels are refused before any
     decoding (None: no limit); peak memory then stays bounded by tiles and the output's bytes.
     """
-    header, payload, spec, table = check_decodable(fcz_bytes(data), max_pixels)
+    header, weights, y = from_fcz(fcz_bytes(data), device, max_pixels)
+    return to_image(synthesise(weights, y), header.width, header.height, header.mode)
+
+
+def from_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+             ) -> tuple[FczHeader, Weights, torch.Tensor]:
+    """The bytes of one .fcz file -> (header, weights, the features ``g_s`` takes); batches share this."""
+    header, payload, spec, table = check_decodable(data, max_pixels)
     weights = load_weights(spec.weights_id, resolve_device(device))
-    symbols = decode_symbols(payload, table, header.latent_shape[1:])
-    x_hat = synthesise(weights, weights.latent.dequantize(weights.model, symbols, header))
-    return to_image(x_hat, header.width, header.height, header.mode)
+    symbols = weights.latent.entropy_decode(payload, table, header)
+    return header, weights, weights.latent.dequantize(weights.model, symbols, header)

@@ -7,12 +7,9 @@ network runs.
 from __future__ import annotations
 
 import os
-from typing import IO, Union
-
-import numpy as np
+from typing import IO, Any, Union
 
 from facecodec.bitstream import FczHeader, unpack
-from facecodec.bitstream.entropy import check_payload_length, decode_symbols
 from facecodec.image_io import DEFAULT_MAX_PIXELS, check_size, reading
 from facecodec.zoo import WeightsSpec, load_spec
 
@@ -40,8 +37,8 @@ def read_header(data: FczSource) -> FczHeader:
 
 
 def check_decodable(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS
-                    ) -> tuple[FczHeader, bytes, WeightsSpec, np.ndarray]:
-    """Everything decode checks before its network runs -> (header, payload, weights spec, entropy table).
+                    ) -> tuple[FczHeader, bytes, WeightsSpec, Any]:
+    """Everything decode checks before its network runs -> (header, payload, weights spec, entropy model).
 
     Raises FczError on a malformed file, weights that are not installed, a header
     that asks for a setting or shape those weights don't have, an image of more than
@@ -51,7 +48,7 @@ def check_decodable(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS
     check_size(header.width, header.height, max_pixels)
     spec = load_spec(header.weights_id)
     table = spec.table(header)
-    check_payload_length(payload, table, header.latent_shape[1:])
+    spec.latent.check_payload(payload, table, header)
     return header, payload, spec, table
 
 
@@ -62,5 +59,5 @@ def inspect(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[F
     fraction of a decode's time), so a damaged payload is found too.
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
-    decode_symbols(payload, table, header.latent_shape[1:])
+    spec.latent.entropy_decode(payload, table, header)
     return header, spec

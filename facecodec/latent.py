@@ -8,7 +8,9 @@ coder codes, plus the header fields a decoder needs to undo it, and back again::
 
 Everything that differs between families lives here: which option picks a
 setting (``quality`` or ``bits``), its range and default, which of the weights'
-entropy tables codes a setting, and how a header says which setting it used.
+entropy tables codes a setting, how a header says which setting it used, and how
+symbols become payload bytes and back (``entropy_encode`` / ``entropy_decode``:
+per-channel fixed tables by default, context-adaptive for the wavelet family).
 The codec, the CLI, the Pillow plugin, export, the benchmarks and the training
 scripts ask this interface; only the classes below know how a family quantizes.
 A new family is one more subclass and one more entry in ``LATENT_CODECS``.
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from facecodec.bitstream import FczError, FczHeader
+from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols
+from facecodec.bitstream.entropy import check_payload_length
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +98,25 @@ class LatentCodec(ABC):
     def table_name(self, setting: int) -> str:
         """Name of the weights' entropy table for ``setting`` (stored as ``entropy.<name>``)."""
         return f"{self.option}{setting}"
+
+    def entropy_model(self, tables: dict[str, np.ndarray], setting: int) -> Any:
+        """What codes ``setting``'s payload, from the weights' entropy tensors (``entropy.*``, prefix removed).
+
+        By default the one table ``table_name(setting)``: integer counts, a row per channel.
+        """
+        return tables[self.table_name(setting)]
+
+    def entropy_encode(self, symbols: np.ndarray, model: Any, header: FczHeader) -> bytes:
+        """Symbols ``C x h x w`` of one file -> payload bytes (default: channel by channel, fixed tables)."""
+        return encode_symbols(symbols, model)
+
+    def check_payload(self, payload: bytes, model: Any, header: FczHeader) -> None:
+        """FczError if ``payload`` is too short to hold the symbols ``header`` claims (before any decoding)."""
+        check_payload_length(payload, model, header.latent_shape[1:])
+
+    def entropy_decode(self, payload: bytes, model: Any, header: FczHeader) -> np.ndarray:
+        """Payload bytes -> symbols ``C x h x w`` (int32); FczError if they do not decode."""
+        return decode_symbols(payload, model, header.latent_shape[1:])
 
     @abstractmethod
     def alphabet(self, setting: int) -> int:
@@ -199,7 +221,69 @@ class RangesCodec(LatentCodec):
         return quantizer.dequantize(q, lo, hi, header.bits)
 
 
-LATENT_CODECS: dict[str, type[LatentCodec]] = {codec.name: codec for codec in (GainedCodec, RangesCodec)}
+class WaveletCodec(LatentCodec):
+    """Quality levels of the fixed wavelet transform (facecodec.models.wavelet): a step per subband and quality.
+
+    The features are ``3 x H x W`` wavelet coefficient planes (stride 1, no padding); each
+    becomes a signed integer, ``floor(|y| / step + rounding offset)`` with its sign (plain
+    rounding on the LL band), and the payload codes them with context-adaptive tables
+    (facecodec.bitstream.wavelet). The header stores only the level; ``bits`` is 6, the
+    alphabet of the coded letters (63 of them values -31..31, one an escape to larger values).
+    """
+
+    name, option = "wavelet", "quality"
+
+    @classmethod
+    def settings_for(cls, model):
+        return range(1, model.qualities + 1)
+
+    def alphabet(self, setting: int) -> int:
+        return 2**SYMBOL_BITS
+
+    def setting_of(self, header: FczHeader) -> int:
+        return header.quality
+
+    def entropy_model(self, tables, setting):
+        from facecodec.bitstream.wavelet import ContextModel
+
+        name = self.table_name(setting)
+        return ContextModel(tables[name], tables[f"{name}.weights"], tables[f"{name}.thresholds"])
+
+    def entropy_encode(self, symbols, model, header):
+        from facecodec.bitstream.wavelet import encode_planes
+
+        return encode_planes(symbols, model, header.mode)
+
+    def check_payload(self, payload, model, header):
+        from facecodec.bitstream.wavelet import check_payload_length as check_wavelet_payload
+
+        check_wavelet_payload(payload, model, header.latent_shape[1:], header.mode)
+
+    def entropy_decode(self, payload, model, header):
+        from facecodec.bitstream.wavelet import decode_planes
+
+        return decode_planes(payload, model, header.latent_shape[1:], header.mode)
+
+    def quantize(self, model, y, setting):
+        from facecodec.models import wavelet
+
+        steps = model.steps[setting - 1].cpu().numpy()
+        offset = float(model.rounding_offset[setting - 1])
+        symbols = np.stack([wavelet.quantize(planes, steps, offset) for planes in y.cpu().numpy()])
+        fields = {"quality": setting, "bits": SYMBOL_BITS, "channel_ranges": ()}
+        return symbols, [fields] * len(symbols)
+
+    def dequantize(self, model, symbols, header):
+        import torch
+
+        from facecodec.models import wavelet
+
+        level = header.quality - 1
+        y = wavelet.dequantize(symbols, model.steps[level].cpu().numpy(), float(model.recon_offset[level]))
+        return torch.from_numpy(y)[None].to(model.steps.device)
+
+
+LATENT_CODECS: dict[str, type[LatentCodec]] = {codec.name: codec for codec in (GainedCodec, RangesCodec, WaveletCodec)}
 
 
 def codec_class(name: str) -> type[LatentCodec]:

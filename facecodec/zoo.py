@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
@@ -45,15 +45,19 @@ class WeightsSpec:
     latent: LatentCodec
     entropy_tables: dict[str, np.ndarray]  # table name ("quality3", "bits6", ...) -> C x alphabet counts
 
-    def table(self, header: FczHeader) -> np.ndarray:
-        """The entropy table that codes ``header``'s payload, after checking the header fits these weights."""
+    def table(self, header: FczHeader) -> Any:
+        """The entropy model that codes ``header``'s payload, after checking the header fits these weights.
+
+        For the per-channel families an integer count table ``C x alphabet``; whatever the
+        latent codec's ``entropy_model`` makes of the weights' tables for others.
+        """
         if header.latent_shape[0] != self.channels or header.stride != self.stride:
             raise FczError(f"corrupt file: latent shape {header.latent_shape} is not what weights "
                            f"{self.weights_id!r} produce ({self.channels} channels, stride {self.stride})")
         if header.pad_right >= self.stride or header.pad_bottom >= self.stride:
             raise FczError("corrupt file: padding is not smaller than the model's stride")
         setting = self.latent.check_header(header, self.weights_id)
-        return self.entropy_tables[self.latent.table_name(setting)]
+        return self.latent.entropy_model(self.entropy_tables, setting)
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,41 @@ def face_fcz(runner, face_png) -> Path:
     result = runner.invoke(main, ["encode", str(face_png)])
     assert result.exit_code == 0, result.output
     return face_png.with_suffix(".fcz")
+
+
+@pytest.fixture()
+def face_folder(tmp_path) -> Path:
+    """A folder for folder runs (``fcz encode DIR``): small crops of the astronaut, so each file takes milliseconds.
+
+    faces/a.png, b.png, c.jpg, d.png (48x48: one batch), e.png (64x32), sub/f.png (48x48), sub/deeper/g.png
+    (40x30: padded to 48x32), plus a text file and a hidden file that a walk must leave alone.
+    """
+    picture = astronaut()
+    root = tmp_path / "faces"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    crops = {"a.png": (0, 150, 48, 48), "b.png": (20, 170, 48, 48), "c.jpg": (40, 190, 48, 48),
+             "d.png": (60, 160, 48, 48), "e.png": (30, 200, 32, 64), "sub/f.png": (80, 180, 48, 48),
+             "sub/deeper/g.png": (10, 210, 30, 40)}
+    for name, (top, left, height, width) in crops.items():
+        Image.fromarray(picture[top:top + height, left:left + width]).save(root / name)
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.png").write_bytes((root / "a.png").read_bytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def dask_client(request):
+    """A Dask client on a LocalCluster of 2 worker processes with one thread each (about 5 s to start).
+
+    Skips when dask.distributed is missing (it comes with the test extra and facecodec[cluster]).
+    """
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed: "
+                                                            "pip install -e '.[cluster]'")
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+    request.addfinalizer(cluster.close)
+    client = distributed.Client(cluster)
+    request.addfinalizer(client.close)  # finalisers run last-in first-out: the client closes before its cluster
+    return client

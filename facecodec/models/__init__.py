@@ -9,10 +9,12 @@ from torch import nn
 
 from facecodec.models.gained import GainedFactorized
 from facecodec.models.theis import TheisAutoencoder
+from facecodec.models.wavelet import WaveletTransform
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "theis": TheisAutoencoder,
     "gained": GainedFactorized,
+    "wavelet": WaveletTransform,
 }
 
 

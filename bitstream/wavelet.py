@@ -1,0 +1,428 @@
+"""Context-adaptive range coding of quantized wavelet subbands (the "wavelet" family's payload).
+
+FORMAT.md ("Payload of the wavelet family") specifies what is written; this module is the
+reference. Pure numpy and constriction: no torch, so ``fcz info`` can check a payload.
+
+The symbols are the signed integer quantization indices ``q`` of ``3 x H x W`` coefficient
+planes in Mallat layout (Y, Cb, Cr; 4 levels; ``subbands`` below). Every value coded is mapped
+to a 64-letter alphabet: ``v + 31`` for ``|v| <= 31`` and ``ESCAPE`` (63) otherwise, whose
+sign and remainder follow at once as uniformly coded Exp-Golomb parts, so no value is clipped.
+
+Order (each step a "group" of values)::
+
+    for each plane coded (Y, Cb, Cr; only Y for a greyscale image):
+        LL band, row by row: residual r = q - q(row above) - (r of the row so far, summed):
+            q[i] = q[i - 1] + cumsum(r[i])   (the planar prediction W + N - NW)
+        for level 4, 3, 2, 1: for HL, LH, HH: pass 0 (anchors, (i + j) even), pass 1 (the rest)
+
+Inside a group, each value's context is an integer activity: a weighted sum (integer
+weights, per class) of capped magnitudes ``min(|q|, 15)`` of values decoded before it:
+its parent band (co-located and 3x3), the sibling orientations of its level coded before it,
+the co-located luma (and Cb for Cr) values, and in pass 1 its 4 anchor neighbours. Eleven
+integer thresholds per class cut the activity into 12 buckets; each bucket has its own
+integer count table (constriction ``Categorical(counts, perfect=False)``). A class is
+(luma/chroma, level, orientation, pass); the tables, weights and thresholds belong to a
+quality level and are stored in the weights file. Values are coded bucket by bucket (in
+raster order within a bucket), then the group's escapes in raster order.
+
+Everything a context depends on is an integer the decoder has already decoded, so decoding
+is bit-exact on any machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import constriction
+import numpy as np
+
+from .errors import FczError
+
+LEVELS = 4
+ORIENTATIONS = ("HL", "LH", "HH")   # HL: high-pass along W; LH: along H; HH: both
+ALPHABET = 64
+ESCAPE = ALPHABET - 1                # the last letter: |v| > DIRECT
+DIRECT = 31                          # values -31..31 are letters 0..62
+MAX_EXP_CLASS = 22                   # an escape's Exp-Golomb class k: remainder + 1 in [2^k, 2^(k+1))
+MAX_VALUE = DIRECT + 2 ** (MAX_EXP_CLASS + 1) - 1   # the largest |v| a letter and its escape can carry
+MAX_SYMBOL = 2 ** 21                 # the largest |q| of a plane: LL residuals then stay within 4 x that < MAX_VALUE
+CAP = 15                             # contexts see min(|q|, CAP)
+BUCKETS = 12
+MAX_CONTEXT_WEIGHT = 2 ** 16
+FEATURES = 8
+LL_INDEX = LEVELS                    # level index of the LL band in the tables (details: level - 1)
+TABLE_SHAPE = (2, LEVELS + 1, 3, 2, BUCKETS, ALPHABET)   # colour class, level index, orientation, pass, bucket
+WEIGHTS_SHAPE = TABLE_SHAPE[:4] + (FEATURES,)
+THRESHOLDS_SHAPE = TABLE_SHAPE[:4] + (BUCKETS - 1,)
+
+Key = tuple[int, int, int, int]      # (colour class, level index, orientation index, pass)
+
+
+# --- geometry ------------------------------------------------------------------------------------------
+
+def level_sizes(n: int, levels: int = LEVELS) -> list[int]:
+    """Size of the low band along one axis after 0, 1, .., ``levels`` levels: [n, ceil(n/2), ...]."""
+    sizes = [n]
+    for _ in range(levels):
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+def subbands(height: int, width: int, levels: int = LEVELS) -> list[tuple[int, str, slice, slice]]:
+    """Every subband as (level, orientation, rows, cols) of a Mallat plane, in coding order.
+
+    First (levels, "LL", ...); then for each level from ``levels`` down to 1 its HL, LH and
+    HH bands. Some are empty for tiny images (a side of 1 has no high band).
+    """
+    hs, ws = level_sizes(height, levels), level_sizes(width, levels)
+    bands = [(levels, "LL", slice(0, hs[levels]), slice(0, ws[levels]))]
+    for level in range(levels, 0, -1):
+        h0, h1, w0, w1 = hs[level], hs[level - 1], ws[level], ws[level - 1]
+        bands += [(level, "HL", slice(0, h0), slice(w0, w1)),
+                  (level, "LH", slice(h0, h1), slice(0, w0)),
+                  (level, "HH", slice(h0, h1), slice(w0, w1))]
+    return bands
+
+
+# --- the model -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContextModel:
+    """One quality level's integer entropy model: counts, context weights and bucket thresholds."""
+
+    counts: np.ndarray       # TABLE_SHAPE, positive integers
+    weights: np.ndarray      # WEIGHTS_SHAPE, integers >= 0
+    thresholds: np.ndarray   # THRESHOLDS_SHAPE, integers, non-decreasing along the last axis
+
+    def __post_init__(self) -> None:
+        if (self.counts.shape != TABLE_SHAPE or self.weights.shape != WEIGHTS_SHAPE
+                or self.thresholds.shape != THRESHOLDS_SHAPE):
+            raise ValueError("wavelet entropy model of the wrong shape")
+        if self.weights.min() < 0 or self.weights.max() > MAX_CONTEXT_WEIGHT or self.counts.min() < 1:
+            raise ValueError("wavelet context weights must lie in 0..2^16 and counts be positive")
+        object.__setattr__(self, "_models", {})
+
+    def model(self, key: Key, bucket: int) -> constriction.stream.model.Categorical:
+        cache = self._models  # type: ignore[attr-defined]
+        found = cache.get((key, bucket))
+        if found is None:
+            found = cache[(key, bucket)] = constriction.stream.model.Categorical(
+                self.counts[key + (bucket,)].astype(np.float64), perfect=False)
+        return found
+
+    def buckets(self, key: Key, features: np.ndarray) -> np.ndarray:
+        """Features ``FEATURES x n`` (integers) -> bucket per value, 0..BUCKETS - 1."""
+        activity = np.zeros(features.shape[1], dtype=np.int32)  # < 8 x 2^16 x 2 x 9 x CAP: no overflow
+        for weight, feature in zip(self.weights[key].tolist(), features):
+            if weight:
+                activity += np.int32(weight) * feature
+        return np.searchsorted(self.thresholds[key], activity, side="right")
+
+    def min_bits(self, key: Key) -> float:
+        """The fewest bits any one value of class ``key`` can cost (its best bucket's likeliest letter)."""
+        counts = self.counts[key].astype(np.float64)
+        largest = np.minimum(1.0, counts.max(axis=1) / counts.sum(axis=1) + 2.0 ** -20)
+        return float(-np.log2(largest.max()))
+
+
+# --- traversal -----------------------------------------------------------------------------------------
+
+def _mag(a: np.ndarray) -> np.ndarray:
+    return np.minimum(np.abs(a), CAP).astype(np.int32)
+
+
+def _padded(m: np.ndarray) -> np.ndarray:
+    p = np.zeros((m.shape[0] + 2, m.shape[1] + 2), dtype=m.dtype)
+    p[1:-1, 1:-1] = m
+    return p
+
+
+def _box3(m: np.ndarray) -> np.ndarray:
+    """3x3 sums, zero outside."""
+    if m.size == 0:
+        return m
+    p = _padded(m)
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+
+
+def _cross4(m: np.ndarray) -> np.ndarray:
+    """Sum of the 4 neighbours (up, down, left, right), zero outside."""
+    if m.size == 0:
+        return m
+    p = _padded(m)
+    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+def _colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """``m`` read at (i // factor, j // factor) for every (i, j) of ``shape``, clipped to its edge; 0 if empty."""
+    if m.size == 0:
+        return np.zeros(shape, dtype=np.int32)
+    if factor == 1 and m.shape == shape:
+        return m
+    rows = np.minimum(np.arange(shape[0]) // factor, m.shape[0] - 1)
+    cols = np.minimum(np.arange(shape[1]) // factor, m.shape[1] - 1)
+    return m[rows][:, cols]
+
+
+# A group handler gets (class key, features FEATURES x n, the values when encoding or None) and
+# returns the group's values (the decoded ones when decoding).
+Handler = Callable[[Key, np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool) -> None:
+    """Walk the groups in coding order, filling ``planes`` (``3 x H x W`` int32) as values arrive.
+
+    ``known``: the planes already hold the values (encoding, counting); the handler then gets
+    each group's values. Otherwise (decoding) the planes start as zeros and the handler returns them.
+    """
+    _, height, width = planes.shape
+    bands = subbands(height, width)
+    mags: dict[tuple[int, int, str], np.ndarray] = {}      # (channel, level, orientation) -> capped magnitudes
+    ll_residuals: list[np.ndarray] = []
+    for c in range(channels):
+        colour = min(c, 1)
+        plane = planes[c]
+        for level, orientation, rows, cols in bands:
+            band = plane[rows, cols]
+            shape = band.shape
+            if band.size == 0:
+                mags[(c, level, orientation)] = np.zeros(shape, dtype=np.int32)
+                if orientation == "LL":
+                    ll_residuals.append(np.zeros(shape, dtype=np.int64))
+                continue
+            if orientation == "LL":
+                ll_residuals.append(_ll_band(band, c, colour, ll_residuals, handler, known))
+                mags[(c, level, orientation)] = _mag(band)
+                continue
+            o = ORIENTATIONS.index(orientation)
+            features = np.zeros((FEATURES,) + shape, dtype=np.int32)
+            if level < LEVELS:
+                parent = mags[(c, level + 1, orientation)]
+                features[0] = _colocated(parent, shape, 2)
+                features[1] = _colocated(_box3(parent), shape, 2)
+            for sibling in ORIENTATIONS[:o]:
+                m = mags[(c, level, sibling)]
+                features[2] += _colocated(m, shape, 1)
+                features[3] += _colocated(_box3(m), shape, 1)
+            if c > 0:
+                luma = mags[(0, level, orientation)]
+                features[4] = _colocated(luma, shape, 1)
+                features[5] = _colocated(_box3(luma), shape, 1)
+            if c == 2:
+                features[7] = _colocated(mags[(1, level, orientation)], shape, 1)
+            parity = np.add.outer(np.arange(shape[0]), np.arange(shape[1])) % 2
+            for p in (0, 1):
+                where = parity == p
+                if p == 1:
+                    features[6] = _cross4(_mag(band))   # the anchors, all decoded by now
+                values = handler((colour, level - 1, o, p), features[:, where], band[where] if known else None)
+                if not known:
+                    band[where] = values
+            mags[(c, level, orientation)] = _mag(band)
+
+
+def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarray], handler: Handler,
+             known: bool) -> np.ndarray:
+    """Code the LL band row by row (see the module docstring) -> its residuals."""
+    h, w = band.shape
+    q = band.astype(np.int64)
+    residual = np.zeros((h, w), dtype=np.int64)
+    if known:
+        above = np.vstack([np.zeros((1, w), dtype=np.int64), q[:-1]])
+        d = q - above
+        residual[:, 0] = d[:, 0]
+        residual[:, 1:] = np.diff(d, axis=1)
+    luma = _mag(ll_residuals[0]) if c > 0 else None
+    cb = _mag(ll_residuals[1]) if c == 2 else None
+    for i in range(h):
+        features = np.zeros((FEATURES, w), dtype=np.int32)
+        if i > 0:
+            r1 = _mag(residual[i - 1])
+            features[0] = r1
+            features[1] = np.concatenate([[0], r1[:-1]]) + np.concatenate([r1[1:], [0]])
+            grad = _mag(np.diff(q[i - 1])) if w > 1 else np.zeros(0, dtype=np.int32)
+            features[2] = np.concatenate([[0], grad]) + np.concatenate([grad, [0]])
+            if i > 1:
+                features[3] = _mag(residual[i - 2])
+        if luma is not None:
+            features[4] = luma[i]
+        if cb is not None:
+            features[7] = cb[i]
+        values = handler((colour, LL_INDEX, 0, min(i, 1)), features, residual[i] if known else None)
+        if not known:
+            residual[i] = values
+            q[i] = (q[i - 1] if i > 0 else 0) + np.cumsum(values)
+            if np.abs(q[i]).max(initial=0) > MAX_SYMBOL:
+                raise FczError("corrupt file: a wavelet LL value outside the format's range")
+            band[i] = q[i]
+    return residual
+
+
+def channels_coded(mode: str) -> int:
+    """Planes in the payload: Y only for a greyscale image (its Cb and Cr are zero), else all three."""
+    return 1 if mode == "L" else 3
+
+
+# --- letters and escapes -------------------------------------------------------------------------------
+
+def _letters(values: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(values) <= DIRECT, values + DIRECT, ESCAPE).astype(np.int32)
+
+
+def _escape_parts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Escaped values -> (sign 0/1, Exp-Golomb class k, offset within the class: 0 .. 2^k - 1)."""
+    magnitude = np.abs(values) - (DIRECT + 1)
+    k = np.floor(np.log2(magnitude + 1.0)).astype(np.int64)
+    # log2 of float64 can be off by one next to powers of two: settle k exactly with integers.
+    k -= (np.left_shift(1, k) > magnitude + 1)
+    k += (np.left_shift(1, k + 1) <= magnitude + 1)
+    return (values < 0).astype(np.int32), k.astype(np.int32), (magnitude + 1 - np.left_shift(1, k)).astype(np.int32)
+
+
+_UNIFORM = constriction.stream.model.Uniform()
+_SIGN = constriction.stream.model.Uniform(2)
+_CLASS = constriction.stream.model.Uniform(MAX_EXP_CLASS + 1)
+
+
+def _encode_escapes(encoder, values: np.ndarray) -> None:
+    values = values[np.abs(values) > DIRECT]
+    if values.size == 0:
+        return
+    if np.abs(values).max() > MAX_VALUE:
+        raise ValueError(f"a wavelet value beyond the format's {MAX_VALUE}")
+    sign, k, rest = _escape_parts(values.astype(np.int64))
+    encoder.encode(sign, _SIGN)
+    encoder.encode(k, _CLASS)
+    wide = k > 0
+    if wide.any():
+        encoder.encode(rest[wide], _UNIFORM, np.left_shift(1, k[wide]).astype(np.int32))
+
+
+def _decode_escapes(decoder, count: int) -> np.ndarray:
+    sign = decoder.decode(_SIGN, count).astype(np.int64)
+    k = decoder.decode(_CLASS, count).astype(np.int64)
+    rest = np.zeros(count, dtype=np.int64)
+    wide = k > 0
+    if wide.any():
+        rest[wide] = decoder.decode(_UNIFORM, np.left_shift(1, k[wide]).astype(np.int32))
+    magnitude = np.left_shift(1, k) - 1 + rest + DIRECT + 1
+    return np.where(sign == 1, -magnitude, magnitude)
+
+
+# --- coding --------------------------------------------------------------------------------------------
+
+def _by_bucket(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions sorted by bucket, raster order kept within a bucket; values per bucket)."""
+    return np.argsort(buckets, kind="stable"), np.bincount(buckets, minlength=BUCKETS)
+
+
+def encode_planes(q: np.ndarray, model: ContextModel, mode: str = "RGB") -> bytes:
+    """Signed integer planes ``3 x H x W`` -> payload bytes (for ``mode`` "L" only plane 0 is coded)."""
+    encoder = constriction.stream.queue.RangeEncoder()
+
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        order, sizes = _by_bucket(model.buckets(key, features))
+        for b, letters in enumerate(np.split(_letters(values)[order], np.cumsum(sizes)[:-1])):
+            if sizes[b]:
+                encoder.encode(letters, model.model(key, b))
+        _encode_escapes(encoder, values)
+        return values
+
+    planes = np.ascontiguousarray(q, dtype=np.int32)
+    if planes.ndim != 3 or planes.shape[0] != 3:
+        raise ValueError(f"wavelet symbols must be 3 x H x W, not {planes.shape}")
+    if np.abs(planes).max(initial=0) > MAX_SYMBOL:
+        raise ValueError(f"a wavelet symbol beyond the format's +-{MAX_SYMBOL}")
+    traverse(planes.copy(), channels_coded(mode), handler, known=True)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_planes(payload: bytes, model: ContextModel, shape: tuple[int, int], mode: str = "RGB") -> np.ndarray:
+    """Payload bytes -> signed integer planes ``3 x H x W`` (int32); ``shape`` is ``(H, W)``."""
+    check_payload_length(payload, model, shape, mode)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        order, sizes = _by_bucket(model.buckets(key, features))
+        letters = np.empty(len(order), dtype=np.int64)
+        letters[order] = np.concatenate([decoder.decode(model.model(key, b), int(n))
+                                         for b, n in enumerate(sizes) if n] or [np.zeros(0, np.int32)])
+        out = letters - DIRECT
+        escaped = letters == ESCAPE
+        if escaped.any():
+            out[escaped] = _decode_escapes(decoder, int(escaped.sum()))
+        return out
+
+    planes = np.zeros((3,) + tuple(shape), dtype=np.int32)
+    try:
+        traverse(planes, channels_coded(mode), handler, known=False)
+    except FczError:
+        raise
+    except Exception as exc:  # constriction signals an undecodable stream with its own exception types
+        raise FczError(f"corrupt file: entropy-coded payload does not decode ({exc})") from None
+    if np.abs(planes).max(initial=0) > MAX_SYMBOL:
+        raise FczError("corrupt file: a wavelet value outside the format's range")
+    return planes
+
+
+# --- payload bounds ------------------------------------------------------------------------------------
+
+def class_sizes(shape: tuple[int, int], mode: str = "RGB") -> dict[Key, int]:
+    """How many values each class codes for an image of ``shape`` (H, W)."""
+    sizes: dict[Key, int] = {}
+    for c in range(channels_coded(mode)):
+        colour = min(c, 1)
+        for level, orientation, rows, cols in subbands(*shape):
+            h, w = rows.stop - rows.start, cols.stop - cols.start
+            if orientation == "LL":
+                parts = {(colour, LL_INDEX, 0, 0): w if h else 0, (colour, LL_INDEX, 0, 1): (h - 1) * w if h else 0}
+            else:
+                o = ORIENTATIONS.index(orientation)
+                parts = {(colour, level - 1, o, 0): (h * w + 1) // 2, (colour, level - 1, o, 1): h * w // 2}
+            for key, n in parts.items():
+                sizes[key] = sizes.get(key, 0) + n
+    return sizes
+
+
+_SEAL_SLACK_BITS = 64   # as bitstream.entropy: the decoder state sealing may leave implicit
+
+
+def min_payload_bits(model: ContextModel, shape: tuple[int, int], mode: str = "RGB") -> float:
+    """A lower bound on the bits of any payload coding an image of ``shape``: each value's cheapest letter."""
+    return sum(n * model.min_bits(key) for key, n in class_sizes(shape, mode).items() if n)
+
+
+def check_payload_length(payload: bytes, model: ContextModel, shape: tuple[int, int], mode: str = "RGB") -> None:
+    """Refuse a payload too short for the values its header claims (see bitstream.entropy)."""
+    if 8 * len(payload) + _SEAL_SLACK_BITS < min_payload_bits(model, shape, mode):
+        raise FczError(f"corrupt file: a payload of {len(payload)} bytes is too short to hold "
+                       f"{channels_coded(mode)} x {shape[0]} x {shape[1]} wavelet values")
+
+
+# --- counting (for building tables) --------------------------------------------------------------------
+
+def collect(q: np.ndarray, mode: str = "RGB") -> Iterator[tuple[Key, np.ndarray, np.ndarray]]:
+    """(class key, features, values) of every group of one image's planes, in coding order."""
+    groups: list[tuple[Key, np.ndarray, np.ndarray]] = []
+
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        groups.append((key, features.copy(), values.copy()))
+        return values
+
+    traverse(np.ascontiguousarray(q, dtype=np.int32).copy(), channels_coded(mode), handler, known=True)
+    return iter(groups)
+
+
+def letters(values: np.ndarray) -> np.ndarray:
+    """Values -> alphabet letters (``ESCAPE`` for |v| > 31)."""
+    return _letters(values)
+
+
+def escape_bits(values: np.ndarray) -> float:
+    """Bits the escapes among ``values`` cost beyond their letter."""
+    values = values[np.abs(values) > DIRECT]
+    if values.size == 0:
+        return 0.0
+    _, k, _ = _escape_parts(values.astype(np.int64))
+    return float(values.size * (1 + np.log2(MAX_EXP_CLASS + 1)) + k.sum())

@@ -1,0 +1,268 @@
+"""A fixed CDF 9/7 wavelet transform on YCbCr: the training-free start of the learned wavelet family.
+
+Data flow (any H x W; no padding: the codec's stride is 1)::
+
+        x: 3 x H x W RGB in [0, 1]
+        |  x 255, ICT (JPEG 2000's irreversible colour transform), Y - 128
+        v
+        YCbCr: 3 x H x W
+        |  4 levels of separable CDF 9/7 lifting (rows, then columns), whole-sample
+        |  symmetric extension at the edges, low part ceil(n / 2) samples, high part floor(n / 2),
+        |  scaled so the transform is close to orthonormal
+        v
+        y: 3 x H x W coefficient planes in Mallat layout (LL4 top left, then HL/LH/HH of levels 4..1)
+        |  dead-zone quantizer, one step per (plane, level, orientation) and quality
+        |  (facecodec.latent.WaveletCodec)
+        v
+        q: signed integers  --context-adaptive range coder (facecodec.bitstream.wavelet)-->
+        |  (|q| + recon_offset) * sign(q) * step
+        |  inverse lifting, inverse ICT, / 255
+        v
+        x_hat: 3 x H x W (not clipped; the codec clips to [0, 1])
+
+The transform is numpy (float32; torch only wraps it for the codec) and exactly invertible up to float rounding.
+Each lifting step is ``target += coefficient * (left + right neighbour)``; the
+later milestones of the learned family add a residual ``+ f_step(...)`` per predict
+and update step (a small CNN initialised to zero), which changes neither the subband
+layout nor the symbols' meaning: the bitstream stays the same.
+
+``WaveletTransform`` wraps the numpy functions as a parameter-free ``nn.Module`` so the
+codec's one path (analyse -> quantize -> code, decode -> dequantize -> synthesise)
+runs it like the networks; its step table is a buffer loaded from the weights file.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from facecodec.bitstream.wavelet import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
+
+# CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
+ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
+K = 1.230174104914001
+LOW_SCALE, HIGH_SCALE = math.sqrt(2) / K, K / math.sqrt(2)   # near-orthonormal: DC gain sqrt(2) per level
+
+# ICT: RGB -> YCbCr, and its inverse (JPEG 2000 Part 1, Annex G.2).
+RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
+                       [-0.168736, -0.331264, 0.5],
+                       [0.5, -0.418688, -0.081312]], dtype=np.float64)
+YCC_TO_RGB = np.linalg.inv(RGB_TO_YCC)
+LEVEL_SHIFT = 128.0
+
+
+# --- one dimension -------------------------------------------------------------------------------------
+
+def _lift(target: np.ndarray, source: np.ndarray, coefficient: float, predict: bool) -> None:
+    """``target[k] += coefficient * (source[left] + source[right])`` along axis 0, mirrored at the ends.
+
+    Predict steps (odd samples from even ones): left = k, right = k + 1 (the last odd sample
+    of an even-length signal mirrors k + 1 onto k). Update steps (even from odd): left = k - 1
+    (k = 0 mirrors onto 0), right = k (an odd-length signal's last even sample mirrors onto k - 1).
+    """
+    n_t, n_s = len(target), len(source)
+    if n_t == 0 or n_s == 0:
+        return
+    if predict:                         # n_s == n_t or n_t + 1
+        left = source[:n_t]
+        right = source[1:n_t + 1] if n_s > n_t else np.concatenate([source[1:], source[-1:]])
+    else:                               # n_t == n_s or n_s + 1
+        left = np.concatenate([source[:1], source[:n_t - 1]])
+        right = source[:n_t] if n_s >= n_t else np.concatenate([source, source[-1:]])
+    target += np.float32(coefficient) * (left + right)
+
+
+def forward_1d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Samples along axis 0 -> (low: ceil(n/2), high: floor(n/2)); a length-1 signal passes through."""
+    if len(x) < 2:
+        return x.copy(), x[:0].copy()
+    s, d = x[0::2].copy(), x[1::2].copy()
+    _lift(d, s, ALPHA, True)
+    _lift(s, d, BETA, False)
+    _lift(d, s, GAMMA, True)
+    _lift(s, d, DELTA, False)
+    s *= np.float32(LOW_SCALE)
+    d *= np.float32(HIGH_SCALE)
+    return s, d
+
+
+def inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(low, high) along axis 0 -> the samples, undoing ``forward_1d`` step by step."""
+    if len(d) == 0:
+        return s.copy()
+    s = s * np.float32(1 / LOW_SCALE)
+    d = d * np.float32(1 / HIGH_SCALE)
+    _lift(s, d, -DELTA, False)
+    _lift(d, s, -GAMMA, True)
+    _lift(s, d, -BETA, False)
+    _lift(d, s, -ALPHA, True)
+    x = np.empty((len(s) + len(d),) + s.shape[1:], dtype=s.dtype)
+    x[0::2], x[1::2] = s, d
+    return x
+
+
+# --- two dimensions, several levels --------------------------------------------------------------------
+
+def forward_2d(plane: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """Image planes ``C x H x W`` -> coefficient planes of the same shape in Mallat layout (float32)."""
+    out = np.array(plane, dtype=np.float32, copy=True)
+    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    for level in range(levels):
+        h, w = hs[level], ws[level]
+        region = np.moveaxis(out[:, :h, :w], 2, 0)          # rows: transform along W
+        low, high = forward_1d(region)
+        region[:len(low)], region[len(low):] = low, high
+        region = np.moveaxis(out[:, :h, :w], 1, 0)          # columns: along H
+        low, high = forward_1d(region)
+        region[:len(low)], region[len(low):] = low, high
+    return out
+
+
+def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """Coefficient planes ``C x H x W`` in Mallat layout -> image planes (float32)."""
+    out = np.array(coefficients, dtype=np.float32, copy=True)
+    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    for level in reversed(range(levels)):
+        h, w = hs[level], ws[level]
+        region = np.moveaxis(out[:, :h, :w], 1, 0)
+        region[:] = inverse_1d(region[:hs[level + 1]], region[hs[level + 1]:])
+        region = np.moveaxis(out[:, :h, :w], 2, 0)
+        region[:] = inverse_1d(region[:ws[level + 1]], region[ws[level + 1]:])
+    return out
+
+
+def _mix(matrix: np.ndarray, planes: np.ndarray) -> np.ndarray:
+    """``matrix @ planes`` per pixel, as plain float32 multiply-adds in a fixed order (no BLAS, whose
+    summation order may depend on threads: the encoder's symbols must not)."""
+    planes = planes.astype(np.float32)
+    out = np.empty_like(planes)
+    for row in range(3):
+        m = matrix[row].astype(np.float32)
+        out[row] = m[0] * planes[0] + m[1] * planes[1] + m[2] * planes[2]
+    return out
+
+
+def rgb_to_ycc(rgb: np.ndarray) -> np.ndarray:
+    """``3 x H x W`` RGB in 0..255 -> YCbCr with Y level-shifted by -128 (float32)."""
+    ycc = _mix(RGB_TO_YCC, rgb)
+    ycc[0] -= np.float32(LEVEL_SHIFT)
+    return ycc
+
+
+def ycc_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """The inverse of ``rgb_to_ycc`` (float32, not clipped)."""
+    ycc = ycc.astype(np.float32)  # a copy
+    ycc[0] += np.float32(LEVEL_SHIFT)
+    return _mix(YCC_TO_RGB, ycc)
+
+
+def analysis(rgb: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """``3 x H x W`` RGB in 0..255 -> coefficient planes (YCbCr, Mallat layout)."""
+    return forward_2d(rgb_to_ycc(rgb), levels)
+
+
+def synthesis(coefficients: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """Coefficient planes -> ``3 x H x W`` RGB in 0..255 (not clipped)."""
+    return ycc_to_rgb(inverse_2d(coefficients, levels))
+
+
+# --- subbands and steps -------------------------------------------------------------------------------
+
+def subband_gains(levels: int = LEVELS, size: int = 256) -> dict[tuple[int, str], float]:
+    """Squared L2 norm of each subband's synthesis basis function (interior of a large image).
+
+    Quantization noise of variance v in subband b adds about ``v * gain[b]`` to the pixel MSE
+    (per YCbCr plane), so steps proportional to ``gain ** -0.5`` spread the error evenly.
+    """
+    gains = {}
+    for level, orientation, rows, cols in subbands(size, size, levels):
+        plane = np.zeros((1, size, size), dtype=np.float64)
+        i = rows.start + (rows.stop - rows.start) // 2
+        j = cols.start + (cols.stop - cols.start) // 2
+        plane[0, i, j] = 1.0
+        gains[(level, orientation)] = float((inverse_2d(plane.astype(np.float32), levels).astype(np.float64) ** 2).sum())
+    return gains
+
+
+def colour_gains() -> np.ndarray:
+    """MSE in RGB per unit of noise variance in Y, Cb, Cr: mean over R, G, B of the squared inverse ICT."""
+    return (YCC_TO_RGB ** 2).mean(axis=0)
+
+
+def step_planes(height: int, width: int, steps: np.ndarray) -> np.ndarray:
+    """A step table ``3 x (LEVELS + 1) x 3`` (channel, level index, orientation) -> per-coefficient steps ``3 x H x W``."""
+    out = np.empty((3, height, width), dtype=np.float32)
+    for level, orientation, rows, cols in subbands(height, width):
+        if orientation == "LL":
+            out[:, rows, cols] = steps[:, LL_INDEX, 0, None, None]
+        else:
+            out[:, rows, cols] = steps[:, level - 1, ORIENTATIONS.index(orientation), None, None]
+    return out
+
+
+def ll_mask(height: int, width: int) -> np.ndarray:
+    """True on the LL band of a Mallat plane ``H x W``."""
+    mask = np.zeros((height, width), dtype=bool)
+    _, _, rows, cols = subbands(height, width)[0]
+    mask[rows, cols] = True
+    return mask
+
+
+def quantize(y: np.ndarray, steps: np.ndarray, rounding_offset: float) -> np.ndarray:
+    """Coefficient planes ``3 x H x W`` -> signed integers: a dead zone on detail bands, plain rounding on LL.
+
+    ``|q| = floor(|y| / step + rounding_offset)`` (0.5 would be plain rounding; smaller widens the zero bin).
+    """
+    _, height, width = y.shape
+    scaled = y / step_planes(height, width, steps)
+    offset = np.where(ll_mask(height, width), np.float32(0.5), np.float32(rounding_offset))
+    return (np.sign(scaled) * np.floor(np.abs(scaled) + offset)).astype(np.int32)
+
+
+def dequantize(q: np.ndarray, steps: np.ndarray, recon_offset: float) -> np.ndarray:
+    """Signed integers -> coefficient planes: nonzero detail values at ``(|q| + recon_offset) * step``, LL at ``q * step``."""
+    _, height, width = q.shape
+    offset = np.where(ll_mask(height, width), np.float32(0), np.float32(recon_offset))
+    magnitude = np.where(q != 0, np.abs(q).astype(np.float32) + offset, np.float32(0))
+    return np.sign(q).astype(np.float32) * magnitude * step_planes(height, width, steps)
+
+
+# --- as a module the codec can run ---------------------------------------------------------------------
+
+class WaveletTransform(nn.Module):
+    """The fixed transform as the codec's "model": no parameters, a step table as a buffer.
+
+    ``steps[quality - 1, plane, level index, orientation]``: plane 0, 1, 2 = Y, Cb, Cr;
+    level index 0..LEVELS - 1 for levels 1..LEVELS, and LEVELS for the LL band (all three equal);
+    orientation 0, 1, 2 = HL, LH, HH. ``recon_offset[quality - 1]``: the decoder puts a nonzero
+    value ``|q|`` at ``(|q| + recon_offset) * step``; ``rounding_offset[quality - 1]``: the encoder's
+    dead zone, ``|q| = floor(|y| / step + rounding_offset)`` (0.5 would be plain rounding).
+    """
+
+    encode_margin = decode_margin = 0
+    tile = None  # the whole image in one pass: the codec does not tile this transform
+
+    def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8) -> None:
+        super().__init__()
+        if channels != 3 or levels != LEVELS:
+            raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
+        self.levels = levels
+        self.register_buffer("steps", torch.ones(qualities, 3, levels + 1, 3))
+        self.register_buffer("recon_offset", torch.zeros(qualities))
+        self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))
+
+    @property
+    def qualities(self) -> int:
+        return self.steps.shape[0]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB ``N x 3 x H x W`` in [0, 1] -> coefficient planes ``N x 3 x H x W`` (float32)."""
+        planes = [analysis(image.cpu().numpy().astype(np.float32) * np.float32(255), self.levels) for image in x]
+        return torch.from_numpy(np.stack(planes)).to(x.device)
+
+    def decode(self, y: torch.Tensor) -> torch.Tensor:
+        """Coefficient planes -> RGB in [0, 1], not clipped."""
+        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels) for coefficients in y]
+        return torch.from_numpy(np.stack(planes) / np.float32(255)).to(y.device)
