@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 from skimage.data import astronaut
@@ -79,3 +80,24 @@ def dask_client(request):
     client = distributed.Client(cluster)
     request.addfinalizer(client.close)  # finalisers run last-in first-out: the client closes before its cluster
     return client
+
+
+@pytest.fixture(scope="session")
+def write_tiny_faces():
+    """Writes data/train (6 crops of the astronaut, 64x64) and data/val (2) under a folder: a training set in seconds."""
+    def write(root: Path) -> None:
+        picture = astronaut()
+        for folder, corners in (("train", [(0, 120), (20, 150), (40, 170), (60, 140), (10, 200), (80, 160)]),
+                                ("val", [(30, 160), (50, 180)])):
+            (root / "data" / folder).mkdir(parents=True)
+            for i, (top, left) in enumerate(corners):
+                Image.fromarray(picture[top:top + 64, left:left + 64]).save(root / "data" / folder / f"{i}.png")
+    return write
+
+
+@pytest.fixture()
+def keep_torch_threads():
+    """Training sets torch's thread count; put it back for the tests that follow."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

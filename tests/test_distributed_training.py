@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage.data import astronaut
 
 from facecodec.train import distributed, export, train, train_rd
 from facecodec.train.config import ConfigError, load_config
@@ -50,27 +48,17 @@ GAINED = 'name = "ddp-gained"\narchitecture = "gained"\nseed = 1\nlambdas = [0.0
          '[model]\nchannels = 8\nhidden = 8\nlevels = 3\n' + DATA + STAGES.replace("bits = 5\n", "")
 THEIS = 'name = "ddp-theis"\narchitecture = "theis"\nseed = 1\n[model]\nchannels = 4\nres_blocks = 1\n' + DATA + STAGES
 
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, write_tiny_faces) -> Path:
     """data/train (6 crops of the astronaut, 64x64), data/val (2) and the two tiny configs."""
     root = tmp_path_factory.mktemp("ddp")
-    picture = astronaut()
-    for folder, corners in (("train", [(0, 120), (20, 150), (40, 170), (60, 140), (10, 200), (80, 160)]),
-                            ("val", [(30, 160), (50, 180)])):
-        (root / "data" / folder).mkdir(parents=True)
-        for i, (top, left) in enumerate(corners):
-            Image.fromarray(picture[top:top + 64, left:left + 64]).save(root / "data" / folder / f"{i}.png")
+    write_tiny_faces(root)
     (root / "gained.toml").write_text(GAINED)
     (root / "theis.toml").write_text(THEIS)
     return root
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def torchrun(workdir: Path, module: str, *args: str) -> subprocess.CompletedProcess:
@@ -154,7 +142,8 @@ from facecodec.models.gained import GainedFactorized
 from facecodec.train import distributed
 from facecodec.train.train_rd import rd_forward
 
-with distributed.process_group() as processes:
+
+def check(processes):  # in a function, as the trainers do: DDP is gone before the group is torn down
     torch.manual_seed(processes.rank)  # different weights on each process: DDP starts all from rank 0's
     model = GainedFactorized(channels=8, hidden=8, levels=3).train()
     reference = GainedFactorized(channels=8, hidden=8, levels=3).train()
@@ -180,6 +169,10 @@ with distributed.process_group() as processes:
     if processes.master:
         assert torch.allclose(grads, expected, rtol=1e-4, atol=1e-7), (grads - expected).abs().max()
         print("gradients of the whole batch")
+
+
+with distributed.process_group() as processes:
+    check(processes)
 """
 
 

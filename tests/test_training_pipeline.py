@@ -19,7 +19,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.numpy import load_file
-from skimage.data import astronaut
 
 from facecodec import codec, zoo
 from facecodec.latent import codec_class
@@ -101,28 +100,18 @@ clip_grad_norm = 1.0
 eval_every = 2
 """
 
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, write_tiny_faces) -> Path:
     """A working directory with data/train (6 faces), data/val (2) and the two tiny configs in configs/."""
     root = tmp_path_factory.mktemp("work")
-    picture = astronaut()
-    for folder, corners in (("train", [(0, 120), (20, 150), (40, 170), (60, 140), (10, 200), (80, 160)]),
-                            ("val", [(30, 160), (50, 180)])):
-        (root / "data" / folder).mkdir(parents=True)
-        for i, (top, left) in enumerate(corners):
-            Image.fromarray(picture[top:top + 64, left:left + 64]).save(root / "data" / folder / f"{i}.png")
+    write_tiny_faces(root)
     (root / "configs").mkdir()
     (root / "configs" / "theis.toml").write_text(THEIS)
     (root / "configs" / "gained.toml").write_text(GAINED)
     return root
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
