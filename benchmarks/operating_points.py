@@ -12,8 +12,9 @@ live in facecodec.classical, which `fcz compare` encodes with too):
     at a target rate; saved as a raw codestream (.j2k, no .jp2 box wrapper).
   * WebP: libwebp lossy, method=6 (slowest, best).
   * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
-  * fcz: for every installed weights id, every setting its latent codec has: each --quality
-    level of the default model, each --bits 1..8 of the seed's per-image-range model.
+  * fcz: for every installed weights id, the settings of its latent codec's sweep: each --quality
+    level of the level-numbered models, 13 of the 1..100 qualities of a continuous one, each --bits
+    1..8 of the seed's per-image-range model; each at the weights' default --effort.
 """
 from __future__ import annotations
 
@@ -119,11 +120,12 @@ def classical_points(quick: bool = False) -> list[OperatingPoint]:
 
 
 def fcz_points(device: str = "auto") -> list[OperatingPoint]:
-    # Every setting even in --quick: fcz has only eight points per model and BD-rate needs the whole curve.
+    # Every setting of the latent codec's sweep even in --quick (all eight of a level-numbered model; 13 of the
+    # 100 continuous qualities): BD-rate needs the whole curve.
     points = []
     for weights_id in zoo.installed_ids():
         latent = zoo.load_spec(weights_id).latent
-        points += [fcz(weights_id, **{latent.option: s}, device=device) for s in latent.settings]
+        points += [fcz(weights_id, **{latent.option: s}, device=device) for s in latent.sweep()]
     return points
 
 

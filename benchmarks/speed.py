@@ -7,8 +7,9 @@ fcz runs as `fcz encode` would with the same --quality / --bits / --model (defau
 default weights at their default setting). speed.md states fcz's decode time of a 512x512
 image against the target of under 0.5 s on a 2-core CPU.
 
-For fcz the time is also split into network (g_a / g_s), entropy coding (range coder) and
-the rest (tensor conversion, quantizer, container), by running codec.py's steps one by one.
+For fcz the time is also split into network (g_a / g_s), quantizer (with the encoder's search at
+the weights' default effort; the dequantizer when decoding), entropy coding (range coder) and the
+rest (tensor conversion, container), by running codec.py's steps one by one.
 Times drift on a shared machine, so speed.md also gives fcz's time as a multiple of each codec's.
 Peak memory (max RSS) of a 1024x1024 fcz encode and decode is read in a fresh subprocess per case.
 """
@@ -122,7 +123,9 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     x = enc("other", x.to, weights.device)
     y = enc("network", analyse, weights, x)
     setting = weights.latent.choose(quality if quality is not None else bits)
-    symbols, fields = enc("other", weights.latent.quantize, weights.model, y, setting)
+    effort = weights.latent.choose_effort(None)
+    symbols, fields = enc("quantizer", weights.latent.quantize, weights.model, y, setting, effort,
+                          weights.entropy_tables)
     header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
                        pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape[1:], **fields[0])
     payload = enc("entropy", weights.latent.entropy_encode, symbols[0], weights.table(header), header)
@@ -131,7 +134,7 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     dec = _Stopwatch(weights.device)
     header, payload = dec("other", unpack, data)
     symbols = dec("entropy", weights.latent.entropy_decode, payload, weights.table(header), header)
-    y = dec("other", weights.latent.dequantize, weights.model, symbols, header)
+    y = dec("quantizer", weights.latent.dequantize, weights.model, symbols, header)
     x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)
     return enc.ms, dec.ms, data, image
@@ -148,7 +151,7 @@ def fcz_split(pixels: np.ndarray, weights_id: str, quality: int | None, bits: in
                            "update fcz_stage_times to follow facecodec/codec.py")
     runs = [fcz_stage_times(pixels, weights_id, quality, bits, device)[:2] for _ in range(repeats)]
     return {direction: {stage: statistics.median(run[i][stage] for run in runs)
-                        for stage in ("network", "entropy", "other")}
+                        for stage in ("network", "quantizer", "entropy", "other")}
             for i, direction in enumerate(("encode", "decode"))}
 
 
@@ -255,7 +258,8 @@ def speed_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {label(c['codec'])} | {c['setting']} | {c['bpp']:.3f} | {c['encode_ms']:.1f} "
                          f"| {c['decode_ms']:.1f} | {c['encode_mpix_s']:.2f} | {c['decode_mpix_s']:.2f} | {times} |")
         lines += ["", "fcz split (ms): " + "; ".join(
-            f"{direction}: network {s['network']:.1f}, entropy coding {s['entropy']:.1f}, other {s['other']:.1f}"
+            f"{direction}: network {s['network']:.1f}, quantizer {s['quantizer']:.1f}, "
+            f"entropy coding {s['entropy']:.1f}, other {s['other']:.1f}"
             for direction, s in split.items()), ""]
     for m in results["memory"]:
         peak, base = m["peak_max_rss_mib"], m["baseline_max_rss_mib"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .errors import FczError
 
 MAGIC = b"\x89FCZ"
-FORMAT_VERSION = 2                   # written; version 1 files (no quality byte) are still read
+FORMAT_VERSION = 3                   # written; versions 1 (no quality byte) and 2 are still read
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -44,6 +44,7 @@ class FczHeader:
     latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
     channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
+    version: int = FORMAT_VERSION    # the format version the file has (read) or gets (written): 2 or 3 to write
 
     @property
     def symbol_count(self) -> int:
@@ -73,6 +74,8 @@ class FczHeader:
         if padded_w % w or padded_h % h or padded_w // w != padded_h // h:
             raise FczError(f"corrupt file: latent shape {self.latent_shape} does not tile "
                            f"a padded {self.width}x{self.height} image")
+        if not 1 <= self.version <= FORMAT_VERSION:
+            raise FczError(f"corrupt file: format version {self.version}")
         if not 0 <= self.quality <= 255:
             raise FczError(f"corrupt file: quality level {self.quality} outside 0..255")
         if len(self.channel_ranges) != (0 if self.quality else c):
@@ -88,14 +91,17 @@ class FczHeader:
 
 
 def pack(header: FczHeader, payload: bytes) -> bytes:
-    """Header and entropy-coded payload -> the bytes of a .fcz file."""
+    """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.version`` (the payload must be
+    coded for that version: version 3 changed the wavelet family's order, see FORMAT.md)."""
     header.validate()
+    if header.version < 2:
+        raise FczError("format version 1 is read, no longer written")
     if len(payload) > header.max_payload_length():
         raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
     weights_id = header.weights_id.encode("ascii")
     c, h, w = header.latent_shape
     parts = [
-        _PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(weights_id)), weights_id,
+        _PREFIX.pack(MAGIC, header.version, 0, len(weights_id)), weights_id,
         _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
                     header.pad_right, header.pad_bottom, c, h, w),
         _QUALITY.pack(header.quality),
@@ -147,7 +153,7 @@ def unpack(data: bytes) -> tuple[FczHeader, bytes]:
     (quality,) = reader.unpack(_QUALITY) if version >= 2 else (0,)
     ranges = tuple(reader.unpack(_RANGE) for _ in range(0 if quality else c))
     header = FczHeader(raw_id.decode("ascii"), width, height, MODES[mode], bits, pad_right, pad_bottom,
-                       (c, h, w), ranges, quality)
+                       (c, h, w), ranges, quality, version)
     header.validate()
     (payload_length,) = reader.unpack(_LENGTH)
     if payload_length > header.max_payload_length() or payload_length % 4:

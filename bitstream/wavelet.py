@@ -8,12 +8,18 @@ planes in Mallat layout (Y, Cb, Cr; 4 levels; ``subbands`` below). Every value c
 to a 64-letter alphabet: ``v + 31`` for ``|v| <= 31`` and ``ESCAPE`` (63) otherwise, whose
 sign and remainder follow at once as uniformly coded Exp-Golomb parts, so no value is clipped.
 
-Order (each step a "group" of values)::
+Order (each step a "group" of values; format 3, resolution by resolution)::
 
-    for each plane coded (Y, Cb, Cr; only Y for a greyscale image):
-        LL band, row by row: residual r = q - q(row above) - (r of the row so far, summed):
-            q[i] = q[i - 1] + cumsum(r[i])   (the planar prediction W + N - NW)
-        for level 4, 3, 2, 1: for HL, LH, HH: pass 0 (anchors, (i + j) even), pass 1 (the rest)
+    LL band, for each plane coded (Y, Cb, Cr; only Y for a greyscale image): row by row, residual
+        r = q - q(row above) - (r of the row so far, summed): q[i] = q[i - 1] + cumsum(r[i])
+        (the planar prediction W + N - NW)
+    for level 4, 3, 2, 1: for HL, LH, HH: for each plane coded:
+        pass 0 (anchors, (i + j) even), pass 1 (the rest)
+
+so a decoder can stop after any level and synthesise a smaller image from the coarse bands
+(``decode_planes(reduce=...)``). Format 2 had the same groups plane after plane (all of Y,
+then Cb, then Cr); every context reads only bands both orders code earlier, so the two
+orders code the same values in the same buckets (``coding_order``).
 
 Inside a group, each value's context is an integer activity: a weighted sum (integer
 weights, per class) of capped magnitudes ``min(|q|, 15)`` of values decoded before it:
@@ -165,61 +171,84 @@ def _colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray
     return m[rows][:, cols]
 
 
-# A group handler gets (class key, features FEATURES x n, the values when encoding or None) and
-# returns the group's values (the decoded ones when decoding).
-Handler = Callable[[Key, np.ndarray, "np.ndarray | None"], np.ndarray]
+# A group handler gets (class key, features FEATURES x n, the values when encoding or None, where the
+# values sit: index arrays (plane, row, column) into the planes, or None for the LL band's residual rows)
+# and returns the group's values: the decoded ones when decoding, possibly changed ones when an encoder
+# refines its choice (facecodec.rdoq); they are written back before the next group's contexts are formed.
+Location = "tuple[int, np.ndarray, np.ndarray] | None"
+Handler = Callable[[Key, np.ndarray, "np.ndarray | None", Location], np.ndarray]
 
 
-def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool) -> None:
-    """Walk the groups in coding order, filling ``planes`` (``3 x H x W`` int32) as values arrive.
+def coding_order(height: int, width: int, channels: int, resolution_order: bool = True,
+                 reduce: int = 0) -> list[tuple[int, int, str, slice, slice]]:
+    """Every coded band as (plane, level, orientation, rows, cols), in the payload's order.
 
-    ``known``: the planes already hold the values (encoding, counting); the handler then gets
-    each group's values. Otherwise (decoding) the planes start as zeros and the handler returns them.
+    ``resolution_order`` (format 3): band after band from the LL band down to level 1, each band
+    in Y, Cb, Cr; a decoder can then stop after the coarse levels (``reduce``: the number of finest
+    levels left out, 0..LEVELS, so a 1 / 2^reduce image can be synthesised). Otherwise (format 2)
+    plane after plane, each plane's bands in the same order.
+    """
+    if reduce and not resolution_order:
+        raise ValueError("only a resolution-ordered payload (format 3) can stop before the finest levels")
+    if not 0 <= reduce <= LEVELS:
+        raise ValueError(f"reduce must be 0..{LEVELS}, not {reduce}")
+    bands = [b for b in subbands(height, width) if b[1] == "LL" or b[0] > reduce]
+    if resolution_order:
+        return [(c, *band) for band in bands for c in range(channels)]
+    return [(c, *band) for c in range(channels) for band in bands]
+
+
+def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, resolution_order: bool = True,
+             reduce: int = 0) -> None:
+    """Walk the groups in coding order (``coding_order``), filling ``planes`` (``3 x H x W`` int32) as values arrive.
+
+    ``known``: the planes already hold the values (encoding, counting, refining); the handler then
+    gets each group's values. Otherwise (decoding) the planes start as zeros and the handler returns them;
+    with ``reduce`` the finest levels are not visited and stay zero. Every context reads only bands
+    that both orders visit earlier, so the two orders code the same values with the same buckets.
     """
     _, height, width = planes.shape
-    bands = subbands(height, width)
     mags: dict[tuple[int, int, str], np.ndarray] = {}      # (channel, level, orientation) -> capped magnitudes
     ll_residuals: list[np.ndarray] = []
-    for c in range(channels):
+    for c, level, orientation, rows, cols in coding_order(height, width, channels, resolution_order, reduce):
         colour = min(c, 1)
-        plane = planes[c]
-        for level, orientation, rows, cols in bands:
-            band = plane[rows, cols]
-            shape = band.shape
-            if band.size == 0:
-                mags[(c, level, orientation)] = np.zeros(shape, dtype=np.int32)
-                if orientation == "LL":
-                    ll_residuals.append(np.zeros(shape, dtype=np.int64))
-                continue
+        band = planes[c][rows, cols]
+        shape = band.shape
+        if band.size == 0:
+            mags[(c, level, orientation)] = np.zeros(shape, dtype=np.int32)
             if orientation == "LL":
-                ll_residuals.append(_ll_band(band, c, colour, ll_residuals, handler, known))
-                mags[(c, level, orientation)] = _mag(band)
-                continue
-            o = ORIENTATIONS.index(orientation)
-            features = np.zeros((FEATURES,) + shape, dtype=np.int32)
-            if level < LEVELS:
-                parent = mags[(c, level + 1, orientation)]
-                features[0] = _colocated(parent, shape, 2)
-                features[1] = _colocated(_box3(parent), shape, 2)
-            for sibling in ORIENTATIONS[:o]:
-                m = mags[(c, level, sibling)]
-                features[2] += _colocated(m, shape, 1)
-                features[3] += _colocated(_box3(m), shape, 1)
-            if c > 0:
-                luma = mags[(0, level, orientation)]
-                features[4] = _colocated(luma, shape, 1)
-                features[5] = _colocated(_box3(luma), shape, 1)
-            if c == 2:
-                features[7] = _colocated(mags[(1, level, orientation)], shape, 1)
-            parity = np.add.outer(np.arange(shape[0]), np.arange(shape[1])) % 2
-            for p in (0, 1):
-                where = parity == p
-                if p == 1:
-                    features[6] = _cross4(_mag(band))   # the anchors, all decoded by now
-                values = handler((colour, level - 1, o, p), features[:, where], band[where] if known else None)
-                if not known:
-                    band[where] = values
+                ll_residuals.append(np.zeros(shape, dtype=np.int64))
+            continue
+        if orientation == "LL":
+            ll_residuals.append(_ll_band(band, c, colour, ll_residuals, handler, known))
             mags[(c, level, orientation)] = _mag(band)
+            continue
+        o = ORIENTATIONS.index(orientation)
+        features = np.zeros((FEATURES,) + shape, dtype=np.int32)
+        if level < LEVELS:
+            parent = mags[(c, level + 1, orientation)]
+            features[0] = _colocated(parent, shape, 2)
+            features[1] = _colocated(_box3(parent), shape, 2)
+        for sibling in ORIENTATIONS[:o]:
+            m = mags[(c, level, sibling)]
+            features[2] += _colocated(m, shape, 1)
+            features[3] += _colocated(_box3(m), shape, 1)
+        if c > 0:
+            luma = mags[(0, level, orientation)]
+            features[4] = _colocated(luma, shape, 1)
+            features[5] = _colocated(_box3(luma), shape, 1)
+        if c == 2:
+            features[7] = _colocated(mags[(1, level, orientation)], shape, 1)
+        parity = np.add.outer(np.arange(shape[0]), np.arange(shape[1])) % 2
+        for p in (0, 1):
+            where = parity == p
+            if p == 1:
+                features[6] = _cross4(_mag(band))   # the anchors, all decoded by now
+            ii, jj = np.nonzero(where)              # row-major, the order of band[where]
+            location = (c, ii + rows.start, jj + cols.start)
+            band[where] = handler((colour, level - 1, o, p), features[:, where],
+                                  band[where] if known else None, location)
+        mags[(c, level, orientation)] = _mag(band)
 
 
 def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarray], handler: Handler,
@@ -249,7 +278,7 @@ def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarra
             features[4] = luma[i]
         if cb is not None:
             features[7] = cb[i]
-        values = handler((colour, LL_INDEX, 0, min(i, 1)), features, residual[i] if known else None)
+        values = handler((colour, LL_INDEX, 0, min(i, 1)), features, residual[i] if known else None, None)
         if not known:
             residual[i] = values
             q[i] = (q[i - 1] if i > 0 else 0) + np.cumsum(values)
@@ -317,11 +346,14 @@ def _by_bucket(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.argsort(buckets, kind="stable"), np.bincount(buckets, minlength=BUCKETS)
 
 
-def encode_planes(q: np.ndarray, model: ContextModel, mode: str = "RGB") -> bytes:
-    """Signed integer planes ``3 x H x W`` -> payload bytes (for ``mode`` "L" only plane 0 is coded)."""
+def encode_planes(q: np.ndarray, model: ContextModel, mode: str = "RGB", resolution_order: bool = True) -> bytes:
+    """Signed integer planes ``3 x H x W`` -> payload bytes (for ``mode`` "L" only plane 0 is coded).
+
+    ``resolution_order``: format 3's order (``coding_order``); False writes format 2's.
+    """
     encoder = constriction.stream.queue.RangeEncoder()
 
-    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None, location: Location) -> np.ndarray:
         order, sizes = _by_bucket(model.buckets(key, features))
         for b, letters in enumerate(np.split(_letters(values)[order], np.cumsum(sizes)[:-1])):
             if sizes[b]:
@@ -334,16 +366,21 @@ def encode_planes(q: np.ndarray, model: ContextModel, mode: str = "RGB") -> byte
         raise ValueError(f"wavelet symbols must be 3 x H x W, not {planes.shape}")
     if np.abs(planes).max(initial=0) > MAX_SYMBOL:
         raise ValueError(f"a wavelet symbol beyond the format's +-{MAX_SYMBOL}")
-    traverse(planes.copy(), channels_coded(mode), handler, known=True)
+    traverse(planes.copy(), channels_coded(mode), handler, known=True, resolution_order=resolution_order)
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_planes(payload: bytes, model: ContextModel, shape: tuple[int, int], mode: str = "RGB") -> np.ndarray:
-    """Payload bytes -> signed integer planes ``3 x H x W`` (int32); ``shape`` is ``(H, W)``."""
+def decode_planes(payload: bytes, model: ContextModel, shape: tuple[int, int], mode: str = "RGB",
+                  resolution_order: bool = True, reduce: int = 0) -> np.ndarray:
+    """Payload bytes -> signed integer planes ``3 x H x W`` (int32); ``shape`` is ``(H, W)``.
+
+    ``resolution_order``: the payload is in format 3's order (else format 2's). ``reduce`` > 0 (format 3
+    only) stops before the ``reduce`` finest levels, which stay zero: enough for a 1 / 2^reduce image.
+    """
     check_payload_length(payload, model, shape, mode)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
-    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None, location: Location) -> np.ndarray:
         order, sizes = _by_bucket(model.buckets(key, features))
         letters = np.empty(len(order), dtype=np.int64)
         letters[order] = np.concatenate([decoder.decode(model.model(key, b), int(n))
@@ -356,7 +393,8 @@ def decode_planes(payload: bytes, model: ContextModel, shape: tuple[int, int], m
 
     planes = np.zeros((3,) + tuple(shape), dtype=np.int32)
     try:
-        traverse(planes, channels_coded(mode), handler, known=False)
+        traverse(planes, channels_coded(mode), handler, known=False, resolution_order=resolution_order,
+                 reduce=reduce)
     except FczError:
         raise
     except Exception as exc:  # constriction signals an undecodable stream with its own exception types
@@ -406,7 +444,7 @@ def collect(q: np.ndarray, mode: str = "RGB") -> Iterator[tuple[Key, np.ndarray,
     """(class key, features, values) of every group of one image's planes, in coding order."""
     groups: list[tuple[Key, np.ndarray, np.ndarray]] = []
 
-    def handler(key: Key, features: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    def handler(key: Key, features: np.ndarray, values: np.ndarray | None, location: Location) -> np.ndarray:
         groups.append((key, features.copy(), values.copy()))
         return values
 
@@ -419,10 +457,11 @@ def letters(values: np.ndarray) -> np.ndarray:
     return _letters(values)
 
 
-def escape_bits(values: np.ndarray) -> float:
-    """Bits the escapes among ``values`` cost beyond their letter."""
-    values = values[np.abs(values) > DIRECT]
-    if values.size == 0:
-        return 0.0
-    _, k, _ = _escape_parts(values.astype(np.int64))
-    return float(values.size * (1 + np.log2(MAX_EXP_CLASS + 1)) + k.sum())
+def escape_cost(values: np.ndarray) -> np.ndarray:
+    """Bits each value's escape costs beyond its letter (0 for |v| <= DIRECT): sign, class, remainder."""
+    cost = np.zeros(values.shape, dtype=np.float64)
+    big = np.abs(values) > DIRECT
+    if big.any():
+        _, k, _ = _escape_parts(values[big].astype(np.int64))
+        cost[big] = 1 + np.log2(MAX_EXP_CLASS + 1) + k
+    return cost

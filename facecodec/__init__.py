@@ -3,9 +3,10 @@
     >>> import facecodec
     >>> data = facecodec.encode("face.png")        # bytes of a .fcz file
     >>> image = facecodec.decode(data)              # PIL.Image.Image
+    >>> face = facecodec.restore("noisy.png", task="denoise")   # fcz restore: facecodec.restoration
     >>> PIL.Image.open("face.fcz")                  # Pillow reads and writes .fcz once facecodec is imported
 
-Importing facecodec does not import torch: ``encode`` and ``decode`` load it on
+Importing facecodec does not import torch: ``encode``, ``decode`` and ``restore`` load it on
 first use, so header reading, ``fcz info`` and ``fcz --help`` stay fast.
 """
 from facecodec.bitstream import FczError, FczHeader
@@ -14,7 +15,7 @@ from facecodec.image_io import FczWarning
 from facecodec import pillow_plugin  # noqa: F401  (registers .fcz with Pillow)
 
 __version__ = "0.1.0"
-__all__ = ["FczError", "FczHeader", "FczWarning", "decode", "encode", "read_header", "__version__"]
+__all__ = ["FczError", "FczHeader", "FczWarning", "decode", "encode", "read_header", "restore", "__version__"]
 
 
 def __getattr__(name: str):
@@ -22,4 +23,8 @@ def __getattr__(name: str):
         from facecodec import codec
 
         return getattr(codec, name)
+    if name == "restore":
+        from facecodec import restoration
+
+        return restoration.restore
     raise AttributeError(f"module 'facecodec' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Folders in one command: walk a folder, convert every file in worker processes, batch the networks, keep a manifest.
 
-``fcz encode DIR -o OUT`` and ``fcz decode DIR -o OUT`` call :func:`run_folder`::
+``fcz encode DIR -o OUT``, ``fcz decode DIR -o OUT`` and ``fcz restore DIR -o OUT`` call :func:`run_folder`::
 
     walk DIR (--recursive: the tree, mirrored in OUT) -> one job per input, skipping outputs that exist
       -> chunks of files -> an executor: this process (--jobs 1), worker processes (--jobs N),
@@ -69,20 +69,25 @@ BATCH_PIXELS = 1 << 20  # at most this many input pixels per batched network pas
 class Conversion:
     """What every worker does to each file: picklable, sent along with each chunk."""
 
-    direction: str                      # "encode" or "decode"
+    direction: str                      # "encode", "decode" or "restore"
     suffix: str                         # the outputs' extension: ".fcz", ".png", ".jpg", ...
     quality: int | None = None          # encode: the weights' quality level
     bits: int | None = None             # encode: the seed's fixed bit depth
     weights_id: str | None = None       # encode: which weights
+    effort: int | None = None           # encode: the encoder's search effort (None: the weights' default)
+    target: Any = None                  # encode: a facecodec.codec.SizeTarget to fit instead of a quality
     device: str = "auto"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
-    fmt: str = "PNG"                    # decode: Pillow's name of the output format
-    save_quality: int | None = None     # decode: JPEG / WebP quality
+    fmt: str = "PNG"                    # decode, restore: Pillow's name of the output format
+    save_quality: int | None = None     # decode, restore: JPEG / WebP quality
+    reduce: int = 0                     # decode: output 1 / 2^reduce of the size (facecodec.codec.decode)
     force: bool = False                 # replace existing outputs
+    task: str | None = None             # restore: facecodec.damage.TASKS
+    scale: int | None = None            # restore: superres's scale
 
     def __post_init__(self) -> None:
-        if self.direction not in ("encode", "decode"):
-            raise ValueError(f"direction must be 'encode' or 'decode', not {self.direction!r}")
+        if self.direction not in ("encode", "decode", "restore"):
+            raise ValueError(f"direction must be 'encode', 'decode' or 'restore', not {self.direction!r}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class Report:
 
 
 def input_suffixes(direction: str) -> set[str]:
-    """File extensions a folder walk takes: every image format Pillow opens for encode, .fcz for decode."""
+    """File extensions a folder walk takes: every image format Pillow opens for encode and restore, .fcz for decode."""
     if direction == "decode":
         return {".fcz"}
     from PIL import Image
@@ -149,6 +154,8 @@ def plan(source_dir: Path, out_dir: Path, suffix: str, direction: str,
         for name in sorted(files):
             path = here / name
             if name.startswith(".") or name == MANIFEST_NAME:  # hidden, or a manifest (of this run or another)
+                continue
+            if direction == "restore" and name.endswith(suffix):  # restored beside its input by an earlier run
                 continue
             if path.suffix.lower() not in accepted:
                 ignored += path.suffix.lower() != suffix  # outputs written beside their inputs are not "ignored"
@@ -271,8 +278,10 @@ def convert_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int =
         try:
             if conversion.direction == "encode":
                 _encode_chunk(conversion, jobs, batch_size, results)
-            else:
+            elif conversion.direction == "decode":
                 _decode_chunk(conversion, jobs, batch_size, results)
+            else:
+                _restore_chunk(conversion, jobs, batch_size, results)
         except Exception as exc:  # noqa: BLE001  (weights that cannot load, say: every file not done says why)
             for job, result in results.items():
                 if result.status == ERROR and not result.error:
@@ -308,39 +317,53 @@ def _fail(results: dict[Job, Result], jobs: Iterable[Job], exc: BaseException) -
 def _encode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, results: dict[Job, Result]) -> None:
     import torch
 
-    from facecodec.codec import analyse, resolve_device, to_fcz
-    from facecodec.image_io import FczWarning, open_image
+    from facecodec.codec import analyse, features_to_fcz, resolve_device
+    from facecodec.image_io import open_image
     from facecodec.metrics import bits_per_pixel
     from facecodec.tensors import to_padded_tensor
     from facecodec.zoo import choose, load_weights
 
     spec, setting = choose(conversion.quality, conversion.bits, conversion.weights_id)
+    effort = spec.latent.choose_effort(conversion.effort)
     weights = load_weights(spec.weights_id, resolve_device(conversion.device))
 
     def convert(batch: list) -> None:  # items: (job, rgb image, mode, padded tensor, pad_right, pad_bottom)
         try:
             y = analyse(weights, torch.cat([item[3] for item in batch]).to(weights.device))
-            symbols, fields = weights.latent.quantize(weights.model, y, setting)
         except Exception as exc:  # noqa: BLE001  (out of memory, say)
             return _fail(results, [item[0] for item in batch], exc)
         for i, (job, rgb, mode, _, pad_right, pad_bottom) in enumerate(batch):
             try:
-                data = to_fcz(weights, symbols[i], fields[i], rgb.size, mode, pad_right, pad_bottom)
+                data = features_to_fcz(weights, y[i:i + 1], setting, effort, rgb.size, mode, pad_right, pad_bottom,
+                                       conversion.target)
                 write_atomic(Path(job.target), data)
                 results[job] = Result(job, OK, len(data), bits_per_pixel(len(data), rgb.width, rgb.height),
                                       warnings=results[job].warnings)
             except Exception as exc:  # noqa: BLE001
                 _fail(results, [job], exc)
 
+    def read(job: Job) -> tuple:  # as facecodec.codec.encode starts one file
+        rgb, mode = open_image(job.source, conversion.max_pixels)
+        return (job, rgb, mode, *to_padded_tensor(rgb, weights.stride))
+
     batches = _Batches(batch_size, lambda item: tuple(item[3].shape), lambda item: item[3][0, 0].numel(), convert)
+    _read_images(conversion, jobs, results, read, batches)
+
+
+def _read_images(conversion: Conversion, jobs: Sequence[Job], results: dict[Job, Result],
+                 read: Callable[[Job], tuple], batches: _Batches) -> None:
+    """Each job's target checked and its image read (``read(job)`` -> a batch item, its FczWarnings kept on the
+    job's result) into ``batches``, then what is left of them converted; a bad file fails alone."""
+    from facecodec.image_io import FczWarning
+
     for job in jobs:
-        try:  # as facecodec.codec.encode starts one file
+        try:
             _prepare_target(job, conversion.force)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", FczWarning)
-                rgb, mode = open_image(job.source, conversion.max_pixels)
+                item = read(job)
             results[job].warnings = [str(w.message) for w in caught if issubclass(w.category, FczWarning)]
-            batches.add((job, rgb, mode, *to_padded_tensor(rgb, weights.stride)))
+            batches.add(item)
         except Exception as exc:  # noqa: BLE001  (a bad file: listed, and the others go on)
             _fail(results, [job], exc)
     batches.flush()
@@ -349,7 +372,7 @@ def _encode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
 def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, results: dict[Job, Result]) -> None:
     import torch
 
-    from facecodec.codec import from_fcz, resolve_device, synthesise
+    from facecodec.codec import from_fcz, reduced_size, resolve_device, synthesise
     from facecodec.header import fcz_bytes
     from facecodec.metrics import bits_per_pixel
     from facecodec.tensors import to_image
@@ -358,17 +381,15 @@ def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
 
     def convert(batch: list) -> None:  # items: (job, header, weights, features 1 x C x h x w, bpp)
         try:
-            pixels = synthesise(batch[0][2], torch.cat([item[3] for item in batch]))
+            pixels = synthesise(batch[0][2], torch.cat([item[3] for item in batch]), conversion.reduce)
         except Exception as exc:  # noqa: BLE001
             return _fail(results, [item[0] for item in batch], exc)
         for i, (job, header, _, _, bpp) in enumerate(batch):
             try:  # as facecodec.codec.decode finishes one file, then the CLI saves it
-                image = to_image(pixels[i:i + 1], header.width, header.height, header.mode)
-                buffer = io.BytesIO()
-                options = {"quality": conversion.save_quality} if conversion.save_quality is not None else {}
-                image.save(buffer, format=conversion.fmt, **options)
-                write_atomic(Path(job.target), buffer.getvalue())
-                results[job] = Result(job, OK, buffer.tell(), bpp)
+                size = reduced_size(header.width, header.height, conversion.reduce)
+                data = image_file(to_image(pixels[i:i + 1], *size, header.mode), conversion.fmt, conversion.save_quality)
+                write_atomic(Path(job.target), data)
+                results[job] = Result(job, OK, len(data), bpp)
             except Exception as exc:  # noqa: BLE001
                 _fail(results, [job], exc)
 
@@ -378,11 +399,49 @@ def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
         try:  # as facecodec.codec.decode starts one file
             _prepare_target(job, conversion.force)
             data = fcz_bytes(job.source)
-            header, weights, features = from_fcz(data, device, conversion.max_pixels)
+            header, weights, features = from_fcz(data, device, conversion.max_pixels, conversion.reduce)
             batches.add((job, header, weights, features, bits_per_pixel(len(data), header.width, header.height)))
         except Exception as exc:  # noqa: BLE001
             _fail(results, [job], exc)
     batches.flush()
+
+
+def _restore_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, results: dict[Job, Result]) -> None:
+    import torch
+
+    from facecodec.restoration import condition_of, load, prepare, restore_pixels
+    from facecodec.tensors import to_image, to_padded_tensor
+
+    weights = load(conversion.device)
+    condition = condition_of(conversion.task, conversion.scale)
+
+    def convert(batch: list) -> None:  # items: (job, rgb image, output mode, padded tensor)
+        try:
+            pixels = restore_pixels(weights, torch.cat([item[3] for item in batch]).to(weights.device), condition)
+        except Exception as exc:  # noqa: BLE001  (out of memory, say)
+            return _fail(results, [item[0] for item in batch], exc)
+        for i, (job, rgb, mode, _) in enumerate(batch):
+            try:  # as facecodec.restoration.restore finishes one file, then the CLI saves it
+                data = image_file(to_image(pixels[i:i + 1], rgb.width, rgb.height, mode), conversion.fmt,
+                                  conversion.save_quality)
+                write_atomic(Path(job.target), data)
+                results[job] = Result(job, OK, len(data), warnings=results[job].warnings)
+            except Exception as exc:  # noqa: BLE001
+                _fail(results, [job], exc)
+
+    def read(job: Job) -> tuple:  # as facecodec.restoration.restore starts one file
+        rgb, mode = prepare(job.source, conversion.task, conversion.scale, conversion.max_pixels)
+        return job, rgb, mode, to_padded_tensor(rgb, weights.model.stride)[0]
+
+    batches = _Batches(batch_size, lambda item: tuple(item[3].shape), lambda item: item[3][0, 0].numel(), convert)
+    _read_images(conversion, jobs, results, read, batches)
+
+
+def image_file(image: Any, fmt: str, quality: int | None = None) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (Pillow's name), at ``quality`` for JPEG and WebP."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": quality} if quality is not None else {}))
+    return buffer.getvalue()
 
 
 # --- executors: where chunks run ------------------------------------------------------------------------------------
@@ -658,14 +717,19 @@ def _executor(client: Any, jobs: int | None, threads: int | None, chunks: int) -
 def encode_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
                   device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, force: bool = False,
+                  effort: int | None = None, size: int | None = None, bpp: float | None = None,
                   **options: Any) -> Report:
     """``fcz encode DIR -o OUT``: every image in ``source_dir`` to a .fcz file in ``out_dir``.
 
+    ``size`` / ``bpp``: each file at the best setting that fits (see facecodec.codec.encode).
     ``options`` are :func:`run_folder`'s: ``recursive``, ``jobs``, ``batch_size``, ``threads``, ``client``
     (a ``distributed.Client`` or a scheduler address), ``progress``, ...
     """
+    from facecodec.zoo import size_target
+
+    target = size_target(size, bpp, given=quality is not None or bits is not None)
     conversion = Conversion("encode", ".fcz", quality=quality, bits=bits, weights_id=weights_id, device=device,
-                            max_pixels=max_pixels, force=force)
+                            max_pixels=max_pixels, force=force, effort=effort, target=target)
     return run_folder(conversion, source_dir, out_dir, **options)
 
 
@@ -680,3 +744,24 @@ def decode_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     conversion = Conversion("decode", FORMAT_SUFFIXES[fmt], device=device, max_pixels=max_pixels, fmt=fmt,
                             save_quality=quality, force=force)
     return run_folder(conversion, source_dir, out_dir, **options)
+
+
+def restore_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, task: str,
+                   scale: int | None = None, fmt: str = "PNG", quality: int | None = None, device: str = "auto",
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, force: bool = False, **options: Any) -> Report:
+    """``fcz restore DIR -o OUT --task TASK``: every image in ``source_dir`` restored (facecodec.restoration) to
+    ``NAME-TASK.png`` (or ``fmt``) in ``out_dir``. ``options`` as for :func:`encode_folder`."""
+    from facecodec.restoration import condition_of
+
+    fmt = fmt.upper()
+    if fmt not in FORMAT_SUFFIXES:
+        raise FczError(f"unknown output format {fmt!r}: use one of {', '.join(FORMAT_SUFFIXES)}")
+    condition_of(task, scale)
+    conversion = Conversion("restore", restored_suffix(task, scale, fmt), device=device, max_pixels=max_pixels,
+                            fmt=fmt, save_quality=quality, force=force, task=task, scale=scale)
+    return run_folder(conversion, source_dir, out_dir, **options)
+
+
+def restored_suffix(task: str, scale: int | None, fmt: str) -> str:
+    """What a restored file's name ends in: ``-denoise.png``, ``-superres4.png``, ..."""
+    return f"-{task}{scale or ''}{FORMAT_SUFFIXES[fmt]}"

@@ -24,7 +24,7 @@ import click
 from PIL import Image
 
 import facecodec
-from facecodec import batch, zoo
+from facecodec import batch, damage, zoo
 from facecodec.bitstream import FczError, FczHeader
 from facecodec.files import check_output, write_atomic
 from facecodec.header import fcz_bytes, inspect
@@ -37,6 +37,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
                   ".tiff": "TIFF", ".bmp": "BMP"}
 FORMAT_SUFFIXES = batch.FORMAT_SUFFIXES
 LOSSY_OUTPUTS = ("JPEG", "WEBP")  # the formats decode's --quality applies to
+SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -> reduce (halvings)
 
 
 class FczGroup(click.Group):
@@ -295,33 +296,42 @@ def _run_folder(conversion: batch.Conversion, folder: Path, out: str | None, rec
                    "per feature, 1..8 (selects the Theis model unless --model is given).")
 @click.option("--model", "weights_id", type=click.Choice(zoo.installed_ids()),
               help=f"Weights to encode with. Default: {zoo.default_weights_id()}.")
+@click.option("--size", type=click.IntRange(min=1), metavar="BYTES",
+              help="Instead of a quality: the best quality whose file fits in BYTES (header included).")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Instead of a quality: the best quality whose file takes at most this many bits per pixel.")
+@click.option("--effort", type=click.IntRange(min=0),
+              help="How hard the encoder searches for a smaller file at the same quality: 0 = plain rounding. "
+                   "Default: the weights' default (the wavelet family: 1, rate-distortion optimised quantization).")
 @force_option
 @device_option
 @max_pixels_option
 @folder_options
 def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: int | None,
-           weights_id: str | None, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
-           batch_size: int | None, scheduler: str | None) -> None:
+           weights_id: str | None, size: int | None, bpp: float | None, effort: int | None, force: bool, device: str,
+           max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None, scheduler: str | None) -> None:
     """Compress images (any format Pillow reads; '-' for standard input) to .fcz files.
 
     Given one folder, encode every image in it (with -r, its tree) into the -o folder (default: beside them),
     skipping those already done (unless --force), and record each file in OUT/fcz-manifest.csv.
     """
     try:  # check the options against the weights once, before any file
-        zoo.choose(quality, bits, weights_id)
+        zoo.choose(quality, bits, weights_id)[0].latent.choose_effort(effort)
+        target = zoo.size_target(size, bpp, given=quality is not None or bits is not None)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
     _check_device(device)
     folder = _folder_input(inputs, out, recursive, jobs, batch_size, scheduler)
     if folder is not None:
         conversion = batch.Conversion("encode", ".fcz", quality=quality, bits=bits, weights_id=weights_id,
-                                      device=device, max_pixels=max_pixels or None, force=force)
+                                      effort=effort, target=target, device=device, max_pixels=max_pixels or None,
+                                      force=force)
         return _run_folder(conversion, folder, out, recursive, jobs, batch_size, scheduler)
     _check_fcz_name(out)
 
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
         data = facecodec.encode(source, quality=quality, bits=bits, weights_id=weights_id, device=device,
-                                max_pixels=max_pixels or None)
+                                max_pixels=max_pixels or None, effort=effort, size=size, bpp=bpp)
         return data, _rate_summary(len(data), facecodec.read_header(data))
 
     _run_batch(inputs, out, force, ".fcz", convert)
@@ -338,6 +348,25 @@ def _check_fcz_name(out: str | None) -> None:
                                f"(to write {other}, decode a .fcz file)")
     if suffix != ".fcz":
         click.echo(f"warning: {out} does not end in .fcz", err=True)
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(sorted(FORMAT_SUFFIXES), case_sensitive=False),
+    callback=lambda ctx, param, value: value and value.upper(),
+    help="Output format when no file extension gives it (standard output, directories). Default: PNG.")
+save_quality_option = click.option(
+    "-q", "--quality", type=click.IntRange(1, 100),
+    help="JPEG or WebP output quality, 1..100 (Pillow's default: 75 for JPEG, 80 for WebP).")
+
+
+def _image_format(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None,
+                  folder: Path | None) -> str:
+    """The image format decode and restore write (folder runs: --format or PNG); usage errors for bad mixes."""
+    to_stdout = out == STDIO or (out is None and inputs == (STDIO,))
+    fmt = (fmt or "PNG") if folder is not None else _output_format(out, fmt, to_stdout)
+    if quality is not None and fmt not in LOSSY_OUTPUTS:
+        raise click.UsageError(f"--quality applies to JPEG and WebP output, not {fmt}")
+    return fmt
 
 
 def _output_format(out: str | None, fmt: str | None, to_stdout: bool) -> str:
@@ -359,17 +388,18 @@ def _output_format(out: str | None, fmt: str | None, to_stdout: bool) -> str:
 @click.option("-o", "--output", "out",
               help="Output image (.png, .jpg, .webp, .tif, .bmp), '-' for standard output, or a directory "
                    "(created; a trailing / marks one). Default: a PNG beside each input; standard output for '-'.")
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMAT_SUFFIXES), case_sensitive=False),
-              callback=lambda ctx, param, value: value and value.upper(),
-              help="Output format when no file extension gives it (standard output, directories). Default: PNG.")
-@click.option("-q", "--quality", type=click.IntRange(1, 100),
-              help="JPEG or WebP output quality, 1..100 (Pillow's default: 75 for JPEG, 80 for WebP).")
+@format_option
+@save_quality_option
+@click.option("--scale", "reduce", type=click.Choice(list(SCALES)), default="1",
+              callback=lambda ctx, param, value: SCALES[value],
+              help="Decode a smaller image from the coarse levels alone, faster than a full decode "
+                   "(each side rounded up; wavelet weights only). Default: 1, full size.")
 @force_option
 @device_option
 @max_pixels_option
 @folder_options
-def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None, force: bool,
-           device: str, max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None,
+def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None, reduce: int,
+           force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None,
            scheduler: str | None) -> None:
     """Decompress .fcz files ('-' for standard input) to PNG, JPEG, WebP, TIFF or BMP images.
 
@@ -378,22 +408,62 @@ def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: i
     """
     _check_device(device)
     folder = _folder_input(inputs, out, recursive, jobs, batch_size, scheduler)
-    to_stdout = out == STDIO or (out is None and inputs == (STDIO,))
-    fmt = (fmt or "PNG") if folder is not None else _output_format(out, fmt, to_stdout)
-    if quality is not None and fmt not in LOSSY_OUTPUTS:
-        raise click.UsageError(f"--quality applies to JPEG and WebP output, not {fmt}")
+    fmt = _image_format(inputs, out, fmt, quality, folder)
     if folder is not None:
         conversion = batch.Conversion("decode", FORMAT_SUFFIXES[fmt], device=device, max_pixels=max_pixels or None,
-                                      fmt=fmt, save_quality=quality, force=force)
+                                      fmt=fmt, save_quality=quality, force=force, reduce=reduce)
         return _run_folder(conversion, folder, out, recursive, jobs, batch_size, scheduler)
 
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
-        image = facecodec.decode(source, device=device, max_pixels=max_pixels or None)
-        buffer = io.BytesIO()
-        image.save(buffer, format=fmt, **({"quality": quality} if quality is not None else {}))
-        return buffer.getvalue(), f"{image.width}x{image.height} {image.mode} {fmt}"
+        image = facecodec.decode(source, device=device, max_pixels=max_pixels or None, reduce=reduce)
+        return batch.image_file(image, fmt, quality), f"{image.width}x{image.height} {image.mode} {fmt}"
 
     _run_batch(inputs, out, force, FORMAT_SUFFIXES[fmt], convert)
+
+
+@main.command()
+@inputs_argument
+@click.option("-o", "--output", "out",
+              help="Output image (.png, .jpg, .webp, .tif, .bmp), '-' for standard output, or a directory "
+                   "(created; a trailing / marks one). Default: NAME-TASK.png beside each input; standard output "
+                   "for '-'.")
+@click.option("--task", type=click.Choice(damage.TASKS), required=True,
+              help="The damage to undo. inpaint fills the pure-black pixels; colorize gives RGB.")
+@click.option("--scale", type=click.Choice([str(s) for s in damage.SCALES]),
+              callback=lambda ctx, param, value: value and int(value),
+              help="superres: the output is this many times the input's width and height.")
+@format_option
+@save_quality_option
+@force_option
+@device_option
+@max_pixels_option
+@folder_options
+def restore(inputs: tuple[str, ...], out: str | None, task: str, scale: int | None, fmt: str | None,
+            quality: int | None, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
+            batch_size: int | None, scheduler: str | None) -> None:
+    """Restore damaged face photos (any format Pillow reads; '-' for standard input) with the restoration network.
+
+    Given one folder, restore every image in it (with -r, its tree) into the -o folder (default: beside them),
+    skipping those already done (unless --force), and record each file in OUT/fcz-manifest.csv.
+    """
+    try:
+        damage.condition_of(task, scale)
+    except FczError as exc:
+        raise click.UsageError(str(exc)) from None
+    _check_device(device)
+    folder = _folder_input(inputs, out, recursive, jobs, batch_size, scheduler)
+    fmt = _image_format(inputs, out, fmt, quality, folder)
+    suffix = batch.restored_suffix(task, scale, fmt)
+    if folder is not None:
+        conversion = batch.Conversion("restore", suffix, device=device, max_pixels=max_pixels or None, fmt=fmt,
+                                      save_quality=quality, force=force, task=task, scale=scale)
+        return _run_folder(conversion, folder, out, recursive, jobs, batch_size, scheduler)
+
+    def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
+        image = facecodec.restore(source, task=task, scale=scale, device=device, max_pixels=max_pixels or None)
+        return batch.image_file(image, fmt, quality), f"{image.width}x{image.height} {image.mode} {fmt}"
+
+    _run_batch(inputs, out, force, suffix, convert)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
     encode: image -> padded tensor -> g_a -> latent codec: quantize -> symbols -> range coder -> .fcz container bytes
     decode: .fcz bytes -> container -> range decoder -> symbols -> latent codec: dequantize -> g_s -> crop -> image
+            (``reduce``: the wavelet family decodes only the coarse levels, into a smaller image)
 
 How features become symbols, and symbols payload bytes, depends on the model family
 and is asked of the weights' latent codec (facecodec.latent), chosen once when the
@@ -25,7 +26,7 @@ from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
 from facecodec.numerics import consistent_convolutions
 from facecodec.tensors import to_image, to_padded_tensor, to_pixels
 from facecodec.tiling import run_in_tiles
-from facecodec.zoo import Weights, choose, load_weights
+from facecodec.zoo import SizeTarget, Weights, choose, load_weights, size_target
 
 TILE = 512  # pixels a side per network pass: bounds memory for large images
 
@@ -50,13 +51,16 @@ def analyse(weights: Weights, x: torch.Tensor) -> torch.Tensor:
 
 
 @consistent_convolutions()
-def synthesise(weights: Weights, y: torch.Tensor) -> torch.Tensor:
+def synthesise(weights: Weights, y: torch.Tensor, reduce: int = 0) -> torch.Tensor:
     """g_s over dequantized features, tile by tile -> padded image as uint8 pixels.
 
     Each tile is rounded to 8 bits as it leaves the network, so peak memory follows the
-    tile, not the image: the whole picture is only ever held as bytes.
+    tile, not the image: the whole picture is only ever held as bytes. ``reduce`` > 0 (only
+    for families whose latent codec has ``max_reduce``): an image 1 / 2^reduce the size.
     """
     model = weights.model
+    if reduce:
+        return to_pixels(model.decode(y, reduce))
     if _whole_image(model):
         return to_pixels(model.decode(y))
     return run_in_tiles(lambda tile: to_pixels(model.decode(tile)), y, TILE // weights.stride,
@@ -71,21 +75,56 @@ def _whole_image(model: torch.nn.Module) -> bool:
 @torch.inference_mode()
 def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
            weights_id: str | None = None, device: str = "auto",
-           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
+           size: int | None = None, bpp: float | None = None) -> bytes:
     """Compress an image to the bytes of a .fcz file.
 
     ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a
     binary file object. ``quality`` (1 = smallest file) applies to the default model;
     ``bits`` (1..8) to the seed's per-image-range model, which it selects unless
     ``weights_id`` is given. Images of more than ``max_pixels`` pixels are refused (None: no limit).
+    ``effort``: how hard the encoder searches for smaller symbols at the same quality
+    (the weights' latent codec says which efforts exist; None: its default).
+    ``size`` (bytes) or ``bpp`` (bits per pixel, of the whole file) instead of a quality: the
+    best setting whose file is no larger; FczError if even the smallest is.
     """
     spec, setting = choose(quality, bits, weights_id)
+    effort = spec.latent.choose_effort(effort)
+    target = size_target(size, bpp, given=quality is not None or bits is not None)
     weights = load_weights(spec.weights_id, resolve_device(device))
     rgb, mode = open_image(image, max_pixels)
     x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
     y = analyse(weights, x.to(weights.device))
-    symbols, fields = weights.latent.quantize(weights.model, y, setting)
-    return to_fcz(weights, symbols[0], fields[0], rgb.size, mode, pad_right, pad_bottom)
+    return features_to_fcz(weights, y, setting, effort, rgb.size, mode, pad_right, pad_bottom, target)
+
+
+def features_to_fcz(weights: Weights, y: torch.Tensor, setting: int, effort: int, size: tuple[int, int], mode: str,
+                    pad_right: int, pad_bottom: int, target: SizeTarget | None = None) -> bytes:
+    """One image's features ``1 x C x h x w`` -> its .fcz bytes at ``setting`` (batches share this).
+
+    With a ``target``, the highest of the weights' settings whose file fits instead: a bisection,
+    as file sizes grow with the setting (about log2(settings) encodes, 7 for 100 qualities).
+    """
+    def coded(at: int) -> bytes:
+        symbols, fields = weights.latent.quantize(weights.model, y, at, effort, weights.entropy_tables)
+        return to_fcz(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom)
+
+    if target is None:
+        return coded(setting)
+    limit, settings = target.limit(*size), weights.latent.settings
+    low, high, best, smallest = 0, len(settings) - 1, None, None
+    while low <= high:
+        middle = (low + high) // 2
+        data = coded(settings[middle])
+        if len(data) <= limit:
+            best, low = data, middle + 1
+        else:
+            high = middle - 1
+            smallest = len(data) if middle == 0 else smallest
+    if best is None:
+        raise FczError(f"no {weights.latent.noun} fits in {limit:,} bytes: the smallest file "
+                       f"({weights.latent.describe(settings[0])}) takes {smallest:,}")
+    return best
 
 
 def to_fcz(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
@@ -97,21 +136,31 @@ def to_fcz(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int,
 
 
 @torch.inference_mode()
-def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+           reduce: int = 0) -> Image.Image:
     """Decompress a .fcz file to a PIL image (mode "RGB" or "L", as encoded).
 
     ``data``: the file's bytes (or bytearray, memoryview), its path or a binary file
     object. Files claiming more than ``max_pixels`` pixels are refused before any
     decoding (None: no limit); peak memory then stays bounded by tiles and the output's bytes.
+    ``reduce`` > 0 decodes an image ``1 / 2^reduce`` the size (each side rounded up) from the
+    coarse levels alone, faster than a full decode: the wavelet family only (JPEG 2000's reduce).
     """
-    header, weights, y = from_fcz(fcz_bytes(data), device, max_pixels)
-    return to_image(synthesise(weights, y), header.width, header.height, header.mode)
+    header, weights, y = from_fcz(fcz_bytes(data), device, max_pixels, reduce)
+    width, height = reduced_size(header.width, header.height, reduce)
+    return to_image(synthesise(weights, y, reduce), width, height, header.mode)
 
 
-def from_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
+    """The size of an image decoded at 1 / 2^reduce: each side halved ``reduce`` times, rounded up."""
+    return -(-width // 2 ** reduce), -(-height // 2 ** reduce)
+
+
+def from_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
              ) -> tuple[FczHeader, Weights, torch.Tensor]:
     """The bytes of one .fcz file -> (header, weights, the features ``g_s`` takes); batches share this."""
     header, payload, spec, table = check_decodable(data, max_pixels)
+    reduce = spec.latent.check_reduce(reduce, spec.weights_id)
     weights = load_weights(spec.weights_id, resolve_device(device))
-    symbols = weights.latent.entropy_decode(payload, table, header)
+    symbols = weights.latent.entropy_decode(payload, table, header, reduce)
     return header, weights, weights.latent.dequantize(weights.model, symbols, header)

@@ -45,6 +45,9 @@ class LatentCodec(ABC):
 
     name: ClassVar[str]    # the manifest's ``quantizer`` value
     option: ClassVar[str]  # the keyword / command-line option that picks a setting
+    efforts: ClassVar[range] = range(0, 1)  # encoder search levels (``--effort``); 0: the plain quantizer
+    default_effort: ClassVar[int] = 0
+    max_reduce: ClassVar[int] = 0           # how many times a decoder can halve the size (``fcz decode --scale``)
 
     def __init__(self, settings: range, default: int) -> None:
         if default not in settings:
@@ -91,6 +94,36 @@ class LatentCodec(ABC):
             raise FczError(f"{self.option} must be between {self.settings[0]} and {self.settings[-1]}, got {setting}")
         return int(setting)
 
+    def sweep(self) -> list[int]:
+        """Settings that trace the whole rate-distortion curve, for benchmarks: all of them, unless there are many."""
+        return list(self.settings)
+
+    def choose_effort(self, effort: int | None) -> int:
+        """A user's encoder effort (None: the family's default) -> the effort, or FczError if the family lacks it."""
+        if effort is None:
+            return self.default_effort
+        if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)):
+            raise TypeError(f"effort must be an integer, got {effort!r}")
+        if effort not in self.efforts:
+            if len(self.efforts) == 1:
+                raise FczError(f"effort must be {self.efforts[0]} for these weights (they have no encoder search), "
+                               f"got {effort}")
+            raise FczError(f"effort must be between {self.efforts[0]} and {self.efforts[-1]}, got {effort}")
+        return int(effort)
+
+    def check_reduce(self, reduce: int, weights_id: str) -> int:
+        """A decode's ``reduce`` (output 1 / 2^reduce of the size), or FczError if these weights cannot."""
+        if isinstance(reduce, bool) or not isinstance(reduce, (int, np.integer)):
+            raise TypeError(f"reduce must be an integer, got {reduce!r}")
+        if reduce < 0:
+            raise FczError(f"reduce must be 0 or more, got {reduce}")
+        if reduce > self.max_reduce:
+            if not self.max_reduce:
+                raise FczError(f"weights {weights_id!r} decode only at full size (no --scale)")
+            raise FczError(f"weights {weights_id!r} decode down to 1/{2 ** self.max_reduce} of the size, "
+                           f"not 1/{2 ** reduce}")
+        return int(reduce)
+
     def describe(self, setting: int) -> str:
         """A setting for people: "quality 5", "6 bits"."""
         return f"{self.option} {setting}"
@@ -114,8 +147,12 @@ class LatentCodec(ABC):
         """FczError if ``payload`` is too short to hold the symbols ``header`` claims (before any decoding)."""
         check_payload_length(payload, model, header.latent_shape[1:])
 
-    def entropy_decode(self, payload: bytes, model: Any, header: FczHeader) -> np.ndarray:
-        """Payload bytes -> symbols ``C x h x w`` (int32); FczError if they do not decode."""
+    def entropy_decode(self, payload: bytes, model: Any, header: FczHeader, reduce: int = 0) -> np.ndarray:
+        """Payload bytes -> symbols ``C x h x w`` (int32); FczError if they do not decode.
+
+        ``reduce`` > 0 (families with ``max_reduce``): only the symbols a 1 / 2^reduce image needs
+        must be right; a family may leave the others zero.
+        """
         return decode_symbols(payload, model, header.latent_shape[1:])
 
     @abstractmethod
@@ -135,8 +172,13 @@ class LatentCodec(ABC):
         return setting
 
     @abstractmethod
-    def quantize(self, model: torch.nn.Module, y: torch.Tensor, setting: int) -> tuple[np.ndarray, list[dict]]:
-        """Features ``N x C x h x w`` -> (int32 symbols ``N x C x h x w``, per image the header fields that undo it)."""
+    def quantize(self, model: torch.nn.Module, y: torch.Tensor, setting: int, effort: int = 0,
+                 tables: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Features ``N x C x h x w`` -> (int32 symbols ``N x C x h x w``, per image the header fields that undo it).
+
+        ``effort`` (one of ``efforts``) above 0 searches for symbols that code smaller for their
+        distortion, which needs the weights' entropy tensors ``tables`` (``entropy.*``, prefix removed).
+        """
 
     @abstractmethod
     def dequantize(self, model: torch.nn.Module, symbols: np.ndarray, header: FczHeader) -> torch.Tensor:
@@ -161,7 +203,7 @@ class GainedCodec(LatentCodec):
     def setting_of(self, header: FczHeader) -> int:
         return header.quality
 
-    def quantize(self, model, y, setting):
+    def quantize(self, model, y, setting, effort=0, tables=None):
         symbols = model.symbols(y, setting - 1).cpu().numpy()
         fields = {"quality": setting, "bits": self.alphabet(setting).bit_length() - 1, "channel_ranges": ()}
         return symbols, [fields] * len(symbols)
@@ -201,7 +243,7 @@ class RangesCodec(LatentCodec):
         # A quality level on a ranges file is no setting of this family: report it as bits 0, never valid.
         return 0 if header.quality else header.bits
 
-    def quantize(self, model, y, setting):
+    def quantize(self, model, y, setting, effort=0, tables=None):
         from facecodec import quantizer
 
         lo, hi = quantizer.channel_ranges(y)
@@ -227,15 +269,62 @@ class WaveletCodec(LatentCodec):
     The features are ``3 x H x W`` wavelet coefficient planes (stride 1, no padding); each
     becomes a signed integer, ``floor(|y| / step + rounding offset)`` with its sign (plain
     rounding on the LL band), and the payload codes them with context-adaptive tables
-    (facecodec.bitstream.wavelet). The header stores only the level; ``bits`` is 6, the
+    (facecodec.bitstream.wavelet). The header stores only the quality; ``bits`` is 6, the
     alphabet of the coded letters (63 of them values -31..31, one an escape to larger values).
+    Dequantized features carry the quality's level as a fourth plane, for the decoder's post-filter.
+
+    The weights hold step tables, offsets and context tables for ``levels`` trained levels. With
+    ``continuous`` (manifest ``model.continuous_quality``) a quality 1..100 stands for level
+    ``quality / 10`` (quality 50 = level 5): steps interpolated log-linearly between the levels'
+    tables (extended past both ends), the offsets and context tables of the nearest level.
+    Otherwise the quality is the level itself, 1..``levels``.
     """
 
     name, option = "wavelet", "quality"
+    efforts, default_effort = range(0, 2), 1   # 1: rate-distortion optimised quantization (facecodec.rdoq)
+    max_reduce = 4                             # the transform's levels: down to the LL band, 1/16 of the size
+    QUALITY_PER_LEVEL = 10                     # continuous quality: quality 10 k is level k
+    CONTINUOUS = range(1, 101)
+
+    def __init__(self, settings: range, default: int, levels: int | None = None, continuous: bool = False) -> None:
+        super().__init__(settings, default)
+        self.levels = levels if levels is not None else len(settings)
+        self.continuous = continuous
+
+    @classmethod
+    def from_entry(cls, entry):
+        first, last = entry["settings"]
+        options = entry.get("model", {})
+        return cls(range(first, last + 1), entry["default_setting"], options.get("qualities"),
+                   options.get("continuous_quality", False))
+
+    @classmethod
+    def for_model(cls, model, default=None):
+        settings = cls.settings_for(model)
+        return cls(settings, cls.default_for(settings) if default is None else default, model.qualities,
+                   model.continuous_quality)
 
     @classmethod
     def settings_for(cls, model):
-        return range(1, model.qualities + 1)
+        return cls.CONTINUOUS if model.continuous_quality else range(1, model.qualities + 1)
+
+    @classmethod
+    def default_for(cls, settings):
+        # quality 50 is level 5, the default of the level-numbered wavelet weights
+        return 5 * cls.QUALITY_PER_LEVEL if settings == cls.CONTINUOUS else super().default_for(settings)
+
+    def sweep(self):
+        if not self.continuous:
+            return super().sweep()
+        return [1, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100]  # every trained level, and past both ends
+
+    def level(self, setting: int) -> float:
+        """The (fractional) level a quality stands for."""
+        return setting / self.QUALITY_PER_LEVEL if self.continuous else float(setting)
+
+    def nearest_level(self, setting: int) -> int:
+        """The trained level whose offsets, context tables and filter are used at ``setting``."""
+        return min(max(int(np.floor(self.level(setting) + 0.5)), 1), self.levels)
 
     def alphabet(self, setting: int) -> int:
         return 2**SYMBOL_BITS
@@ -246,30 +335,48 @@ class WaveletCodec(LatentCodec):
     def entropy_model(self, tables, setting):
         from facecodec.bitstream.wavelet import ContextModel
 
-        name = self.table_name(setting)
+        name = self.table_name(self.nearest_level(setting))
         return ContextModel(tables[name], tables[f"{name}.weights"], tables[f"{name}.thresholds"])
 
     def entropy_encode(self, symbols, model, header):
         from facecodec.bitstream.wavelet import encode_planes
 
-        return encode_planes(symbols, model, header.mode)
+        return encode_planes(symbols, model, header.mode, resolution_order=header.version >= 3)
 
     def check_payload(self, payload, model, header):
         from facecodec.bitstream.wavelet import check_payload_length as check_wavelet_payload
 
         check_wavelet_payload(payload, model, header.latent_shape[1:], header.mode)
 
-    def entropy_decode(self, payload, model, header):
+    def entropy_decode(self, payload, model, header, reduce=0):
         from facecodec.bitstream.wavelet import decode_planes
 
-        return decode_planes(payload, model, header.latent_shape[1:], header.mode)
+        # Format 3 is resolution-ordered: a reduced decode stops after the coarse levels. A format-2
+        # payload holds each plane whole, so it is decoded whole and only the synthesis is reduced.
+        progressive = header.version >= 3
+        return decode_planes(payload, model, header.latent_shape[1:], header.mode, resolution_order=progressive,
+                             reduce=reduce if progressive else 0)
 
-    def quantize(self, model, y, setting):
+    def _steps(self, model, setting: int) -> np.ndarray:
         from facecodec.models import wavelet
 
-        steps = model.steps[setting - 1].cpu().numpy()
-        offset = float(model.rounding_offset[setting - 1])
-        symbols = np.stack([wavelet.quantize(planes, steps, offset) for planes in y.cpu().numpy()])
+        return wavelet.steps_at(model.steps.cpu().numpy(), self.level(setting))
+
+    def quantize(self, model, y, setting, effort=0, tables=None):
+        from facecodec.models import wavelet
+
+        steps, nearest = self._steps(model, setting), self.nearest_level(setting) - 1
+        if effort == 0:
+            offset = float(model.rounding_offset[nearest])
+            symbols = np.stack([wavelet.quantize(planes, steps, offset) for planes in y.cpu().numpy()])
+        else:
+            from facecodec import rdoq
+
+            if tables is None:
+                raise ValueError("an encoder search (effort > 0) needs the weights' entropy tables")
+            context, offset = self.entropy_model(tables, setting), float(model.recon_offset[nearest])
+            symbols = np.stack([rdoq.refine(planes / wavelet.step_planes(*planes.shape[1:], steps), context, offset)
+                                for planes in y.cpu().numpy()])
         fields = {"quality": setting, "bits": SYMBOL_BITS, "channel_ranges": ()}
         return symbols, [fields] * len(symbols)
 
@@ -278,9 +385,9 @@ class WaveletCodec(LatentCodec):
 
         from facecodec.models import wavelet
 
-        level = header.quality - 1
-        y = wavelet.dequantize(symbols, model.steps[level].cpu().numpy(), float(model.recon_offset[level]))
-        return torch.from_numpy(y)[None].to(model.steps.device)
+        offset = float(model.recon_offset[self.nearest_level(header.quality) - 1])
+        y = wavelet.dequantize(symbols, self._steps(model, header.quality), offset)
+        return model.with_quality(torch.from_numpy(y)[None].to(model.steps.device), self.level(header.quality))
 
 
 LATENT_CODECS: dict[str, type[LatentCodec]] = {codec.name: codec for codec in (GainedCodec, RangesCodec, WaveletCodec)}

@@ -2,7 +2,8 @@
 
 Opening reads only the header (size and mode come from it); pixels are decoded
 on first access, like Pillow's own formats. Saving accepts ``quality=N`` (the
-default model's levels), or ``bits=N`` for the seed's fixed-bit-depth path.
+default model's levels), or ``bits=N`` for the seed's fixed-bit-depth path, and
+``effort=N`` (the encoder's search, as ``fcz encode --effort``).
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class FczImageFile(ImageFile.ImageFile):
 def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     from facecodec.codec import encode
 
-    fp.write(encode(image, quality=image.encoderinfo.get("quality"), bits=image.encoderinfo.get("bits")))
+    info = image.encoderinfo
+    fp.write(encode(image, quality=info.get("quality"), bits=info.get("bits"), effort=info.get("effort")))
 
 
 Image.register_open(FORMAT, FczImageFile, _accept)

@@ -13,6 +13,14 @@ safetensors cannot execute code on load, unlike a pickle.
 Loading happens in two steps. ``load_spec`` reads what a file promises (latent
 codec, stride, channels, entropy tables) without torch, which is all that
 header checks and ``fcz info`` need. ``load_weights`` adds the network on a device.
+
+Entries with ``"kind": "restore"`` are restoration networks for ``fcz restore``
+(facecodec.restoration), not codecs: they hold a state dict only, their entry the
+network's options (``model``) and the ``conditions`` it was trained on, and
+``load_restore_weights`` loads them. An entry without ``kind`` is a codec; the
+codec functions here (``installed_ids``, ``manifest_entry``, ``load_spec``, ...)
+see codec entries only, so a ``.fcz`` header naming a restoration network is
+refused like any id that is not installed.
 """
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
     import torch
 
 ENTROPY_PREFIX = "entropy."
+CODEC, RESTORE = "codec", "restore"  # a manifest entry's "kind" (absent: codec)
 
 
 @dataclass(frozen=True)
@@ -68,27 +77,42 @@ class Weights(WeightsSpec):
     device: torch.device
 
 
+@dataclass(frozen=True)
+class RestoreWeights:
+    """A restoration network (facecodec.models.restore_net), loaded: eval mode, float32, on ``device``."""
+
+    weights_id: str
+    conditions: tuple[str, ...]  # the one-hot conditions it was trained on, in input-plane order
+    model: torch.nn.Module
+    device: torch.device
+
+
 def manifest() -> dict:
     return json.loads(resources.files("facecodec.weights").joinpath("manifest.json").read_text())
 
 
-def installed_ids() -> list[str]:
-    return [entry["id"] for entry in manifest()["weights"]]
+def _entries(kind: str) -> list[dict]:
+    return [entry for entry in manifest()["weights"] if entry.get("kind", CODEC) == kind]
 
 
-def manifest_entry(weights_id: str) -> dict:
-    """The manifest's record of installed weights: file, architecture, settings, training, results."""
-    for entry in manifest()["weights"]:
+def installed_ids(kind: str = CODEC) -> list[str]:
+    """Ids of the installed codec weights (``kind=RESTORE``: restoration networks)."""
+    return [entry["id"] for entry in _entries(kind)]
+
+
+def manifest_entry(weights_id: str, kind: str = CODEC) -> dict:
+    """The manifest's record of installed weights of ``kind``: file, architecture, settings, training, results."""
+    for entry in _entries(kind):
         if entry["id"] == weights_id:
             return entry
-    raise FczError(f"weights {weights_id!r} are not installed (installed: {', '.join(installed_ids())}); "
+    raise FczError(f"weights {weights_id!r} are not installed (installed: {', '.join(installed_ids(kind))}); "
                    f"install the facecodec release that ships them")
 
 
 def default_weights_id(option: str | None = None) -> str:
     """The weights `fcz encode` uses; with ``option`` ("quality", "bits"), the first installed weights taking it."""
     listing = manifest()
-    entries = sorted(listing["weights"], key=lambda e: e["id"] != listing["default"])  # the default first
+    entries = sorted(_entries(CODEC), key=lambda e: e["id"] != listing["default"])  # the default first
     for entry in entries:
         if option is None or codec_class(entry["quantizer"]).option == option:
             return entry["id"]
@@ -114,15 +138,54 @@ def choose(quality: int | None = None, bits: int | None = None,
     return spec, latent.choose(value)
 
 
+def file_size(weights_id: str, kind: str = CODEC) -> int:
+    """Bytes of an installed weights file (the size budget counts these)."""
+    return len(resources.files("facecodec.weights").joinpath(manifest_entry(weights_id, kind)["file"]).read_bytes())
+
+
+@dataclass(frozen=True)
+class SizeTarget:
+    """A file size to fit, in bytes or in bits per pixel of the whole file."""
+
+    size: int | None = None
+    bpp: float | None = None
+
+    def limit(self, width: int, height: int) -> int:
+        """The largest file allowed for an image of ``width`` x ``height``, in bytes."""
+        return self.size if self.size is not None else int(self.bpp * width * height / 8)
+
+
+def size_target(size: int | None, bpp: float | None, given: bool = False) -> SizeTarget | None:
+    """Check a target file size (``size`` bytes or ``bpp``); None when neither is asked for.
+
+    ``given``: a quality or bit depth was asked for too, which a target size replaces.
+    """
+    if size is None and bpp is None:
+        return None
+    if given or (size is not None and bpp is not None):
+        raise FczError("give one of a quality (or bit depth), a size and a bpp, not several")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        raise FczError(f"size must be a whole number of bytes, at least 1, got {size!r}")
+    if bpp is not None and (isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not 0 < bpp < 1000):
+        raise FczError(f"bpp must be a number above 0, got {bpp!r}")
+    return SizeTarget(size, bpp)
+
+
 @functools.lru_cache(maxsize=8)
-def _verified_tensors(weights_id: str) -> dict[str, np.ndarray]:
-    entry = manifest_entry(weights_id)
+def _verified_tensors(weights_id: str, kind: str = CODEC) -> dict[str, np.ndarray]:
+    entry = manifest_entry(weights_id, kind)
     blob = resources.files("facecodec.weights").joinpath(entry["file"]).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != entry["sha256"]:
         raise FczError(f"weights file {entry['file']} is damaged: SHA-256 {digest[:12]}... "
                        f"does not match the manifest's {entry['sha256'][:12]}...")
     return load_safetensors(blob)
+
+
+def weights_tensors(weights_id: str) -> dict[str, np.ndarray]:
+    """Every tensor of installed codec weights by name, checked against the manifest's SHA-256 (for training
+    code that starts from shipped weights: train_postfilter.py)."""
+    return dict(_verified_tensors(weights_id))
 
 
 def load_spec(weights_id: str) -> WeightsSpec:
@@ -134,6 +197,14 @@ def load_spec(weights_id: str) -> WeightsSpec:
                        tables)
 
 
+def _state_dict(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """A network's fp16 arrays as float32 tensors (exact; the copies are also writable, as torch wants)."""
+    import torch
+
+    return {name: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
+            for name, array in arrays.items()}
+
+
 @functools.lru_cache(maxsize=4)
 def load_weights(weights_id: str, device: str = "cpu") -> Weights:
     """Load (once per id and device) a verified model and its entropy tables."""
@@ -143,16 +214,39 @@ def load_weights(weights_id: str, device: str = "cpu") -> Weights:
 
     spec = load_spec(weights_id)
     entry = manifest_entry(weights_id)
-    # fp16 -> float32 is exact; the copies also make the arrays writable, as torch wants.
-    state = {name: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
-             for name, array in _verified_tensors(weights_id).items() if not name.startswith(ENTROPY_PREFIX)}
+    state = _state_dict({name: array for name, array in _verified_tensors(weights_id).items()
+                         if not name.startswith(ENTROPY_PREFIX)})
     model = build_model(entry["architecture"], channels=entry["channels"], **entry.get("model", {}))
     model.load_state_dict(state)
     model.eval().requires_grad_(False)
     return Weights(**vars(spec), model=model.to(device), device=torch.device(device))
 
 
+def default_restore_id() -> str:
+    """The restoration network ``fcz restore`` uses: the first installed one."""
+    ids = installed_ids(RESTORE)
+    if not ids:
+        raise FczError("no restoration weights are installed; install the facecodec release that ships them")
+    return ids[0]
+
+
+@functools.lru_cache(maxsize=2)
+def load_restore_weights(weights_id: str, device: str = "cpu") -> RestoreWeights:
+    """Load (once per id and device) a verified restoration network."""
+    import torch
+
+    from facecodec.models import build_model
+
+    entry = manifest_entry(weights_id, RESTORE)
+    state = _state_dict(_verified_tensors(weights_id, RESTORE))
+    model = build_model(entry["architecture"], **entry["model"])
+    model.load_state_dict(state)
+    model.eval().requires_grad_(False)
+    return RestoreWeights(weights_id, tuple(entry["conditions"]), model.to(device), torch.device(device))
+
+
 def clear_caches() -> None:
     """Forget loaded weights (tests that forge the manifest call this)."""
     _verified_tensors.cache_clear()
     load_weights.cache_clear()
+    load_restore_weights.cache_clear()

@@ -101,3 +101,16 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def forged_checksums(monkeypatch):
+    """The installed manifest with every SHA-256 replaced, as if every weights file were damaged; caches cleared."""
+    from facecodec import zoo
+
+    real = zoo.manifest()
+    forged = {**real, "weights": [{**e, "sha256": "0" * 64} for e in real["weights"]]}
+    monkeypatch.setattr(zoo, "manifest", lambda: forged)
+    zoo.clear_caches()
+    yield
+    zoo.clear_caches()

@@ -196,15 +196,15 @@ def test_rate_distortion_end_to_end(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
                                           *(f"fcz/{i}" for i in zoo.installed_ids())}
-    for weights_id in zoo.installed_ids():  # every setting of every weights, even in --quick
+    for weights_id in zoo.installed_ids():  # the whole sweep of every weights, even in --quick
         latent = zoo.load_spec(weights_id).latent
-        settings = [f"{latent.option}={s}" for s in latent.settings]
+        settings = [f"{latent.option}={s}" for s in latent.sweep()]
         assert sorted(r["setting"] for r in rows if r["codec"] == f"fcz/{weights_id}") == sorted(settings)
     for r in rows:
         bpp, ratio, psnr_db, ssim = (float(r[k]) for k in ("bpp", "compression_ratio", "psnr_db", "ssim"))
         assert int(r["images"]) == 3
         assert bpp > 0 and ratio == pytest.approx(24 / bpp, rel=1e-4)
-        assert 10 < psnr_db < 60, r
+        assert 10 < psnr_db < 70, r  # 60-odd dB: the wavelet family's finest quality on a 48x48 crop
         assert 0 < ssim <= 1
         assert float(r["encode_ms"]) > 0 and float(r["decode_ms"]) > 0
 

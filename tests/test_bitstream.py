@@ -102,8 +102,18 @@ def test_version_1_files_are_still_read():
     n = len(header.weights_id)
     v1 = data[:4] + b"\x01" + data[5:25 + n] + data[26 + n:-4]
     parsed, payload = unpack(with_crc(v1))
-    assert parsed == header
+    assert parsed == replace(header, version=1)
     assert np.array_equal(decode_symbols(payload, tables, (3, 4)), symbols)
+
+
+def test_version_2_files_are_still_read_and_written_as_such():
+    header, _, _, data = make_file()
+    v2 = data[:4] + b"\x02" + data[5:-4]
+    parsed, payload = unpack(with_crc(v2))
+    assert parsed == replace(header, version=2)
+    assert pack(parsed, payload) == with_crc(v2)  # a version-2 header re-packs as version 2
+    with pytest.raises(FczError, match="no longer written"):
+        pack(replace(header, version=1), payload)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])

@@ -183,7 +183,7 @@ def test_max_pixels_is_an_option(runner, face_png, face_fcz):
 
 @pytest.mark.parametrize("changes, message", [
     ({"weights_id": "gained-q8-v9"}, "not installed"),
-    ({"quality": 9}, "no quantizer setting quality 9"),
+    ({"quality": 101}, "no quantizer setting quality 101"),
     ({"latent_shape": "fewer channels"}, "not what weights"),
     ({"payload": "cut"}, "too short"),
 ])
@@ -205,11 +205,11 @@ def test_info_json_and_one_line_per_file(runner, face_fcz, tmp_path):
     second = tmp_path / "second.fcz"
     second.write_bytes(face_fcz.read_bytes())
     result = runner.invoke(main, ["info", str(face_fcz), str(second)])
-    assert result.exit_code == 0 and len(result.output.splitlines()) == 2 and "quality 5" in result.output
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 2 and "quality 50" in result.output
     result = runner.invoke(main, ["info", "--json", str(face_fcz), str(tmp_path / "missing.fcz")])
     records = json.loads(result.stdout)
     assert result.exit_code == 1
-    assert records[0]["ok"] and records[0]["quality"] == 5 and records[0]["bytes"] == face_fcz.stat().st_size
+    assert records[0]["ok"] and records[0]["quality"] == 50 and records[0]["bytes"] == face_fcz.stat().st_size
     assert records[1] == {"file": str(tmp_path / "missing.fcz"), "ok": False,
                           "error": f"{tmp_path / 'missing.fcz'}: no such file"}
 

@@ -25,6 +25,7 @@ from facecodec.latent import codec_class
 from facecodec.metrics import psnr
 from facecodec.train import export, series, train, train_rd
 from facecodec.train.config import ConfigError, Config, load_config
+from facecodec.zoo import manifest_entry
 
 TRAIN_DIR = Path(train.__file__).resolve().parent
 
@@ -146,14 +147,25 @@ def test_shipped_configs_fit_the_one_schema(path):
     config = load_config(path, check_data=False)
     assert isinstance(config, Config) and config.path == path
     model = config.build_model()
-    assert model.channels == config.model["channels"]
     raw = tomllib.loads(path.read_text())
-    assert config.stage1.steps == raw["stage1"]["steps"] and config.stage2.lr == raw["stage2"]["lr"]
+    for n in (1, 2):
+        if f"stage{n}" in raw:
+            assert config.stage(n).steps == raw[f"stage{n}"]["steps"] and config.stage(n).lr == raw[f"stage{n}"]["lr"]
     if config.architecture == "theis":  # what the Theis configs train did not change when channels moved
+        assert model.channels == config.model["channels"]
         assert set(config.model) == {"channels"} and config.stage2.bits == 6 and config.lambdas is None
         assert config.data.calibration_images == 500
-    else:
+    elif config.architecture == "gained":
+        assert model.channels == config.model["channels"]
         assert len(config.lambdas) == model.levels == 8 and config.stage1.clip_grad_norm == 1.0
+    elif config.architecture == "wavelet":  # the post-filter's stage 2 on installed wavelet weights
+        assert config.stage1 is None and model.postfilter is not None
+        assert manifest_entry(config.init_weights)["architecture"] == "wavelet"
+    elif config.architecture == "restore":  # fcz restore's networks: one stage, damage drawn in the trainer
+        assert config.stage2 is None and config.stage1.batch_size >= 1
+        assert sum(p.numel() for p in model.parameters()) > 0
+    else:
+        pytest.fail(f"{path.name}: no schema check for architecture {config.architecture!r}")
 
 
 def test_relative_data_paths_count_from_the_current_directory(workdir, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import facecodec
 from facecodec.bitstream import FczError, pack, unpack
@@ -169,11 +170,12 @@ def test_sizes_and_psnr_rise_with_quality(face, spec):
         assert scores[quality - 1] >= floor, (quality, scores)
 
 
-def test_decoder_gets_the_encoders_symbols(face, spec):
+@pytest.mark.parametrize("effort", [0, 1])
+def test_decoder_gets_the_encoders_symbols(face, spec, effort):
     weights = load_weights(WEIGHTS)
     rgb = torch.from_numpy(face.transpose(2, 0, 1).copy())[None].float() / 255
-    symbols, _ = weights.latent.quantize(weights.model, weights.model.encode(rgb), 4)
-    data = facecodec.encode(face, quality=4, weights_id=WEIGHTS)
+    symbols, _ = weights.latent.quantize(weights.model, weights.model.encode(rgb), 4, effort, weights.entropy_tables)
+    data = facecodec.encode(face, quality=4, weights_id=WEIGHTS, effort=effort)
     header, payload = unpack(data)
     assert np.array_equal(spec.latent.entropy_decode(payload, spec.table(header), header), symbols[0])
 
@@ -197,7 +199,7 @@ def test_damaged_files_are_fcz_errors(face):
     with pytest.raises(FczError, match="checksum"):
         facecodec.decode(bytes(flipped))
     header, payload = unpack(data)
-    with pytest.raises(FczError, match="too short|does not decode"):
+    with pytest.raises(FczError, match="too short|does not decode|outside the format"):
         facecodec.decode(pack(header, payload[:len(payload) // 16 * 4]))
     with pytest.raises(FczError, match="quantizer setting"):
         facecodec.decode(pack(replace(header, quality=9), payload))
@@ -227,3 +229,178 @@ def test_payload_bound_holds_for_real_files(face, spec):
         header, payload = unpack(facecodec.encode(face, quality=quality, weights_id=WEIGHTS))
         model = spec.table(header)
         assert 8 * len(payload) >= wb.min_payload_bits(model, (header.height, header.width))
+
+
+# --- the encoder's search (facecodec.rdoq) ------------------------------------------------------------
+
+def test_rdoq_lowers_the_rate_distortion_cost(face, spec):
+    """Effort 1 must beat plain rounding on D + mu * R, measured on the real file and decode."""
+    from facecodec.models.wavelet_tables import BASE_STEPS
+    from facecodec.rdoq import MU
+
+    x = planes(face)
+    cost = {}
+    for effort in (0, 1):
+        data = facecodec.encode(face, quality=3, weights_id=WEIGHTS, effort=effort)
+        decoded = planes(np.asarray(facecodec.decode(data)))
+        # in rdoq's units: a unit of (error / step)^2 is base_step^2 of squared error summed over a pixel's
+        # mean over R, G, B
+        cost[effort] = ((x - decoded) ** 2).sum() / 3 / BASE_STEPS[2] ** 2 + MU * 8 * len(data)
+    assert cost[1] < cost[0], cost
+
+
+def test_rdoq_keeps_quality_and_saves_bits(face):
+    sizes, scores = {}, {}
+    for effort in (0, 1):
+        data = facecodec.encode(face, quality=5, weights_id=WEIGHTS, effort=effort)
+        sizes[effort], scores[effort] = len(data), psnr(face, facecodec.decode(data))
+    assert sizes[1] < sizes[0] and scores[1] > scores[0] - 0.3, (sizes, scores)
+
+
+def test_efforts_a_family_lacks_are_refused():
+    with pytest.raises(FczError, match="between 0 and 1"):
+        facecodec.encode(np.zeros((16, 16, 3), np.uint8), weights_id=WEIGHTS, effort=2)
+    with pytest.raises(FczError, match="no encoder search"):
+        facecodec.encode(np.zeros((16, 16, 3), np.uint8), weights_id="gained-q8-v1", effort=1)
+    with pytest.raises(TypeError, match="effort"):
+        facecodec.encode(np.zeros((16, 16, 3), np.uint8), weights_id=WEIGHTS, effort=1.0)
+
+
+# --- format 3: resolution order and reduced decoding ---------------------------------------------------
+
+def _v2_file(data: bytes, spec) -> bytes:
+    """The same content as a format-2 file: plane-by-plane payload order, version byte 2."""
+    header, payload = unpack(data)
+    table = spec.table(header)
+    symbols = spec.latent.entropy_decode(payload, table, header)
+    return pack(replace(header, version=2), wb.encode_planes(symbols, table, header.mode, resolution_order=False))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_both_payload_orders_code_the_same_symbols_in_the_same_size(odd_face, spec, mode):
+    image = odd_face if mode == "RGB" else np.asarray(Image.fromarray(odd_face).convert("L"))
+    data = facecodec.encode(image, quality=4, weights_id=WEIGHTS)
+    assert data[4] == 3
+    old = _v2_file(data, spec)
+    header2, payload2 = unpack(old)
+    header3, payload3 = unpack(data)
+    assert header2.version == 2
+    if mode == "RGB":
+        assert payload2 != payload3 and abs(len(payload2) - len(payload3)) <= 8  # same buckets, another order
+    else:
+        assert payload2 == payload3  # one plane: the two orders are the same
+    assert np.array_equal(np.asarray(facecodec.decode(old)), np.asarray(facecodec.decode(data)))
+
+
+@pytest.mark.parametrize("reduce", [1, 2, 3, 4])
+def test_reduced_decoding_stops_early_and_matches_the_full_coefficients(odd_face, spec, reduce):
+    data = facecodec.encode(odd_face, quality=6, weights_id=WEIGHTS)
+    header, payload = unpack(data)
+    table = spec.table(header)
+    partial = wb.decode_planes(payload, table, header.latent_shape[1:], header.mode, reduce=reduce)
+    full = spec.latent.entropy_decode(payload, table, header)
+    coarse = np.zeros(full.shape[1:], dtype=bool)
+    for level, orientation, rows, cols in wb.subbands(*full.shape[1:]):
+        coarse[rows, cols] = orientation == "LL" or level > reduce
+    assert np.array_equal(partial[:, coarse], full[:, coarse]) and not partial[:, ~coarse].any()
+    small = facecodec.decode(data, reduce=reduce)
+    height, width = odd_face.shape[:2]
+    assert small.size == (-(-width // 2 ** reduce), -(-height // 2 ** reduce))
+    # a format-2 file decodes whole and reduces only its synthesis: the same picture
+    assert np.array_equal(np.asarray(facecodec.decode(_v2_file(data, spec), reduce=reduce)), np.asarray(small))
+    # and the picture is the face, smaller: close to an area-averaged downscale of it
+    reference = np.asarray(Image.fromarray(odd_face).resize(small.size, Image.Resampling.BOX))
+    assert psnr(reference, small) > 22 - 2 * reduce
+
+
+def test_reduced_constant_image_keeps_its_level():
+    flat = np.full((40, 56, 3), (200, 120, 40), np.uint8)
+    for reduce in range(5):
+        small = np.asarray(facecodec.decode(facecodec.encode(flat, quality=8, weights_id=WEIGHTS), reduce=reduce))
+        assert np.abs(small.astype(int) - flat[:small.shape[0], :small.shape[1]]).max() <= 1
+
+
+def test_families_without_levels_refuse_a_reduced_decode():
+    data = facecodec.encode(np.zeros((32, 32, 3), np.uint8), weights_id="gained-q8-v1")
+    with pytest.raises(FczError, match="only at full size"):
+        facecodec.decode(data, reduce=1)
+    with pytest.raises(FczError, match="down to 1/16"):
+        facecodec.decode(facecodec.encode(np.zeros((32, 32, 3), np.uint8), weights_id=WEIGHTS), reduce=5)
+
+
+# --- target sizes (fcz encode --size / --bpp) -----------------------------------------------------------
+
+def test_a_target_size_gets_the_best_quality_that_fits(face):
+    sizes = [len(facecodec.encode(face, quality=q, weights_id=WEIGHTS)) for q in range(1, 9)]
+    for q in (2, 5, 7):
+        target = (sizes[q - 1] + sizes[q]) // 2       # between level q and q + 1: level q must come back
+        data = facecodec.encode(face, weights_id=WEIGHTS, size=target)
+        assert len(data) == sizes[q - 1] and facecodec.read_header(data).quality == q
+    height, width = face.shape[:2]
+    data = facecodec.encode(face, weights_id=WEIGHTS, bpp=8 * sizes[3] / (width * height))
+    assert facecodec.read_header(data).quality == 4
+    with pytest.raises(FczError, match="no quality level fits in 100 bytes"):
+        facecodec.encode(face, weights_id=WEIGHTS, size=100)
+    with pytest.raises(FczError, match="not several"):
+        facecodec.encode(face, weights_id=WEIGHTS, size=5000, quality=3)
+    with pytest.raises(FczError, match="bpp must be"):
+        facecodec.encode(face, weights_id=WEIGHTS, bpp=0)
+
+
+# --- continuous quality ---------------------------------------------------------------------------------
+
+def test_continuous_quality_interpolates_the_level_tables():
+    from facecodec.latent import WaveletCodec
+
+    steps = np.stack([np.full((3, 5, 3), s, np.float32) for s in (40.0, 20.0, 10.0)])
+    assert np.array_equal(wt.steps_at(steps, 2), steps[1])                      # a trained level: its table
+    assert wt.steps_at(steps, 1.5)[0, 0, 0] == pytest.approx(np.sqrt(40 * 20))  # log-linear between
+    assert wt.steps_at(steps, 0.5)[0, 0, 0] == pytest.approx(40 * np.sqrt(2))   # extended past the ends
+    assert wt.steps_at(steps, 4)[0, 0, 0] == pytest.approx(5)
+    codec = WaveletCodec(WaveletCodec.CONTINUOUS, 50, levels=3, continuous=True)
+    assert [codec.level(q) for q in (1, 15, 30, 100)] == [0.1, 1.5, 3.0, 10.0]
+    assert [codec.nearest_level(q) for q in (1, 14, 15, 26, 100)] == [1, 1, 2, 3, 3]
+    levels = WaveletCodec(range(1, 4), 2)
+    assert [levels.level(q) for q in (1, 3)] == [1.0, 3.0] and levels.nearest_level(3) == 3
+
+
+def test_postfilter_blends_its_conditioning_between_levels():
+    from facecodec.models.postfilter import PostFilter
+
+    torch.manual_seed(0)
+    pf = PostFilter(qualities=4, hidden=8, layers=3)
+    pf.embedding.data.normal_()
+    e = pf.embedding.data
+    c = pf.conditioning(torch.tensor([1, 2.5, 4, 0.2, 9.0]))
+    assert torch.equal(c[0], e[0]) and torch.allclose(c[1], (e[1] + e[2]) / 2)
+    assert torch.equal(c[2], e[3]) and torch.equal(c[3], e[0]) and torch.equal(c[4], e[3])
+
+
+def test_an_untrained_postfilter_is_the_identity_and_tiles_match_one_pass():
+    from facecodec.models.postfilter import PostFilter
+
+    torch.manual_seed(0)
+    pf = PostFilter(qualities=8, hidden=8, layers=4).eval()
+    x = torch.rand(2, 3, 37, 50)
+    with torch.no_grad():
+        assert torch.equal(pf(x, torch.tensor([1, 8])), x)   # zero-initialised last layer
+        pf.convs[-1].weight.normal_(0, 0.1)
+        whole = pf(x, torch.tensor([3.0, 5.5]))
+        from facecodec.tiling import run_in_tiles
+        tiled = run_in_tiles(lambda t: pf(t, torch.tensor([3.0, 5.5])), x, 16, pf.margin)
+    assert not torch.equal(whole, x) and torch.allclose(whole, tiled, atol=1e-5)
+
+
+def test_every_continuous_quality_round_trips(odd_face):
+    """wavelet-v1 (the default): all 100 qualities decode to the right size and climb in size and PSNR."""
+    small = odd_face[:37, :29]
+    sizes, scores = [], []
+    for quality in range(1, 101):
+        data = facecodec.encode(small, quality=quality, weights_id="wavelet-v1")
+        decoded = facecodec.decode(data)
+        assert decoded.size == (29, 37) and facecodec.read_header(data).quality == quality
+        sizes.append(len(data))
+        scores.append(psnr(small, decoded))
+    decades = slice(9, 100, 10)  # qualities 10, 20, .., 100: the trained levels and beyond
+    assert sizes[decades] == sorted(sizes[decades]) and scores[decades] == sorted(scores[decades])
+    assert sizes[0] <= sizes[9] and scores[0] <= scores[9] + 0.5

@@ -8,6 +8,7 @@ directory the command runs in).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -47,3 +48,10 @@ def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "elapsed_s": elapsed_s}, tmp)
     os.replace(tmp, path)
+
+
+def log(path: Path, record: dict) -> None:
+    """Print an evaluation record and append it to the run's log (one JSON object per line)."""
+    print(json.dumps(record), flush=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")

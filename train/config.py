@@ -18,6 +18,7 @@ architecture's constructor, facecodec.models)::
     architecture = "theis"      # facecodec.models.ARCHITECTURES
     seed = 1
     lambdas = [...]             # optional: rate-distortion weights, one per quality level
+    init_weights = "wavelet-v0" # optional: installed weights a post-filter run starts from (no [stage1] then)
 
     [model]
     channels = 24
@@ -28,7 +29,7 @@ architecture's constructor, facecodec.models)::
     val_images = 100
     calibration_images = 500    # optional
 
-    [stage1]                    # and [stage2], the same keys
+    [stage1]                    # and [stage2], the same keys; a trainer names the stages it needs
     steps = 8000
     batch_size = 16
     crop = 64
@@ -38,6 +39,8 @@ architecture's constructor, facecodec.models)::
     eval_every = 500
     clip_grad_norm = 1.0        # optional
     bits = 6                    # optional (stage 2 of train.py)
+    weight_decay = 1e-5         # optional (train_restore.py)
+    precision = "bf16"          # optional (train_restore.py)
 """
 from __future__ import annotations
 
@@ -103,6 +106,8 @@ class StageConfig:
     eval_every: int                      # evaluate, log and checkpoint every this many steps
     clip_grad_norm: float | None = None  # train_rd.py
     bits: int | None = None              # train.py stage 2: quantizer bit depth (--bits overrides it)
+    weight_decay: float | None = None    # train_restore.py: Adam's L2 weight decay
+    precision: str | None = None         # train_restore.py: "bf16" (CPU autocast) or "fp32"
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,17 @@ class Config:
     seed: int
     model: dict[str, Any]
     data: DataConfig
-    stage1: StageConfig
-    stage2: StageConfig
+    stage1: StageConfig | None = None     # the wavelet family's post-filter config has only [stage2]
+    stage2: StageConfig | None = None
     lambdas: tuple[float, ...] | None = None
+    init_weights: str | None = None       # train_postfilter.py: the installed weights stage 2 starts from
     path: Path = field(default=Path(), compare=False)
 
     def stage(self, number: int) -> StageConfig:
-        return {1: self.stage1, 2: self.stage2}[number]
+        found = {1: self.stage1, 2: self.stage2}[number]
+        if found is None:
+            raise ConfigError(f"{self.path}: this config has no [stage{number}]")
+        return found
 
     def build_model(self):
         """A freshly initialised network of this config's architecture and [model] options."""
@@ -162,7 +171,7 @@ def load_config(path: str | Path, base: str | Path | None = None, check_data: bo
     for key in ("data.val_images", "data.calibration_images", *(f"stage{n}.{k}" for n in (1, 2) for k in
                 ("steps", "batch_size", "crop", "eval_every", "bits"))):
         section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
+        value = getattr(getattr(config, section), name, None)
         if value is not None and value < 1:
             raise ConfigError(f"{path}: `{key}` must be at least 1, got {value}")
     if check_data:

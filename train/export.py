@@ -82,27 +82,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default", action="store_true", help="make these the weights `fcz encode` uses")
     parser.add_argument("--default-setting", type=int,
                         help="the quality level / bit depth used when none is given (default: the latent codec's)")
-    parser.add_argument("--notes", default="", help="free text for the manifest: command, time, results")
     parser.add_argument("--training-data", default=UTKFACE, help="the manifest's description of the training data")
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
-                        help="where training wrote RUNS_DIR/NAME (default: %(default)s, relative to the current directory)")
-    parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR,
-                        help="where ID.safetensors and manifest.json go (default: %(default)s, relative to the "
-                             "current directory: the checkout's weights/ when run from its root)")
+    add_output_options(parser)
     args = parser.parse_args(argv)
     with user_errors():
         export(args)
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--notes``, ``--runs-dir`` and ``--weights-dir``: what this export and export_restore.py share."""
+    parser.add_argument("--notes", default="", help="free text for the manifest: command, time, results")
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
+                        help="where training wrote RUNS_DIR/NAME (default: %(default)s, relative to the current directory)")
+    parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR,
+                        help="where ID.safetensors and manifest.json go (default: %(default)s, relative to the "
+                             "current directory: the checkout's weights/ when run from its root)")
+
+
+def check_id(weights_id: str) -> None:
+    """TrainingError unless ``weights_id`` can be written into a .fcz header (and so names weights anywhere)."""
+    if WEIGHTS_ID.fullmatch(weights_id.encode("ascii", "replace")) is None:
+        raise TrainingError(f"--id {weights_id!r} is not a weights id: lower-case letters, digits, '.', '_', '-' "
+                            f"(up to 64, starting with a letter or digit)")
+
+
 def export(args: argparse.Namespace) -> Path:
     """Write the weights file and its manifest entry -> the weights file's path."""
-    if WEIGHTS_ID.fullmatch(args.id.encode("ascii", "replace")) is None:
-        raise TrainingError(f"--id {args.id!r} is not a weights id: lower-case letters, digits, '.', '_', '-' "
-                            f"(up to 64, starting with a letter or digit)")
+    check_id(args.id)
     if args.table_images < 1:
         raise TrainingError("--table-images must be at least 1")
     config = load_config(args.config)
-    bits = config.stage2.bits  # names train.py's stage-2 run; None for runs without a bit depth
+    bits = config.stage(2).bits  # names train.py's stage-2 run; None for runs without a bit depth
     stages = {stage: checkpoints.load(checkpoint_path(args.runs_dir, config, stage, bits if stage == 2 else None),
                                       missing=f"train stage {stage} of {config.path.name} first (or pass --runs-dir)")
               for stage in range(1, args.stage + 1)}

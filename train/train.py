@@ -123,8 +123,8 @@ def finished_stage1(runs_dir: str | Path, config: Config, device: str = "cpu") -
     """Stage 1's final checkpoint, or TrainingError if stage 1 has not run to its last step."""
     path = checkpoint_path(runs_dir, config, 1, None)
     ckpt = checkpoints.load(path, device, missing="run --stage 1 first")
-    if ckpt["step"] < config.stage1.steps:
-        raise TrainingError(f"stage 1 stopped at step {ckpt['step']} of {config.stage1.steps} ({path}): finish it first")
+    if ckpt["step"] < config.stage(1).steps:
+        raise TrainingError(f"stage 1 stopped at step {ckpt['step']} of {config.stage(1).steps} ({path}): finish it first")
     return ckpt
 
 
@@ -142,10 +142,10 @@ def start_run(runs_dir: str | Path, config: Config, stage: int, bits: int | None
     return ckpt_path, ckpt_path.with_suffix(".log"), processes.device
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The options both trainers share."""
+def add_run_options(parser: argparse.ArgumentParser, stage_required: bool = True) -> None:
+    """The options the trainers share."""
     parser.add_argument("config", help="a train/configs/*.toml file")
-    parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    parser.add_argument("--stage", type=int, choices=(1, 2), required=stage_required)
     parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR,
                         help="checkpoints, logs and the image cache go to RUNS_DIR/NAME (default: %(default)s, "
                              "relative to the current directory)")

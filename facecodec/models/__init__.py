@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from facecodec.models.gained import GainedFactorized
+from facecodec.models.restore_net import RestoreNet
 from facecodec.models.theis import TheisAutoencoder
 from facecodec.models.wavelet import WaveletTransform
 
@@ -15,6 +16,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "theis": TheisAutoencoder,
     "gained": GainedFactorized,
     "wavelet": WaveletTransform,
+    "restore": RestoreNet,  # not a codec: fcz restore (facecodec.restoration)
 }
 
 

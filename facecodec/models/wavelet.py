@@ -19,6 +19,10 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         |  inverse lifting, inverse ICT, / 255
         v
         x_hat: 3 x H x W (not clipped; the codec clips to [0, 1])
+        |  only in weights with a post-filter (wavelet-v1 on): clip, round to 8 bits, then
+        |  x_hat + a quality-conditioned residual CNN (facecodec.models.postfilter), in tiles
+        v
+        x_hat: 3 x H x W
 
 The transform is numpy (float32; torch only wraps it for the codec) and exactly invertible up to float rounding.
 Each lifting step is ``target += coefficient * (left + right neighbour)``; the
@@ -39,6 +43,8 @@ import torch
 from torch import nn
 
 from facecodec.bitstream.wavelet import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
+from facecodec.models.postfilter import PostFilter
+from facecodec.tiling import run_in_tiles
 
 # CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
 ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
@@ -120,17 +126,21 @@ def forward_2d(plane: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     return out
 
 
-def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS) -> np.ndarray:
-    """Coefficient planes ``C x H x W`` in Mallat layout -> image planes (float32)."""
+def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0) -> np.ndarray:
+    """Coefficient planes ``C x H x W`` in Mallat layout -> image planes (float32).
+
+    ``reduce`` > 0 stops that many levels early: the result is the low band of level ``reduce``,
+    ``ceil(H / 2^reduce) x ceil(W / 2^reduce)``, in the transform's scale (a DC gain of 2 per level).
+    """
     out = np.array(coefficients, dtype=np.float32, copy=True)
     hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
-    for level in reversed(range(levels)):
+    for level in reversed(range(reduce, levels)):
         h, w = hs[level], ws[level]
         region = np.moveaxis(out[:, :h, :w], 1, 0)
         region[:] = inverse_1d(region[:hs[level + 1]], region[hs[level + 1]:])
         region = np.moveaxis(out[:, :h, :w], 2, 0)
         region[:] = inverse_1d(region[:ws[level + 1]], region[ws[level + 1]:])
-    return out
+    return out[:, :hs[reduce], :ws[reduce]]
 
 
 def _mix(matrix: np.ndarray, planes: np.ndarray) -> np.ndarray:
@@ -163,9 +173,13 @@ def analysis(rgb: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     return forward_2d(rgb_to_ycc(rgb), levels)
 
 
-def synthesis(coefficients: np.ndarray, levels: int = LEVELS) -> np.ndarray:
-    """Coefficient planes -> ``3 x H x W`` RGB in 0..255 (not clipped)."""
-    return ycc_to_rgb(inverse_2d(coefficients, levels))
+def synthesis(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0) -> np.ndarray:
+    """Coefficient planes -> ``3 x H x W`` RGB in 0..255 (not clipped); with ``reduce``, an image
+    ``1 / 2^reduce`` the size from the coarse bands alone (JPEG 2000's reduced-resolution decoding)."""
+    low = inverse_2d(coefficients, levels, reduce)
+    if reduce:
+        low = low * np.float32(0.5 ** reduce)   # undo the low band's DC gain of 2 per level
+    return ycc_to_rgb(low)
 
 
 # --- subbands and steps -------------------------------------------------------------------------------
@@ -189,6 +203,17 @@ def subband_gains(levels: int = LEVELS, size: int = 256) -> dict[tuple[int, str]
 def colour_gains() -> np.ndarray:
     """MSE in RGB per unit of noise variance in Y, Cb, Cr: mean over R, G, B of the squared inverse ICT."""
     return (YCC_TO_RGB ** 2).mean(axis=0)
+
+
+def steps_at(steps: np.ndarray, level: float) -> np.ndarray:
+    """The step table of a quality ``level`` (1-based, fractional between the trained levels) from the
+    per-level tables ``L x 3 x (LEVELS + 1) x 3``: log-linear between neighbours, extended past the ends."""
+    if float(level).is_integer() and 1 <= level <= len(steps):
+        return steps[int(level) - 1]
+    low = min(max(int(np.floor(level)), 1), len(steps) - 1)   # the lower of the two levels it lies between
+    t = level - low
+    logs = np.log(steps[low - 1].astype(np.float64)) * (1 - t) + np.log(steps[low].astype(np.float64)) * t
+    return np.exp(logs).astype(np.float32)
 
 
 def step_planes(height: int, width: int, steps: np.ndarray) -> np.ndarray:
@@ -231,27 +256,45 @@ def dequantize(q: np.ndarray, steps: np.ndarray, recon_offset: float) -> np.ndar
 
 # --- as a module the codec can run ---------------------------------------------------------------------
 
+def to_8bit(rgb: torch.Tensor) -> torch.Tensor:
+    """Synthesised RGB in [0, 1] -> clipped and rounded to 8-bit levels (still in [0, 1]): the post-filter's input."""
+    return (rgb.nan_to_num(nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1) * 255).round() / 255
+
+
 class WaveletTransform(nn.Module):
-    """The fixed transform as the codec's "model": no parameters, a step table as a buffer.
+    """The fixed transform as the codec's "model": a step table as a buffer, and an optional post-filter.
 
     ``steps[quality - 1, plane, level index, orientation]``: plane 0, 1, 2 = Y, Cb, Cr;
     level index 0..LEVELS - 1 for levels 1..LEVELS, and LEVELS for the LL band (all three equal);
     orientation 0, 1, 2 = HL, LH, HH. ``recon_offset[quality - 1]``: the decoder puts a nonzero
     value ``|q|`` at ``(|q| + recon_offset) * step``; ``rounding_offset[quality - 1]``: the encoder's
     dead zone, ``|q| = floor(|y| / step + rounding_offset)`` (0.5 would be plain rounding).
+
+    With ``postfilter_layers`` > 0 the decoder ends in a quality-conditioned residual CNN
+    (facecodec.models.postfilter), trained with everything else frozen (train/train_postfilter.py).
+    It needs to know each image's quality level, so the features the decoder takes are the
+    coefficient planes plus a fourth plane holding the level (``with_quality``): files of any
+    qualities then still batch as one tensor.
+
+    ``continuous_quality``: the weights take ``quality`` 1..100 instead of the table's levels; a quality
+    stands for level ``quality / 10``, its steps interpolated between the levels' tables (``steps_at``;
+    facecodec.latent.WaveletCodec has the mapping).
     """
 
     encode_margin = decode_margin = 0
-    tile = None  # the whole image in one pass: the codec does not tile this transform
+    tile = None  # the transform runs over the whole image in one pass; only the post-filter runs in tiles
+    filter_tile = 512
 
-    def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8) -> None:
+    def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
+                 postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False) -> None:
         super().__init__()
         if channels != 3 or levels != LEVELS:
             raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
-        self.levels = levels
+        self.levels, self.continuous_quality = levels, continuous_quality
         self.register_buffer("steps", torch.ones(qualities, 3, levels + 1, 3))
         self.register_buffer("recon_offset", torch.zeros(qualities))
         self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))
+        self.postfilter = PostFilter(qualities, postfilter_hidden, postfilter_layers) if postfilter_layers else None
 
     @property
     def qualities(self) -> int:
@@ -262,7 +305,25 @@ class WaveletTransform(nn.Module):
         planes = [analysis(image.cpu().numpy().astype(np.float32) * np.float32(255), self.levels) for image in x]
         return torch.from_numpy(np.stack(planes)).to(x.device)
 
-    def decode(self, y: torch.Tensor) -> torch.Tensor:
-        """Coefficient planes -> RGB in [0, 1], not clipped."""
-        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels) for coefficients in y]
+    @staticmethod
+    def with_quality(y: torch.Tensor, level: float) -> torch.Tensor:
+        """Coefficient planes ``N x 3 x H x W`` -> the decoder's features ``N x 4 x H x W`` (plane 3: the level)."""
+        return torch.cat([y, torch.full_like(y[:, :1], level)], dim=1)
+
+    def synthesise(self, y: torch.Tensor, reduce: int = 0) -> torch.Tensor:
+        """Coefficient planes ``N x 3 x H x W`` -> RGB in [0, 1] by the inverse transform alone, not clipped."""
+        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels, reduce) for coefficients in y]
         return torch.from_numpy(np.stack(planes) / np.float32(255)).to(y.device)
+
+    def decode(self, features: torch.Tensor, reduce: int = 0) -> torch.Tensor:
+        """The decoder's features (``with_quality``) -> RGB in [0, 1], not clipped.
+
+        ``reduce`` > 0: an image 1 / 2^reduce the size from the coarse bands; the post-filter, trained
+        on full-size decodes, is not run on it.
+        """
+        rgb = self.synthesise(features[:, :3], reduce)
+        if self.postfilter is None or reduce:
+            return rgb
+        level = features[:, 3, 0, 0]
+        return run_in_tiles(lambda tile: self.postfilter(tile, level), to_8bit(rgb), self.filter_tile,
+                            self.postfilter.margin)

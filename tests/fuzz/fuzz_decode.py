@@ -2,17 +2,26 @@
 
     nice -n 19 python tests/fuzz/fuzz_decode.py --inputs 200000 [--seed S] [--seconds-per-input 2]
 
-Property checked for every input: ``facecodec.decode(data)`` returns a PIL image
-of the size and mode the header states, or raises ``FczError``; ``read_header``
-agrees with it; nothing else is raised, nothing runs past the time bound, and
-memory does not grow.
+Property checked for every input: ``facecodec.decode(data, reduce=r)`` returns a PIL
+image of the size and mode the header states (at ``r`` > 0: each side divided by
+2^r, rounded up, and only from weights whose latent codec has that many levels:
+the wavelet family's 4; every other family must refuse), or raises ``FczError``;
+``read_header`` agrees with it; nothing else is raised, nothing runs past the time
+bound, and memory does not grow. Most inputs are decoded at r = 0, a quarter at
+r = 1..4 (now and then 5, which every family must refuse).
+
+The corpus (``build_corpus``) covers every installed weights id
+(``facecodec.zoo.installed_ids()``), each file coded by that weights' own latent
+codec: the per-channel families (per-image ranges, quality levels) and the
+wavelet family (context-adaptive payload; format 3 resolution-ordered, format 2
+plane-ordered), real crops at every setting plus files of random symbols.
 
 Design:
 
 * Input ``i`` is a pure function of ``(seed, i)``: a corpus file (or two, for
   splices) and a stack of mutations drawn from ``random.Random(f"{seed}:{i}")``.
   Any input can be regenerated from its index, so a worker that dies on an
-  input costs nothing but a restart after it.
+  input costs nothing but a restart after it. So is its ``reduce``.
 * Mutations work on the body (the file less its CRC-32); most inputs are then
   re-sealed with a correct CRC so they get past the checksum and reach the
   header checks, the range decoder and the network.
@@ -24,7 +33,7 @@ Design:
   making progress (a hang in native code the timer cannot interrupt) or whose
   RSS passes ``--max-rss-mb``, records the input, and restarts after it.
 * Every failing input is saved under ``crashes/`` (a few per distinct failure)
-  with a ``.txt`` giving the reason. Saved crashes are replayed at the start
+  with a ``.txt`` giving the reason (and the ``reduce`` it was decoded at). Saved crashes are replayed at the start
   of every run, so the summary says which earlier failures are now fixed.
 * ``summary.json`` and ``SUMMARY.md`` beside this file record the run.
 """
@@ -44,6 +53,7 @@ import resource
 import shlex
 import signal
 import struct
+import subprocess
 import sys
 import time
 import traceback
@@ -52,88 +62,160 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("magic", "version", "checksum", "header", "payload", "decoded", "failed")
+STAGES = ("magic", "version", "checksum", "header", "reduce", "payload", "decoded", "failed")
 STAGE_NAMES = {
     "magic": "refused at magic bytes",
     "version": "refused at version / flags",
     "checksum": "refused at checksum",
     "header": "refused at header fields (incl. weights id, shape vs. weights, payload length, trailing bytes)",
-    "payload": "refused at payload decode (range decoder)",
+    "reduce": "refused the reduced decode asked for (weights without levels, or reduce > 4)",
+    "payload": "refused at payload decode (range decoder; the wavelet family's context decoder)",
     "decoded": "decoded fully to an image",
     "failed": "broke the property (other exception, timeout, hang, crash, memory)",
 }
 # Shared counters between worker and supervisor: one per stage, then these.
-SLOTS = STAGES + ("ready", "current", "rss_first_kb", "rss_last_kb", "rss_peak_kb", "maxrss_kb", "samples")
+SLOTS = STAGES + ("ready", "current", "rss_first_kb", "rss_last_kb", "rss_peak_kb", "maxrss_kb", "samples",
+                  "reduced", "reduced_decoded")
+# then one slot per weights id of the corpus: inputs decoded to an image with those weights
 SLOT = {name: k for k, name in enumerate(SLOTS)}
 RSS_SAMPLE_EVERY = 2000
 MAX_SAVED_PER_FAILURE = 3
 HANG_WALL_SECONDS = 600.0  # wall-clock; at nice 19 beside a training run even tiny inputs wait for the CPU
+REDUCED_SHARE = 0.25  # of the inputs decoded at a reduce > 0 (facecodec.decode(data, reduce=r))
+REDUCES = [1, 2, 3, 4] * 3 + [5]  # the wavelet family goes down to 4 levels; 5 must be refused by every family
 
 
 # --------------------------------------------------------------------------- corpus
 
 def build_corpus(seed: int) -> list[tuple[str, bytes]]:
-    """Real .fcz files: small crops of scikit-image's astronaut, RGB and greyscale, a few sizes, encoded
-    by both installed kinds of weights: the seed's per-image-range model at bits 1..8 (quality byte 0,
-    quantizer ranges in the header) and the default gained model at quality 1..8 (no ranges).
-    Two of the bit-depth files are also rewritten as format version 1 (no quality byte), which is still read.
+    """Real .fcz files for every installed weights id (``facecodec.zoo.installed_ids()``), each coded by
+    its own latent codec, nothing chosen by family name:
 
-    Plus files with each installed weights id whose symbols are random (coded with those weights'
-    tables), so the payload decoder and the network see content no encoder made.
+    * small crops of scikit-image's astronaut, RGB and greyscale, at every setting of the weights
+      (``bits`` or ``quality``, whichever option their latent codec takes; 8 spread over them where there
+      are more, as with a continuous quality 1..100) and a spread of sizes
+      (1x1, a side of 1, odd sides, several latent positions), every encoder effort the codec has;
+    * per weights id one file rewritten as format version 2 (``weights.latent.entropy_encode`` with a
+      version-2 header: the plane-ordered payload of the wavelet family, the same bytes for the
+      per-channel families), and two range files rewritten as version 1 (no quality byte), still read;
+    * per weights id files of random symbols valid for its family (``random_symbols``) at its first,
+      middle and last setting, in RGB and L, one of them as version 2, so the payload decoder and the
+      synthesis see content no encoder made (for the wavelet family: signed values, some far beyond
+      +-31, so the escapes are exercised).
     """
+    from dataclasses import replace
+
     import numpy as np
+    import torch
     from PIL import Image
     from skimage.data import astronaut
 
     import facecodec
-    from facecodec.bitstream import FczHeader, encode_symbols, pack
-    from facecodec.zoo import default_weights_id, load_weights
+    from facecodec.bitstream import FczHeader, pack, unpack
+    from facecodec.zoo import installed_ids, load_weights
 
     rng = np.random.default_rng(seed)
     picture = astronaut()
-    sizes = [(16, 16), (40, 48), (64, 64), (9, 17), (33, 24), (8, 8), (1, 1), (57, 31)]  # (width, height)
+    sizes = [(16, 16), (40, 48), (64, 64), (9, 17), (33, 24), (8, 8), (1, 1), (57, 31), (31, 1), (3, 2)]  # (w, h)
 
     def crop(k: int, mode: str):
         width, height = sizes[k % len(sizes)]
         top, left = int(rng.integers(0, 200)), int(rng.integers(100, 300))
         return width, height, Image.fromarray(picture[top:top + height, left:left + width]).convert(mode)
 
-    corpus = []
-    for bits in range(1, 9):
-        for mode in ("RGB", "L"):
-            width, height, image = crop(2 * bits + (mode == "L"), mode)
-            corpus.append((f"astronaut {width}x{height} {mode} bits={bits}", facecodec.encode(image, bits=bits)))
-    gained = load_weights(default_weights_id("quality"))
-    levels = gained.latent.settings[-1]
-    for quality in range(1, levels + 1):
-        for mode in ("RGB", "L"):
-            width, height, image = crop(2 * quality + (mode == "RGB") + 3, mode)
-            corpus.append((f"astronaut {width}x{height} {mode} quality={quality}",
-                           facecodec.encode(image, quality=quality, weights_id=gained.weights_id)))
-    for name, data in [corpus[5], corpus[14]]:  # bits 3 L, bits 8 RGB, as version 1: no quality byte
-        shape = 7 + data[6]
-        body = bytearray(data[:shape + 18] + data[shape + 19:-4])
-        body[4] = 1
-        corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
+    corpus: list[tuple[str, bytes]] = []
+    for n, weights_id in enumerate(installed_ids()):
+        weights = load_weights(weights_id)
+        latent = weights.latent
+        efforts = list(latent.efforts)
+        own: list[tuple[str, bytes]] = []
+        for k, setting in enumerate(spread(latent.settings, 8)):
+            for mode in ("RGB", "L"):
+                width, height, image = crop(2 * k + (mode == "L") + 3 * n, mode)
+                effort = efforts[(k + (mode == "L")) % len(efforts)]
+                label = f"{latent.option}={setting}" + (f" effort={effort}" if len(efforts) > 1 else "")
+                own.append((f"astronaut {width}x{height} {mode} {weights_id} {label}",
+                            facecodec.encode(image, weights_id=weights_id, effort=effort,
+                                             **{latent.option: setting})))
+        corpus += own
 
-    ranges = load_weights(default_weights_id("bits"))
-    random_files = [(ranges, 0, bits) for bits in (1, 4, 8)]
-    random_files += [(gained, quality, None) for quality in sorted({1, (levels + 1) // 2, levels})]
-    for weights, quality, bits in random_files:
-        if quality:  # the table of a quality level fixes the alphabet, hence the header's bits
-            bits = weights.latent.alphabet(quality).bit_length() - 1
+        # the same content as format version 2, through the family's own codec
+        name, data = next((name, data) for name, data in own
+                          if unpack(data)[0].mode == "RGB" and min(unpack(data)[0].width, unpack(data)[0].height) >= 16)
+        header, payload = unpack(data)
+        table = weights.table(header)
+        symbols = latent.entropy_decode(payload, table, header)
+        old = replace(header, version=2)
+        corpus.append((f"{name} v2", pack(old, latent.entropy_encode(symbols, table, old))))
+
+        # version 1 (no quality byte): only files with per-image ranges (quality byte 0) can be written so
+        for name, data in own:
+            header = unpack(data)[0]
+            if header.quality == 0 and (header.bits, header.mode) in ((3, "L"), (8, "RGB")):
+                shape = 7 + data[6]
+                body = bytearray(data[:shape + 18] + data[shape + 19:-4])
+                body[4] = 1
+                corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
+
+        # random symbols: the header fields come from the family's own quantizer (run on random features)
+        settings = sorted({latent.settings[0], latent.settings[len(latent.settings) // 2], latent.settings[-1]})
         s = weights.stride
-        width, height = int(rng.integers(1, 6 * s + 1)), int(rng.integers(1, 6 * s + 1))
-        h, w = -(-height // s), -(-width // s)
-        channel_ranges = () if quality else tuple((float(lo), float(lo + abs(d)))
-                                                  for lo, d in rng.normal(size=(weights.channels, 2)))
-        header = FczHeader(weights.weights_id, width, height, "RGB", bits, w * s - width, h * s - height,
-                           (weights.channels, h, w), channel_ranges, quality)
-        symbols = rng.integers(0, 2**bits, size=header.latent_shape)
-        setting = f"quality={quality}" if quality else f"bits={bits}"
-        corpus.append((f"random symbols {weights.weights_id} {width}x{height} {setting}",
-                       pack(header, encode_symbols(symbols, weights.table(header)))))
+        side = max(6 * s, 48)  # up to 6 latent positions a side; stride 1 (wavelet): up to 48 pixels
+        for k, setting in enumerate(settings):
+            mode = "L" if k == 1 else "RGB"
+            width, height = int(rng.integers(1, side + 1)), int(rng.integers(1, side + 1))
+            h, w = -(-height // s), -(-width // s)
+            features = torch.from_numpy(rng.normal(scale=2.0, size=(1, weights.channels, h, w)).astype(np.float32))
+            _, fields = latent.quantize(weights.model, features, setting, 0, weights.entropy_tables)
+            version = 2 if k == len(settings) - 1 else 3
+            header = FczHeader(weights_id=weights_id, width=width, height=height, mode=mode,
+                               pad_right=w * s - width, pad_bottom=h * s - height,
+                               latent_shape=(weights.channels, h, w), version=version, **fields[0])
+            table = weights.table(header)
+            symbols = random_symbols(rng, table, header)
+            corpus.append((f"random symbols {weights_id} {width}x{height} {mode} {latent.option}={setting}"
+                           + (" v2" if version == 2 else ""),
+                           pack(header, latent.entropy_encode(symbols, table, header))))
     return corpus
+
+
+def spread(settings: range, most: int) -> list[int]:
+    """Every setting, or where there are more than ``most`` (a continuous quality 1..100) ``most`` of them evenly
+    spread from the first to the last."""
+    if len(settings) <= most:
+        return list(settings)
+    return sorted({settings[round(k * (len(settings) - 1) / (most - 1))] for k in range(most)})
+
+
+def random_symbols(rng, model, header) -> "np.ndarray":
+    """Random symbols ``C x h x w`` that ``model`` (what ``weights.table(header)`` gave) can code.
+
+    Chosen by the kind of entropy model, not by family name: a per-channel count table
+    (``C x alphabet``: the ranges and gained families, and any new family coded the same way) takes any
+    integer of ``0 .. alphabet - 1``; the wavelet family's context model takes signed integers: here
+    mostly within +-31 (one letter each; half of them the likely -3..3), 6% escapes of Exp-Golomb
+    classes 0..18 (|v| = 31 + 2^k + t, up to about 2^19, so LL residuals stay within the format's
+    range), and only the Y plane of a greyscale image (its other planes are not coded, so must be 0).
+    """
+    import numpy as np
+
+    from facecodec.bitstream.wavelet import DIRECT, ContextModel, channels_coded
+
+    shape = header.latent_shape
+    if isinstance(model, np.ndarray):
+        return rng.integers(0, model.shape[-1], size=shape)
+    if isinstance(model, ContextModel):
+        values = rng.integers(-DIRECT, DIRECT + 1, size=shape)
+        small = rng.random(shape) < 0.5
+        values[small] = rng.integers(-3, 4, size=int(small.sum()))
+        escapes = rng.random(shape) < 0.06
+        classes = rng.integers(0, 19, size=int(escapes.sum()))
+        magnitude = DIRECT + 2 ** classes + rng.integers(0, 2 ** classes)
+        values[escapes] = np.where(rng.random(len(magnitude)) < 0.5, -magnitude, magnitude)
+        values[channels_coded(header.mode):] = 0
+        return values.astype(np.int32)
+    raise NotImplementedError(f"tests/fuzz/fuzz_decode.py: no random-symbol generator for entropy models of type "
+                              f"{type(model).__name__} (weights {header.weights_id!r}); add one to random_symbols")
 
 
 # --------------------------------------------------------------------------- mutations
@@ -172,8 +254,9 @@ FIELDS = {
     "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"), "latent_h": (14, "<H"),
     "latent_w": (16, "<H"), "quality": (18, "<B"),  # the quality byte: version 2 on (in version 1, a range byte)
 }
-VERSIONS = [1, 2, 1, 2, 0, 3, 255]  # read, read, read, read, refused (too old), refused (newer), refused
-QUALITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 127, 255]  # 0 = ranges follow; 1..8 the gained levels; beyond
+VERSIONS = [1, 2, 3, 1, 2, 3, 0, 4, 255]  # 1..3 read; 0 refused (too old), 4 and 255 refused (newer)
+# 0 = ranges follow; 1..8 the levels (gained, wavelet), 1..100 a continuous quality (wavelet); beyond
+QUALITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 50, 99, 100, 101, 127, 255]
 INTERESTING = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 127, 128, 255, 256, 1023, 1024, 1025, 2047, 2048,
                2**15, 2**16 - 1, 2**16, 16383, 16384, 16385, 2**31 - 1, 2**31, 2**32 - 1]
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, math.nan, math.inf, -math.inf, 3e38, -3e38, 2.99e38, -2.99e38, 3.4e38,
@@ -267,16 +350,17 @@ def m_field(rng, body, corpus):
             _put(body, at, "<f", value)
     elif roll < 0.95:
         _put(body, lay["length"], "<I", _int_value(rng, lay["payload_length"]))
-    else:  # another weights id: well-formed but unknown, or malformed
-        new_id = rng.choice([b"theis-c24-v2", b"theis-c24-v1", b"gained-q8-v1", b"gained-q8-v2", b"x", b"Theis",
-                             b"a" * 64, b"a" * 65, b"", b"-bad"])
+    else:  # another weights id: an installed one, well-formed but unknown (or not a codec's), or malformed
+        installed = sorted({bytes(data[7:7 + data[6]]) for _, data in corpus})
+        new_id = rng.choice(installed + [b"theis-c24-v2", b"gained-q8-v2", b"wavelet-v9", b"restore-tiramisu-v1",
+                                         b"x", b"Theis", b"a" * 64, b"a" * 65, b"", b"-bad"])
         body = body[:6] + bytes([len(new_id) % 256]) + new_id + body[7 + body[6]:]
     return body
 
 
 def m_resize(rng, body, corpus):
     """Give the header a different image size that still tiles the latent grid consistently (mostly with
-    the file's own stride: 8 for the per-image-range model, 16 for the gained one)."""
+    the file's own stride: 8 for the per-image-range model, 16 for the gained one, 1 for the wavelet family)."""
     lay = layout(body)
     if lay is None:
         return body
@@ -286,7 +370,7 @@ def m_resize(rng, body, corpus):
     shape = lay["shape"]
     latent_w = struct.unpack_from("<H", body, shape + 16)[0]
     own = (struct.unpack_from("<I", body, shape)[0] + body[shape + 10]) // latent_w if latent_w else 8
-    stride = rng.choice([own if own in (8, 16) else 8] * 8 + [8, 16, 4, 1, 32])
+    stride = rng.choice([own if own in (1, 8, 16) else 8] * 8 + [8, 16, 4, 1, 32])
     h, w = -(-height // stride), -(-width // stride)
     _put(body, lay["shape"], "<I", width)
     _put(body, lay["shape"] + 4, "<I", height)
@@ -422,8 +506,9 @@ MUTATIONS = [  # (weight, mutator)
 ]
 
 
-def make_input(seed: int, index: int, corpus: list[tuple[str, bytes]]) -> tuple[bytes, list[str]]:
-    """The ``index``-th fuzz input of this seed, and the names of what was done to it."""
+def make_input(seed: int, index: int, corpus: list[tuple[str, bytes]]) -> tuple[bytes, list[str], int]:
+    """The ``index``-th fuzz input of this seed, the names of what was done to it, and the ``reduce`` to
+    decode it at (0 for most; ``REDUCED_SHARE`` of them one of ``REDUCES``)."""
     rng = random.Random(f"{seed}:{index}")
     name, data = rng.choice(corpus)
     body = bytearray(data[:-4])
@@ -442,7 +527,10 @@ def make_input(seed: int, index: int, corpus: list[tuple[str, bytes]]) -> tuple[
         out, steps = bytes(body) + rng.randbytes(rng.randrange(5)), steps + ["random tail"]
     if rng.random() < 0.03:
         out, steps = out[:rng.randrange(len(out) + 1)], steps + ["raw truncate"]
-    return out, steps
+    reduce = rng.choice(REDUCES) if rng.random() < REDUCED_SHARE else 0
+    if reduce:
+        steps.append(f"decoded at reduce={reduce}")
+    return out, steps, reduce
 
 
 # --------------------------------------------------------------------------- the worker
@@ -475,9 +563,12 @@ def classify(error: BaseException) -> str:
         if "checksum" in message:
             return "checksum"
         return "header"
-    if function == "decode_symbols":
-        return "payload"
-    return "header"  # validate, weights lookup, shape vs. weights
+    if function == "check_reduce":
+        return "reduce"
+    if function == "decode_symbols" or (where.filename.endswith(f"bitstream{os.sep}wavelet.py")
+                                        and function != "check_payload_length"):
+        return "payload"  # the per-channel range decoder, or the wavelet family's (decode_planes, _ll_band)
+    return "header"  # validate, weights lookup, shape vs. weights, payload too short for its symbols
 
 
 def location(error: BaseException) -> str:
@@ -493,18 +584,25 @@ def signature(error: BaseException) -> str:
     return f"{type(error).__module__}.{type(error).__qualname__} at {location(error)}"
 
 
-def check(data: bytes, seconds: float) -> tuple[str | None, dict | None]:
-    """Decode one input -> (stage reached, failure or None)."""
+def check(data: bytes, seconds: float, reduce: int = 0) -> tuple[str | None, dict | None, str | None]:
+    """Decode one input at ``reduce`` -> (stage reached, failure or None, weights id of a decoded image or None).
+
+    With ``reduce`` > 0 the image must be ``ceil(W / 2^reduce) x ceil(H / 2^reduce)``, and only weights
+    whose latent codec can reduce that far (``max_reduce``: the wavelet family's 4) may give one; the
+    others must raise FczError.
+    """
     import facecodec
     from facecodec import FczError
+    from facecodec.codec import reduced_size
+    from facecodec.zoo import load_spec
     from PIL import Image
 
-    stage, failure = None, None
+    stage, failure, decoded_with = None, None, None
     started, started_cpu = time.perf_counter(), time.process_time()
     signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU time of this process; SIGPROF when it runs out
     try:
         try:
-            image = facecodec.decode(data, device="cpu")
+            image = facecodec.decode(data, device="cpu", reduce=reduce)
         except FczError as exc:
             stage, image = classify(exc), None
         try:
@@ -513,11 +611,15 @@ def check(data: bytes, seconds: float) -> tuple[str | None, dict | None]:
             header = None
         if image is not None:
             stage = "decoded"
-            expected = (header.width, header.height, header.mode) if header else None
+            decoded_with = header.weights_id if header else None
+            expected = (*reduced_size(header.width, header.height, reduce), header.mode) if header else None
             if not isinstance(image, Image.Image) or (image.width, image.height, image.mode) != expected:
                 got = (image.width, image.height, image.mode) if isinstance(image, Image.Image) else type(image)
                 failure = {"kind": "wrong result", "signature": "decode result disagrees with header",
-                           "detail": f"decode gave {got}, read_header says {expected}"}
+                           "detail": f"decode at reduce={reduce} gave {got}, read_header says {expected}"}
+            elif reduce > load_spec(header.weights_id).latent.max_reduce:
+                failure = {"kind": "wrong result", "signature": "decoded at a reduce its weights do not have",
+                           "detail": f"weights {header.weights_id!r} decoded at reduce={reduce}"}
     except InputTimeout as exc:
         failure = {"kind": "timeout", "signature": f"over {seconds:g} s per input, stopped at {location(exc)}",
                    "detail": f"interrupted after {time.process_time() - started_cpu:.2f} s CPU"}
@@ -533,7 +635,8 @@ def check(data: bytes, seconds: float) -> tuple[str | None, dict | None]:
                    "detail": f"took {elapsed:.2f} s CPU"}
     if failure is not None:
         failure["seconds"] = f"{elapsed:.3f} CPU, {wall:.3f} wall"
-    return (stage if failure is None else "failed"), failure
+        failure["reduce"] = reduce
+    return (stage if failure is None else "failed"), failure, (decoded_with if failure is None else None)
 
 
 def setup_worker(corpus, address_space_mb) -> None:
@@ -543,9 +646,16 @@ def setup_worker(corpus, address_space_mb) -> None:
     torch.set_num_threads(1)
     import facecodec
 
+    from facecodec.codec import reduced_size
+    from facecodec.zoo import load_spec
+
     for name, data in corpus:
+        header = facecodec.read_header(data)
         image = facecodec.decode(data, device="cpu")
-        assert image.size == (facecodec.read_header(data).width, facecodec.read_header(data).height), name
+        assert image.size == (header.width, header.height) and image.mode == header.mode, name
+        for reduce in range(1, load_spec(header.weights_id).latent.max_reduce + 1):
+            image = facecodec.decode(data, device="cpu", reduce=reduce)
+            assert image.size == reduced_size(header.width, header.height, reduce), (name, reduce)
     with open("/proc/self/status") as f:
         vm_kb = int(next(line.split()[1] for line in f if line.startswith("VmSize")))
     # a hostile header asking for a huge image then fails inside this process instead of exhausting the machine
@@ -554,14 +664,25 @@ def setup_worker(corpus, address_space_mb) -> None:
     signal.signal(signal.SIGPROF, _on_timer)
 
 
+def corpus_ids(corpus) -> list[str]:
+    """The weights ids of the corpus files, in order of first appearance (one counter slot each)."""
+    return list(dict.fromkeys(data[7:7 + data[6]].decode("ascii") for _, data in corpus))
+
+
 def worker(corpus, seed, start, stop, seconds, address_space_mb, shared, failures) -> None:
     setup_worker(corpus, address_space_mb)
+    id_slot = {weights_id: len(SLOTS) + k for k, weights_id in enumerate(corpus_ids(corpus))}
     shared[SLOT["ready"]] = 1
     for index in range(start, stop):
         shared[SLOT["current"]] = index
-        data, steps = make_input(seed, index, corpus)
-        stage, failure = check(data, seconds)
+        data, steps, reduce = make_input(seed, index, corpus)
+        stage, failure, decoded_with = check(data, seconds, reduce)
         shared[SLOT[stage]] += 1
+        if reduce:
+            shared[SLOT["reduced"]] += 1
+            shared[SLOT["reduced_decoded"]] += stage == "decoded"
+        if decoded_with in id_slot:
+            shared[id_slot[decoded_with]] += 1
         if failure is not None:
             failures.put({**failure, "index": index, "steps": steps})
         if (index - start) % RSS_SAMPLE_EVERY == RSS_SAMPLE_EVERY - 1:
@@ -583,7 +704,8 @@ def save_failure(crashes: Path, failure: dict, data: bytes, seed: int) -> str:
     (crashes / f"{name}.fcz").write_bytes(data)
     reason = [f"kind: {failure['kind']}", f"signature: {failure['signature']}",
               f"input: --seed {seed}, index {failure['index']}", f"mutations: {' > '.join(failure['steps'])}",
-              f"seconds: {failure.get('seconds')}", "", failure.get("detail", "")]
+              f"reduce: {failure.get('reduce', 0)}", f"seconds: {failure.get('seconds')}", "",
+              failure.get("detail", "")]
     (crashes / f"{name}.txt").write_text("\n".join(reason).rstrip() + "\n")
     return f"{name}.fcz"
 
@@ -595,7 +717,8 @@ def replay(crashes: Path, corpus, args) -> list[dict]:
         note = path.with_suffix(".txt")
         lines = note.read_text().splitlines() if note.exists() else []
         recorded = next((line.split(": ", 1)[1] for line in lines if line.startswith("signature: ")), "?")
-        results.append({"file": path.name, "recorded": recorded, "data": path.read_bytes()})
+        reduce = int(next((line.split(": ", 1)[1] for line in lines if line.startswith("reduce: ")), "0"))
+        results.append({"file": path.name, "recorded": recorded, "data": path.read_bytes(), "reduce": reduce})
     ctx = mp.get_context("spawn")
     pool = None
     for result in results:
@@ -604,8 +727,8 @@ def replay(crashes: Path, corpus, args) -> list[dict]:
             pool.apply(os.getpid)  # wait out the start-up (slow on a busy machine) before timing anything
         try:
             # check() bounds CPU time itself; this wall-clock limit only catches a native hang
-            stage, failure = pool.apply_async(check, (result["data"], args.seconds_per_input)).get(
-                timeout=HANG_WALL_SECONDS)
+            stage, failure, _ = pool.apply_async(check, (result["data"], args.seconds_per_input,
+                                                         result["reduce"])).get(timeout=HANG_WALL_SECONDS)
         except mp.TimeoutError:
             stage, failure = "failed", {"signature": "hang (no result)"}
             pool.terminate()
@@ -644,7 +767,8 @@ def proc_kb(pid: int, field: str) -> int:
 def campaign(args, corpus) -> dict:
     """Run inputs 0 .. args.inputs - 1 in a worker process, restarting it after any input that kills it."""
     ctx = mp.get_context("spawn")
-    shared = ctx.Array(ctypes.c_longlong, len(SLOTS), lock=False)
+    ids = corpus_ids(corpus)
+    shared = ctx.Array(ctypes.c_longlong, len(SLOTS) + len(ids), lock=False)
     failures_queue = ctx.Queue()
     totals = Counter()
     failures: dict[str, dict] = {}
@@ -655,8 +779,9 @@ def campaign(args, corpus) -> dict:
     restarts, next_index, last_report = 0, 0, time.monotonic()
 
     def record(failure: dict) -> None:
-        data, steps = make_input(args.seed, failure["index"], corpus)
+        data, steps, reduce = make_input(args.seed, failure["index"], corpus)
         failure.setdefault("steps", steps)
+        failure.setdefault("reduce", reduce)
         entry = failures.setdefault(failure["signature"], {"kind": failure["kind"], "count": 0, "examples": [],
                                                            "first_index": failure["index"]})
         entry["count"] += 1
@@ -670,7 +795,7 @@ def campaign(args, corpus) -> dict:
             record(failures_queue.get())
 
     while next_index < args.inputs:
-        for k in range(len(SLOTS)):
+        for k in range(len(shared)):
             shared[k] = 0
         shared[SLOT["current"]] = next_index
         process = ctx.Process(target=worker, args=(corpus, args.seed, next_index, args.inputs,
@@ -704,8 +829,10 @@ def campaign(args, corpus) -> dict:
         if not shared[SLOT["ready"]] and killed is None:
             raise SystemExit(f"the fuzz worker failed while loading (exit code {process.exitcode}): see its "
                              f"traceback above; if the weights file was being replaced, run again")
-        for stage in STAGES:
+        for stage in STAGES + ("reduced", "reduced_decoded"):
             totals[stage] += shared[SLOT[stage]]
+        for k, weights_id in enumerate(ids):
+            totals[f"decoded with {weights_id}"] += shared[len(SLOTS) + k]
         if shared[SLOT["samples"]]:
             rss["first_kb"] = rss["first_kb"] or shared[SLOT["rss_first_kb"]]
             rss["last_kb"] = shared[SLOT["rss_last_kb"]]
@@ -722,24 +849,41 @@ def campaign(args, corpus) -> dict:
         restarts += 1
         next_index = current + 1
     return {"stages": {s: totals[s] for s in STAGES}, "failures": failures, "peak_rss_kb": rss["peak_kb"],
+            "reduced": {"inputs": totals["reduced"], "decoded": totals["reduced_decoded"]},
+            "decoded_by_weights": {weights_id: totals[f"decoded with {weights_id}"] for weights_id in ids},
             "rss_first_kb": rss["first_kb"], "rss_last_kb": rss["last_kb"], "rss_samples": rss["samples"],
             "restarts": restarts}
 
 
-def versions() -> dict:
+def commit() -> str:
+    """The checkout's commit, and whether the working tree differs from it (read-only git calls)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "--no-optional-locks", *args], cwd=HERE, capture_output=True, text=True,
+                                  timeout=60).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"{head} with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else head
+
+
+def versions(weights_ids: list[str]) -> dict:
     import numpy
     import torch
 
-    from facecodec.zoo import default_weights_id, manifest_entry
+    from facecodec.zoo import manifest_entry
 
-    # the corpus is encoded with both kinds of weights: record the exact file of each
-    ids = dict.fromkeys(default_weights_id(option) for option in ("quality", "bits"))
-    weights = "; ".join(f"{entry['id']} sha256 {entry['sha256'][:16]}..." for entry in map(manifest_entry, ids))
+    # the corpus is encoded with every installed weights id: record the exact file of each (the manifest's SHA-256,
+    # which loading checks the file against)
+    weights = {weights_id: manifest_entry(weights_id)["sha256"] for weights_id in weights_ids}
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "constriction": importlib.metadata.version("constriction"), "weights": weights}
+            "constriction": importlib.metadata.version("constriction"),
+            "weights": "; ".join(f"{weights_id} sha256 {sha}" for weights_id, sha in weights.items()),
+            "weights_sha256": weights, "commit": commit()}
 
 
-def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) -> dict:
+def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used, versions_at_end) -> dict:
     growth_kb = result["rss_last_kb"] - result["rss_first_kb"] if result["rss_samples"] > 1 else 0
     summary = {
         "command": "python tests/fuzz/fuzz_decode.py " + " ".join(shlex.quote(a) for a in argv),
@@ -747,6 +891,9 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) 
         "inputs_per_second": round(args.inputs / elapsed, 1) if elapsed else None,
         "seconds_per_input_bound": args.seconds_per_input,
         "stages": result["stages"], "classified": sum(result["stages"].values()),
+        "reduced_decodes": {**result["reduced"], "share_asked": REDUCED_SHARE,
+                            "reduces_drawn_from": sorted(set(REDUCES))},
+        "decoded_by_weights": result["decoded_by_weights"],
         "failures": result["failures"],
         "distinct_failures": len(result["failures"]),
         "inputs_failing": sum(f["count"] for f in result["failures"].values()),
@@ -760,6 +907,7 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) 
         "replayed_saved_crashes": replayed,
         "corpus": [f"{name} ({len(data)} bytes)" for name, data in corpus],
         "versions": versions_used,
+        "weights_changed_during_run": versions_at_end["weights_sha256"] != versions_used["weights_sha256"],
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -776,16 +924,28 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used) 
         f"- memory: peak RSS of the decoding worker {summary['memory']['peak_rss_mb']} MB; RSS {summary['memory']['rss_after_first_sample_mb']}"
         f" -> {summary['memory']['rss_at_last_sample_mb']} MB over the run (sampled every {RSS_SAMPLE_EVERY} inputs, "
         f"growth {'FLAGGED' if summary['memory']['growth_flagged'] else 'within'} the {args.max_rss_growth_mb} MB bound)",
-        f"- versions at the start: {', '.join(f'{k} {v}' for k, v in summary['versions'].items())}", "",
+        f"- reduced decodes: {result['reduced']['inputs']} inputs decoded at a reduce drawn from "
+        f"{sorted(set(REDUCES))} (about {REDUCED_SHARE:.0%}), {result['reduced']['decoded']} of them to an image of "
+        f"the reduced size; the rest refused with FczError (weights without levels must refuse every reduce > 0)",
+        "- versions at the start: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()
+                                                if k not in ("weights", "weights_sha256", "commit")),
+        f"- commit: {summary['versions']['commit']}",
+        "- weights (SHA-256 from weights/manifest.json, which loading checks each file against)"
+        + (" - CHANGED during the run" if summary["weights_changed_during_run"] else "") + ":",
+        *(f"  - {weights_id}: {sha}" for weights_id, sha in summary["versions"]["weights_sha256"].items()), "",
         "## Where the inputs stopped", "", "| stage | inputs | share |", "| --- | ---: | ---: |",
     ]
     total = max(1, summary["classified"])
     for stage in STAGES:
         count = result["stages"][stage]
         lines.append(f"| {STAGE_NAMES[stage]} | {count} | {100 * count / total:.1f}% |")
+    lines += ["", "Inputs decoded to an image, by the weights id in their header:", "",
+              "| weights | decoded |", "| --- | ---: |"]
+    lines += [f"| {weights_id} | {count} |" for weights_id, count in result["decoded_by_weights"].items()]
     lines += ["", "## Failures in this run", ""]
     if not result["failures"]:
-        lines.append("None: every input decoded to an image of the header's size and mode, or raised FczError, "
+        lines.append("None: every input decoded to an image of the header's size and mode (at a reduce, the "
+                     "reduced size, and only with weights that have that many levels), or raised FczError, "
                      "within the time bound.")
     else:
         lines += ["| failure | kind | inputs | saved |", "| --- | --- | ---: | --- |"]
@@ -819,15 +979,17 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     corpus = build_corpus(args.seed)
-    versions_used = versions()  # now: the weights file may be replaced during a long run (workers keep theirs)
+    # now: a weights file may be replaced during a long run (workers keep theirs)
+    versions_used = versions(corpus_ids(corpus))
     replayed = replay(args.out / "crashes", corpus, args)
     for r in replayed:
         print(f"replay {r['file']}: {r['now']}", flush=True)
     print(f"corpus: {len(corpus)} files; fuzzing {args.inputs} inputs, seed {args.seed}", flush=True)
     result = campaign(args, corpus)
-    summary = write_summary(args, argv, corpus, result, replayed, time.monotonic() - started, versions_used)
-    print(json.dumps({k: summary[k] for k in ("inputs", "seconds", "stages", "distinct_failures",
-                                              "inputs_failing", "memory")}, indent=2))
+    summary = write_summary(args, argv, corpus, result, replayed, time.monotonic() - started, versions_used,
+                            versions(corpus_ids(corpus)))
+    print(json.dumps({k: summary[k] for k in ("inputs", "seconds", "stages", "reduced_decodes", "decoded_by_weights",
+                                              "distinct_failures", "inputs_failing", "memory")}, indent=2))
     return 1 if summary["distinct_failures"] or summary["memory"]["growth_flagged"] else 0
 
 

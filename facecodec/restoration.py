@@ -1,0 +1,110 @@
+"""Face restoration, ``fcz restore``'s library: one task-conditioned network undoes seven kinds of damage.
+
+    >>> import facecodec
+    >>> facecodec.restore("noisy.png", task="denoise")                 # PIL image, same size and mode
+    >>> facecodec.restore("small.png", task="superres", scale=4)       # 4x the input's size
+
+Every task is image to image at one size, so one network serves all of them::
+
+    image ─► open_image ─► (superres: bicubic x scale) ─► [-1, 1] ─┬─► RestoreNet ─► tiles ─► crop ─► image
+                                                 condition planes ─┘   (facecodec.models.restore_net)
+
+The condition planes are a one-hot code of the task (``CONDITIONS``: superres
+has one per scale) and, for inpainting, a plane marking the holes: pixels
+that are pure black in all three channels (facecodec.damage.HOLE_VALUE), the
+convention ``fcz restore --task inpaint`` documents. Greyscale inputs come back
+greyscale, except from ``colorize``.
+"""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from facecodec.bitstream import FczError
+from facecodec.codec import resolve_device
+from facecodec.damage import DAMAGE, HOLE_VALUE, condition_of, greyscale, upscale_bicubic
+from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, check_size, open_image
+from facecodec.numerics import consistent_convolutions
+from facecodec.tensors import to_image, to_padded_tensor, to_pixels
+from facecodec.tiling import run_in_tiles
+from facecodec.zoo import RestoreWeights, default_restore_id, load_restore_weights
+
+CONDITIONS = tuple(DAMAGE)  # the network's one-hot conditions: TASKS with superres split by scale
+INPUT_PLANES = len(CONDITIONS) + 1  # the one-hot code and the hole plane, beside RGB
+TILE = 512    # pixels a side per network pass: bounds memory for large images (512x512 takes one pass)
+# Context each tile borrows from its neighbours. Less than the network's whole receptive field
+# (about 300 px through four poolings); the restored pixels of a tiled pass stay within MAX_TILE_ERROR
+# 8-bit levels of one whole-image pass (tests/test_restore.py measures it).
+MARGIN = 96
+MAX_TILE_ERROR = 1  # 8-bit levels; measured with the shipped weights: see MARGIN
+
+
+def network_input(damaged: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+    """Damaged RGB ``N x 3 x H x W`` in [0, 1] and condition indices ``N`` -> the network's ``N x (3 + INPUT_PLANES) x H x W``.
+
+    The trainer and ``restore`` both build the input here, so they cannot disagree.
+    """
+    n, _, height, width = damaged.shape
+    planes = damaged.new_zeros(n, INPUT_PLANES, height, width)
+    planes[torch.arange(n), conditions] = 1
+    inpaint = conditions == CONDITIONS.index("inpaint")
+    holes = (damaged == HOLE_VALUE / 255).all(1)
+    planes[:, -1] = holes & inpaint[:, None, None]
+    return torch.cat([damaged * 2 - 1, planes], 1)
+
+
+def load(device: str = "auto", weights_id: str | None = None) -> RestoreWeights:
+    """The installed restoration network (the default one unless ``weights_id``) on ``device``."""
+    return load_restore_weights(weights_id or default_restore_id(), resolve_device(device))
+
+
+def prepare(image: ImageInput, task: str, scale: int | None = None,
+            max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, str]:
+    """Read an input -> (the RGB image the network restores, the output's mode).
+
+    Superresolution's input is bicubic-upscaled here, after checking the output's size
+    against ``max_pixels``; colorize's is reduced to luma, so a colour photo asked to be
+    colorized gets new colours, not its own.
+    """
+    condition_of(task, scale)
+    rgb, mode = open_image(image, max_pixels)
+    if task == "superres":
+        width, height = rgb.width * scale, rgb.height * scale
+        check_size(width, height, max_pixels)
+        rgb = Image.fromarray(upscale_bicubic(rgb, width, height))
+    if task == "colorize":
+        return Image.fromarray(greyscale(rgb)), "RGB"
+    return rgb, mode
+
+
+def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str) -> torch.Tensor:
+    """Padded images ``N x 3 x H x W`` in [0, 1] (H, W multiples of the stride) -> restored uint8 pixels, tile by tile."""
+    if weights.conditions != CONDITIONS:  # network_input codes the conditions in this order
+        raise FczError(f"weights {weights.weights_id!r} were trained for the conditions {', '.join(weights.conditions)}; "
+                       f"this facecodec codes {', '.join(CONDITIONS)}")
+    index = torch.full((len(x),), CONDITIONS.index(condition), device=x.device)
+
+    def run(tile: torch.Tensor) -> torch.Tensor:
+        with consistent_convolutions():  # a folder run's batches then give each file's pixels alone, bit for bit
+            out = weights.model(network_input(tile, index).contiguous(memory_format=torch.channels_last))
+        return to_pixels((out + 1) / 2)
+
+    return run_in_tiles(run, x, TILE, MARGIN)
+
+
+@torch.inference_mode()
+def restore(image: ImageInput, task: str, scale: int | None = None, weights_id: str | None = None,
+            device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Restore a damaged face -> PIL image (the input's size and mode; superres: ``scale`` times the size;
+    colorize: RGB).
+
+    ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a binary
+    file object. ``task``: one of facecodec.damage.TASKS; ``scale`` (4 or 8) for superres only. For
+    inpaint, pure-black pixels are the holes. Images of more than ``max_pixels`` pixels
+    (superres: outputs) are refused (None: no limit). Raises FczError for bad inputs.
+    """
+    rgb, mode = prepare(image, task, scale, max_pixels)
+    weights = load(device, weights_id)
+    x, _, _ = to_padded_tensor(rgb, weights.model.stride)
+    pixels = restore_pixels(weights, x.to(weights.device), condition_of(task, scale))
+    return to_image(pixels, rgb.width, rgb.height, mode)

@@ -1,0 +1,81 @@
+"""Turn a restoration run's checkpoint into shipped weights: ``WEIGHTS_DIR/ID.safetensors`` + a manifest entry.
+
+    python -m facecodec.train.export_restore train/configs/restore_tiramisu.toml --id restore-tiramisu-v1
+        [--runs-dir train/runs] [--weights-dir weights] [--notes TEXT]
+
+As facecodec.train.export does for codecs: the network in fp16 (no entropy
+tables: restoration codes nothing), and an entry with ``"kind": "restore"``
+in ``WEIGHTS_DIR/manifest.json`` (facecodec.zoo) holding the network's options,
+the conditions it was trained on in input-plane order, the SHA-256, the steps
+and seconds trained and the last validation record of the run's log.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from facecodec.restoration import CONDITIONS
+from facecodec.train import checkpoints
+from facecodec.train.config import load_config, user_errors
+from facecodec.train.export import UTKFACE, add_output_options, check_id
+from facecodec.train.train import checkpoint_path
+from facecodec.zoo import RESTORE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="the train/configs/*.toml file the run was trained with")
+    parser.add_argument("--id", required=True, help="weights id of the restoration network")
+    add_output_options(parser)
+    args = parser.parse_args(argv)
+    with user_errors():
+        export(args)
+
+
+def export(args: argparse.Namespace) -> Path:
+    """Write the weights file and its manifest entry -> the weights file's path."""
+    check_id(args.id)
+    config = load_config(args.config, check_data=False)
+    path = checkpoint_path(args.runs_dir, config, 1, None)
+    ckpt = checkpoints.load(path, missing=f"train {config.path.name} first (or pass --runs-dir)")
+    model = config.build_model()
+    model.load_state_dict(ckpt["model"])
+    tensors = {name: (t.half() if t.is_floating_point() else t).contiguous() for name, t in model.state_dict().items()}
+    weights_dir = Path(args.weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = weights_dir / f"{args.id}.safetensors"
+    save_file(tensors, weights_path, metadata={"id": args.id, "architecture": config.architecture})
+
+    log = path.with_suffix(".log")
+    last_eval = json.loads(log.read_text().splitlines()[-1]) if log.exists() else None
+    entry = {
+        "id": args.id,
+        "kind": RESTORE,
+        "file": weights_path.name,
+        "architecture": config.architecture,
+        "model": config.model,
+        "conditions": list(CONDITIONS),
+        "sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
+        "training_data": UTKFACE,
+        "config": str(Path(args.config).as_posix()),
+        "stage1": {"steps": ckpt["step"], "seconds": round(ckpt["elapsed_s"])},
+        **({"validation": last_eval} if last_eval else {}),
+        "notes": args.notes,
+    }
+    manifest_path = weights_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"weights": []}
+    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != args.id] + [entry]
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, manifest_path)  # the codec trainers' export may run beside this one
+    print(f"wrote {weights_path.resolve()} ({weights_path.stat().st_size / 1e6:.1f} MB) and {manifest_path.resolve()}")
+    return weights_path
+
+
+if __name__ == "__main__":
+    main()
