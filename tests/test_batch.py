@@ -247,7 +247,8 @@ def test_a_killed_run_resumes_without_redoing_a_file(tmp_path, stop):
     picture = astronaut()
     for i in range(FILES):
         Image.fromarray(picture[i % 120:i % 120 + 48, 150 + i // 10:198 + i // 10]).save(folder / f"{i:03}.png")
-    process = subprocess.Popen(FCZ + ["encode", str(folder), "-o", str(out), "--jobs", "2"],
+    # the network model: the wavelet default codes 600 small faces before a signal could arrive
+    process = subprocess.Popen(FCZ + ["encode", str(folder), "-o", str(out), "--jobs", "2", "--model", "gained-q8-v1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = out / batch.MANIFEST_NAME
     deadline = time.monotonic() + 60
@@ -275,8 +276,8 @@ def test_a_killed_run_resumes_without_redoing_a_file(tmp_path, stop):
     written = {p: p.stat().st_mtime_ns for p in out.glob("*.fcz")}
     assert 8 <= len(first) <= len(written) < FILES, "the run finished before it could be stopped"
     (out / f".{FILES - 1:03}.fcz.k1ll3d0x.part").write_bytes(b"half a file")  # what a worker killed mid-write leaves
-    result = subprocess.run(FCZ + ["encode", str(folder), "-o", str(out), "--jobs", "2"], capture_output=True,
-                            text=True)
+    result = subprocess.run(FCZ + ["encode", str(folder), "-o", str(out), "--jobs", "2", "--model", "gained-q8-v1"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"{FILES} of {FILES} files done ({len(written)} already there)" in result.stdout
     assert {p: p.stat().st_mtime_ns for p in written} == written
