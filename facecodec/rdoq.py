@@ -59,12 +59,12 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
             return values
         u = magnitude[location]
         sign = np.sign(values)
-        table = bits[key][model.buckets(key, features)]           # n x ALPHABET
+        table, buckets = bits[key], model.buckets(key, features)   # BUCKETS x ALPHABET; a bucket per value
         best, best_cost = None, None
         for candidate in (np.abs(values), np.maximum(np.abs(values) - 1, 0), np.zeros_like(values)):
             v = sign * candidate
             recon = np.where(candidate > 0, candidate + recon_offset, 0.0)
-            rate = np.take_along_axis(table, wb.letters(v)[:, None], axis=1)[:, 0] + wb.escape_cost(v)
+            rate = table[buckets, wb.letters(v)] + wb.escape_cost(v)
             cost = (u - recon) ** 2 + mu * rate
             if best is None:
                 best, best_cost = v, cost

@@ -234,7 +234,7 @@ def _alive(pid: int) -> bool:
 
 # Enough work that a quiet 2-core machine is still busy when the signal comes (120 files were done in under
 # a second, before the signal, in 3 runs of 3).
-FILES = 600
+FILES = 1500  # enough that even a starved test process signals before the run ends (600 were not, twice)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
