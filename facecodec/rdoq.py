@@ -24,7 +24,8 @@ choice does not look ahead at the contexts it changes for later groups. The LL b
 left as rounded (its residuals are few and costly to get wrong). The output is ordinary
 symbols: the decoder does not know or care how they were chosen.
 
-Effort levels: 0 is the plain dead-zone quantizer; 1 (the default) one pass of the above.
+Effort levels (facecodec.latent.WaveletCodec.efforts): 0 is the plain dead-zone quantizer; 1 (the
+default) one pass of the above.
 """
 from __future__ import annotations
 
@@ -33,8 +34,6 @@ import numpy as np
 from facecodec.bitstream import wavelet as wb
 
 MU = 0.08        # see the module docstring
-EFFORTS = range(0, 2)
-DEFAULT_EFFORT = 1
 
 
 def letter_bits(model: wb.ContextModel) -> np.ndarray:
