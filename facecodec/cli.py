@@ -289,7 +289,9 @@ def _run_folder(conversion: batch.Conversion, folder: Path, out: str | None, rec
               help="Output .fcz file, '-' for standard output, or a directory (created; a trailing / marks one). "
                    "Default: beside each input; standard output for '-'.")
 @click.option("-q", "--quality", type=click.IntRange(min=1),
-              help="Quality level, 1 = smallest files. Default: the weights' default "
+              help="Quality, 1 = smallest files, up to "
+                   f"{zoo.load_spec(zoo.default_weights_id('quality')).latent.settings[-1]} with the default weights "
+                   "(other weights have their own range: fcz info shows a file's). Default: the weights' default "
                    f"({zoo.load_spec(zoo.default_weights_id('quality')).latent.default}).")
 @click.option("--bits", type=click.IntRange(min=1),
               help="The seed's fixed-bit-depth path instead: per-image quantizer ranges with this many bits "
