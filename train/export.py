@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from facecodec.train.config import (DEFAULT_RUNS_DIR, DEFAULT_WEIGHTS_DIR, Train
                                     user_errors)
 from facecodec.train.data import load_folder
 from facecodec.train.train import checkpoint_path, to_tensor
-from facecodec.zoo import ENTROPY_PREFIX
+from facecodec.zoo import CODEC, ENTROPY_PREFIX
 
 UTKFACE = "UTKFace faces/train (22,317 aligned 200x200 faces); research use only"  # what the shipped weights saw
 
@@ -99,11 +100,28 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
                              "current directory: the checkout's weights/ when run from its root)")
 
 
-def check_id(weights_id: str) -> None:
+def check_id(weights_id: str, option: str = "--id") -> None:
     """TrainingError unless ``weights_id`` can be written into a .fcz header (and so names weights anywhere)."""
     if WEIGHTS_ID.fullmatch(weights_id.encode("ascii", "replace")) is None:
-        raise TrainingError(f"--id {weights_id!r} is not a weights id: lower-case letters, digits, '.', '_', '-' "
+        raise TrainingError(f"{option} {weights_id!r} is not a weights id: lower-case letters, digits, '.', '_', '-' "
                             f"(up to 64, starting with a letter or digit)")
+
+
+def record_in_manifest(weights_dir: Path, entry: dict, default: bool = False) -> Path:
+    """Add ``entry`` to ``WEIGHTS_DIR/manifest.json`` (replacing one of the same id) -> the manifest's path.
+
+    ``default``: make these the weights ``fcz encode`` uses; the first codec weights of a new manifest
+    become the default anyway. Written beside and renamed over, as several exports may run at once.
+    """
+    path = Path(weights_dir) / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {"weights": []}
+    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != entry["id"]] + [entry]
+    if default or ("default" not in manifest and entry.get("kind", CODEC) == CODEC):
+        manifest["default"] = entry["id"]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def export(args: argparse.Namespace) -> Path:
@@ -135,9 +153,7 @@ def export(args: argparse.Namespace) -> Path:
     save_file(tensors, path, metadata={"id": args.id, "architecture": config.architecture})
 
     options = {key: value for key, value in config.model.items() if key != "channels"}  # the manifest has channels
-    manifest_path = weights_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"weights": []}
-    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != args.id] + [{
+    manifest_path = record_in_manifest(weights_dir, {
         "id": args.id,
         "file": path.name,
         "architecture": config.architecture,
@@ -151,10 +167,7 @@ def export(args: argparse.Namespace) -> Path:
         "config": str(Path(args.config).as_posix()),
         **{f"stage{stage}": {"steps": c["step"], "seconds": round(c["elapsed_s"])} for stage, c in stages.items()},
         "notes": args.notes,
-    }]
-    if args.default or "default" not in manifest:
-        manifest["default"] = args.id
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    }, default=args.default)
     print(f"wrote {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB) and {manifest_path.resolve()}")
     return path
 

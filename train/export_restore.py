@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -22,7 +21,7 @@ from safetensors.torch import save_file
 from facecodec.restoration import CONDITIONS
 from facecodec.train import checkpoints
 from facecodec.train.config import load_config, user_errors
-from facecodec.train.export import UTKFACE, add_output_options, check_id
+from facecodec.train.export import UTKFACE, add_output_options, check_id, record_in_manifest
 from facecodec.train.train import checkpoint_path
 from facecodec.zoo import RESTORE
 
@@ -67,12 +66,7 @@ def export(args: argparse.Namespace) -> Path:
         **({"validation": last_eval} if last_eval else {}),
         "notes": args.notes,
     }
-    manifest_path = weights_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"weights": []}
-    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != args.id] + [entry]
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, manifest_path)  # the codec trainers' export may run beside this one
+    manifest_path = record_in_manifest(weights_dir, entry)
     print(f"wrote {weights_path.resolve()} ({weights_path.stat().st_size / 1e6:.1f} MB) and {manifest_path.resolve()}")
     return weights_path
 

@@ -37,12 +37,12 @@ import torch
 from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
-from facecodec.bitstream.container import WEIGHTS_ID
 from facecodec.latent import codec_class
 from facecodec.models import wavelet as wt
 from facecodec.train import checkpoints
 from facecodec.train.config import DEFAULT_WEIGHTS_DIR, Config, ConfigError, TrainingError, load_config, user_errors
 from facecodec.train.data import load_folder
+from facecodec.train.export import check_id, record_in_manifest
 from facecodec.train.train import (add_run_options, check_stop_at, checkpoint_path, cosine_lr, psnr, start_run,
                                    to_tensor)
 from facecodec.zoo import manifest_entry, weights_tensors
@@ -183,9 +183,7 @@ def train(args: argparse.Namespace) -> None:
 
 def export(args: argparse.Namespace) -> Path:
     """``init_weights``' tensors plus the trained filter -> ``WEIGHTS_DIR/ID.safetensors`` and its manifest entry."""
-    if WEIGHTS_ID.fullmatch(args.export.encode("ascii", "replace")) is None:
-        raise TrainingError(f"--export {args.export!r} is not a weights id: lower-case letters, digits, '.', '_', "
-                            f"'-' (up to 64, starting with a letter or digit)")
+    check_id(args.export, "--export")
     config = load_config(args.config)
     model = frozen_model(config)
     ckpt = checkpoints.load(checkpoint_path(args.runs_dir, config, STAGE, None), missing=f"train {config.path.name} first")
@@ -214,14 +212,9 @@ def export(args: argparse.Namespace) -> Path:
              "init_weights": config.init_weights,
              "training_data": f"{base['training_data']}; the post-filter: every face of {config.data.train}",
              f"stage{STAGE}": {"steps": ckpt["step"], "seconds": round(ckpt["elapsed_s"])},
-             "notes": f"{config.init_weights}'s transform, quantizer and context tables with a post-filter trained by python -m facecodec.train.train_postfilter {args.config} "
-                      f"--stage 2. {args.notes}".strip()}
-    manifest_path = weights_dir / "manifest.json"
-    listing = json.loads(manifest_path.read_text())
-    listing["weights"] = [e for e in listing["weights"] if e["id"] != args.export] + [entry]
-    if args.default:
-        listing["default"] = args.export
-    manifest_path.write_text(json.dumps(listing, indent=2) + "\n")
+             "notes": f"{config.init_weights}'s transform, quantizer and context tables with a post-filter trained "
+                      f"by python -m facecodec.train.train_postfilter {args.config} --stage 2. {args.notes}".strip()}
+    manifest_path = record_in_manifest(weights_dir, entry, default=args.default)
     print(f"wrote {path.resolve()} ({len(blob) / 1e6:.2f} MB) and {manifest_path.resolve()}")
     return path
 
