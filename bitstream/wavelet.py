@@ -172,10 +172,11 @@ def _colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray
 
 
 # A group handler gets (class key, features FEATURES x n, the values when encoding or None, where the
-# values sit: index arrays (plane, row, column) into the planes, or None for the LL band's residual rows)
-# and returns the group's values: the decoded ones when decoding, possibly changed ones when an encoder
-# refines its choice (facecodec.rdoq); they are written back before the next group's contexts are formed.
-Location = "tuple[int, np.ndarray, np.ndarray] | None"
+# values sit: (plane, band rows, band cols, mask within the band), so ``planes[c][rows, cols][mask]`` are
+# the group's positions in order, or None for the LL band's residual rows) and returns the group's values:
+# the decoded ones when decoding, possibly changed ones when an encoder refines its choice (facecodec.rdoq);
+# they are written back before the next group's contexts are formed.
+Location = "tuple[int, slice, slice, np.ndarray] | None"
 Handler = Callable[[Key, np.ndarray, "np.ndarray | None", Location], np.ndarray]
 
 
@@ -244,10 +245,8 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
             where = parity == p
             if p == 1:
                 features[6] = _cross4(_mag(band))   # the anchors, all decoded by now
-            ii, jj = np.nonzero(where)              # row-major, the order of band[where]
-            location = (c, ii + rows.start, jj + cols.start)
             band[where] = handler((colour, level - 1, o, p), features[:, where],
-                                  band[where] if known else None, location)
+                                  band[where] if known else None, (c, rows, cols, where))
         mags[(c, level, orientation)] = _mag(band)
 
 

@@ -40,6 +40,13 @@ SYMBOL_BITS = 6  # the gained family's symbols: 6-bit integers
 OPTION_NOUNS = {"quality": "quality level", "bits": "bit depth"}
 
 
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int, or TypeError naming ``name`` (a bool, a float or a string is no setting)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
 class LatentCodec(ABC):
     """How one family quantizes features; built from the manifest when weights load."""
 
@@ -88,11 +95,10 @@ class LatentCodec(ABC):
         """A user's setting (None: the default) -> the setting, or FczError if these weights don't have it."""
         if setting is None:
             return self.default
-        if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)):
-            raise TypeError(f"{self.option} must be an integer, got {setting!r}")
+        setting = _integer(self.option, setting)
         if setting not in self.settings:
             raise FczError(f"{self.option} must be between {self.settings[0]} and {self.settings[-1]}, got {setting}")
-        return int(setting)
+        return setting
 
     def sweep(self) -> list[int]:
         """Settings that trace the whole rate-distortion curve, for benchmarks: all of them, unless there are many."""
@@ -102,19 +108,17 @@ class LatentCodec(ABC):
         """A user's encoder effort (None: the family's default) -> the effort, or FczError if the family lacks it."""
         if effort is None:
             return self.default_effort
-        if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)):
-            raise TypeError(f"effort must be an integer, got {effort!r}")
+        effort = _integer("effort", effort)
         if effort not in self.efforts:
             if len(self.efforts) == 1:
                 raise FczError(f"effort must be {self.efforts[0]} for these weights (they have no encoder search), "
                                f"got {effort}")
             raise FczError(f"effort must be between {self.efforts[0]} and {self.efforts[-1]}, got {effort}")
-        return int(effort)
+        return effort
 
     def check_reduce(self, reduce: int, weights_id: str) -> int:
         """A decode's ``reduce`` (output 1 / 2^reduce of the size), or FczError if these weights cannot."""
-        if isinstance(reduce, bool) or not isinstance(reduce, (int, np.integer)):
-            raise TypeError(f"reduce must be an integer, got {reduce!r}")
+        reduce = _integer("reduce", reduce)
         if reduce < 0:
             raise FczError(f"reduce must be 0 or more, got {reduce}")
         if reduce > self.max_reduce:
@@ -122,7 +126,7 @@ class LatentCodec(ABC):
                 raise FczError(f"weights {weights_id!r} decode only at full size (no --scale)")
             raise FczError(f"weights {weights_id!r} decode down to 1/{2 ** self.max_reduce} of the size, "
                            f"not 1/{2 ** reduce}")
-        return int(reduce)
+        return reduce
 
     def describe(self, setting: int) -> str:
         """A setting for people: "quality 5", "6 bits"."""

@@ -56,7 +56,8 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
     def handler(key, features, values, location):
         if location is None:       # an LL residual row: keep the rounded values
             return values
-        u = magnitude[location]
+        c, rows, cols, where = location
+        u = magnitude[c][rows, cols][where]
         sign = np.sign(values)
         table, buckets = bits[key], model.buckets(key, features)   # BUCKETS x ALPHABET; a bucket per value
         best, best_cost = None, None
