@@ -197,6 +197,13 @@ def test_a_single_process_has_no_process_group(monkeypatch):
         assert not torch.distributed.is_initialized()
 
 
+@pytest.mark.parametrize("code, status, printed", [(None, 0, ""), (0, 0, ""), (3, 3, ""),
+                                                    ("stopped at step 2", 1, "stopped at step 2\n")])
+def test_a_launched_process_exits_with_the_status_the_interpreter_would_give(code, status, printed, capsys):
+    assert distributed.exit_status(SystemExit(code)) == status
+    assert capsys.readouterr().err == printed
+
+
 def test_the_config_batch_is_split_among_the_processes(workdir):
     stage = load_config(workdir / "gained.toml", base=workdir).stage1  # batch_size 2
     assert distributed.per_process_batch(stage, 1, distributed.SINGLE) == 2

@@ -37,6 +37,8 @@ across processes in every backward pass. The rules the trainers follow:
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -84,7 +86,18 @@ def launched() -> bool:
 
 @contextmanager
 def process_group() -> Iterator[Processes]:
-    """Join the launcher's process group for the block (nothing without a launcher); leave it however the block ends."""
+    """Join the launcher's process group for the block (nothing without a launcher).
+
+    Under a launcher the block is the rest of the process: once it ends, however it
+    ends, the group is torn down and the process exits with the block's status
+    (``SystemExit``'s code or message; 1 and the traceback for any other exception),
+    skipping interpreter shutdown. Gloo's worker threads can drop the last reference
+    to a tensor Python has already let go of (``agree``'s flag, an all_gather's
+    output) a moment after the last collective returns; if the interpreter is
+    shutting down by then, the thread cannot take the GIL and the process aborts
+    ("terminate called without an active exception", about 1 run in 25 here, see
+    pytorch/pytorch#179291). With no shutdown there is nothing for them to race.
+    """
     if not launched():
         yield SINGLE
         return
@@ -97,13 +110,28 @@ def process_group() -> Iterator[Processes]:
         dist.init_process_group("nccl", device_id=torch.device(processes.device))
     else:
         dist.init_process_group("gloo")
+    status = 0
     try:
         yield processes
-        # Leave together: a process tearing gloo down while its peer still talks to it was seen to abort
-        # ("terminate called without an active exception") on a loaded machine, about 1 run in 6.
-        dist.barrier()
+        dist.barrier()  # leave together: no process tears gloo down while its peer still talks to it
+    except SystemExit as stop:
+        status = exit_status(stop)
+    except BaseException:  # noqa: BLE001 - reported as the interpreter would, then the process ends below
+        traceback.print_exc()
+        status = 1
     finally:
         dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def exit_status(stop: SystemExit) -> int:
+    """The status the interpreter gives ``stop``; a message is printed to stderr as it would print it."""
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
+    print(stop.code, file=sys.stderr)
+    return 1
 
 
 def default_threads(processes: Processes) -> int:
