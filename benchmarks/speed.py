@@ -5,7 +5,8 @@
 
 fcz runs as `fcz encode` would with the same --quality / --bits / --model (default: the
 default weights at their default setting). speed.md states fcz's decode time of a 512x512
-image against the target of under 0.5 s on a 2-core CPU.
+image against the target of under 0.5 s on a 2-core CPU, and per size fcz's encode time against
+AVIF's at speed 4 for a file of the same size (the wavelet issue's encode target: no slower).
 
 For fcz the time is also split into network (g_a / g_s), quantizer (with the encoder's search at
 the weights' default effort; the dequantizer when decoding), entropy coding (range coder) and the
@@ -34,7 +35,7 @@ import torch
 from PIL import Image
 from skimage.data import astronaut
 
-from facecodec import zoo
+from facecodec import classical, zoo
 from facecodec.bitstream import FczHeader, pack, unpack
 from facecodec.codec import analyse, resolve_device, synthesise
 from facecodec.codec import decode as fcz_decode
@@ -44,8 +45,8 @@ from facecodec.tensors import to_image, to_padded_tensor
 from facecodec.metrics import bits_per_pixel
 
 from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option,
-                               fcz_setting_options, progress, run_metadata, set_threads, threads_option, timed,
-                               write_json)
+                               fcz_setting_options, pillow_point, progress, run_metadata, set_threads,
+                               threads_option, timed, write_json)
 from benchmarks.operating_points import avif, fcz, fcz_choice, jpeg, jpeg2000, label, setting_words, webp
 
 SIDES = (150, 512, 1024)
@@ -53,6 +54,7 @@ REPEATS = {150: 20, 512: 5, 1024: 3}
 QUICK_REPEATS = {150: 5, 512: 2, 1024: 1}
 MEMORY_SIDE = 1024
 TARGET_SIDE, TARGET_DECODE_MS = 512, 500.0  # the goal: decode a 512x512 image in under 0.5 s on a 2-core CPU
+ANCHOR_AVIF_SPEED = 4  # the encode goal: no slower than AVIF 4:4:4 at this speed for a file of fcz's size
 
 
 def test_image(side: int) -> np.ndarray:
@@ -164,7 +166,7 @@ import json, resource, sys
 import numpy as np
 import torch
 import facecodec
-from facecodec import zoo
+from facecodec import classical, zoo
 from facecodec.codec import resolve_device
 operation, pixels_file, fcz_file, setting, weights_id, device = sys.argv[1:]
 max_rss_mib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -207,6 +209,27 @@ def peak_memory(side: int, weights_id: str, quality: int | None, bits: int | Non
 
 # --- report ---------------------------------------------------------------------------------------------
 
+def avif_of_size(pixels: np.ndarray, size: int, speed: int = ANCHOR_AVIF_SPEED) -> OperatingPoint:
+    """AVIF 4:4:4 at ``speed`` and the quality whose file is nearest ``size`` bytes (bisection: sizes grow with it)."""
+    def point(quality: int) -> OperatingPoint:
+        return pillow_point(f"avif-444-speed{speed}", "AVIF", f"quality={quality}, speed={speed}", quality,
+                            **classical.avif_options(quality), speed=speed)
+
+    low, high = 0, 100
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if len(point(middle).encode(pixels)) <= size else (low, middle)
+    sizes = {q: len(point(q).encode(pixels)) for q in (low, high)}
+    return point(min(sizes, key=lambda q: abs(sizes[q] - size)))
+
+
+def encode_target(ours: dict[str, Any], anchor: dict[str, Any]) -> dict[str, Any]:
+    """fcz's encode time against AVIF's at the anchor speed and about the same file size."""
+    return {"side": ours["side"], "fcz_encode_ms": ours["encode_ms"], "fcz_bytes": ours["bytes"],
+            "avif_setting": anchor["setting"], "avif_bytes": anchor["bytes"], "avif_encode_ms": anchor["encode_ms"],
+            "met": ours["encode_ms"] <= anchor["encode_ms"]}
+
+
 def _case(cases: list[dict[str, Any]], side: int, codec: str) -> dict[str, Any]:
     return next(c for c in cases if c["side"] == side and c["codec"] == codec)
 
@@ -245,6 +268,12 @@ def speed_markdown(results: dict[str, Any]) -> str:
              f"fcz: weights `{meta['weights_id']}`, {setting_words(meta['setting'])}. "
              f"Median of repeated runs after untimed warm-ups; test images from skimage's astronaut portrait."
              + (" **Quick run: few repeats.**" if meta.get("quick") else ""), "", _target_line(results), ""]
+    for target in results["encode_targets"]:
+        lines.append(f"fcz encode of a {target['side']}x{target['side']} image: {target['fcz_encode_ms']:.1f} ms "
+                     f"({target['fcz_bytes']:,} bytes) against AVIF 4:4:4 at {target['avif_setting']} "
+                     f"({target['avif_bytes']:,} bytes): {target['avif_encode_ms']:.1f} ms; target no slower: "
+                     f"**{'met' if target['met'] else 'not met'}**.")
+    lines.append("")
     for side in SIDES:
         cases = [c for c in results["cases"] if c["side"] == side]
         split = results["fcz_split"][str(side)]
@@ -277,13 +306,17 @@ def run(out: Path, quick: bool, device: str, quality: int | None = None, bits: i
     repeats = QUICK_REPEATS if quick else REPEATS
     ours = fcz(weights_id, quality, bits, device)
     points = [ours, *classical_points()]
-    cases, split = [], {}
-    with progress(length=len(SIDES) * (len(points) + 1) + 1, label="speed") as bar:
+    cases, split, encode_targets = [], {}, []
+    with progress(length=len(SIDES) * (len(points) + 2) + 1, label="speed") as bar:
         for side in SIDES:
             pixels = test_image(side)
             for point in points:
                 cases.append(time_point(point, pixels, repeats[side]))
                 bar.update(1)
+            fcz_case = _case(cases, side, ours.codec)
+            anchor = time_point(avif_of_size(pixels, fcz_case["bytes"]), pixels, repeats[side])
+            encode_targets.append(encode_target(fcz_case, anchor))
+            bar.update(1)
             split[str(side)] = fcz_split(pixels, weights_id, quality, bits, device, repeats[side])
             bar.update(1)
         memory = peak_memory(MEMORY_SIDE, weights_id, quality, bits, device)
@@ -291,7 +324,8 @@ def run(out: Path, quick: bool, device: str, quality: int | None = None, bits: i
     results = {"metadata": {**run_metadata(resolve_device(device)), "quick": quick, "weights_id": weights_id,
                             "setting": ours.setting, "quality": quality, "bits": bits},
                "cases": cases, "fcz_split": split, "ratios": ratios(cases, ours.codec),
-               "decode_target": decode_target(cases, ours.codec), "memory": memory}
+               "decode_target": decode_target(cases, ours.codec), "encode_targets": encode_targets,
+               "memory": memory}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "speed.json", results)
     (out / "speed.md").write_text(speed_markdown(results))

@@ -19,11 +19,11 @@ from PIL import Image
 from skimage.data import astronaut
 
 import facecodec
-from facecodec import zoo
+from facecodec import classical, zoo
 from facecodec.metrics import bits_per_pixel, psnr
 
 from benchmarks.operating_points import default_setting, fcz_choice
-from benchmarks.speed import fcz_split
+from benchmarks.speed import avif_of_size, fcz_split
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
 PSNRS = np.array([24.0, 27.5, 30.5, 33.0, 36.5, 41.0])  # unevenly spaced: PCHIP is not a straight line here
@@ -137,6 +137,15 @@ def test_speed_step_by_step_fcz_matches_the_library(weights_id, face):
     _, quality, bits = fcz_choice(weights_id=weights_id)
     split = fcz_split(face, weights_id, quality, bits, "cpu", repeats=1)
     assert set(split) == {"encode", "decode"} and all(ms >= 0 for s in split.values() for ms in s.values())
+
+
+def test_the_avif_anchor_has_the_quality_whose_file_size_is_nearest(face):
+    small = face[:48, :48]
+    anchor = avif_of_size(small, 900)
+    sizes = {q: len(classical.encode(small, "AVIF", {**classical.avif_options(q), "speed": 4}))
+             for q in (anchor.value - 1, anchor.value, anchor.value + 1)}
+    assert anchor.setting == f"quality={anchor.value}, speed=4"
+    assert abs(sizes[anchor.value] - 900) == min(abs(size - 900) for size in sizes.values())
 
 
 # --- error image ----------------------------------------------------------------------------------------
