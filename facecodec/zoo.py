@@ -16,8 +16,8 @@ header checks and ``fcz info`` need. ``load_weights`` adds the network on a devi
 
 Entries with ``"kind": "restore"`` are restoration networks for ``fcz restore``
 (facecodec.restoration), not codecs: they hold a state dict only, their entry the
-network's options (``model``) and the ``conditions`` it was trained on, and
-``load_restore_weights`` loads them. An entry without ``kind`` is a codec; the
+network's options (``model``), the ``conditions`` its input codes and those it
+``serves`` (was trained for), and ``load_restore_weights`` loads them. An entry without ``kind`` is a codec; the
 codec functions here (``installed_ids``, ``manifest_entry``, ``load_spec``, ...)
 see codec entries only, so a ``.fcz`` header naming a restoration network is
 refused like any id that is not installed.
@@ -222,12 +222,20 @@ def load_weights(weights_id: str, device: str = "cpu") -> Weights:
     return Weights(**vars(spec), model=model.to(device), device=torch.device(device))
 
 
-def default_restore_id() -> str:
-    """The restoration network ``fcz restore`` uses: the first installed one."""
-    ids = installed_ids(RESTORE)
-    if not ids:
+def default_restore_id(condition: str | None = None) -> str:
+    """The restoration network ``fcz restore`` uses for ``condition``: the most specialised installed one.
+
+    An entry's ``serves`` lists the conditions it was trained for (absent: all it codes); a network
+    fine-tuned for one task alone then takes that task over from the general one. Ties: the first.
+    None: the first installed network.
+    """
+    entries = _entries(RESTORE)
+    if not entries:
         raise FczError("no restoration weights are installed; install the facecodec release that ships them")
-    return ids[0]
+    serving = [e for e in entries if condition is None or condition in e.get("serves", e["conditions"])]
+    if not serving:
+        raise FczError(f"no installed restoration weights serve {condition}")
+    return min(serving, key=lambda e: len(e.get("serves", e["conditions"])))["id"] if condition else serving[0]["id"]
 
 
 @functools.lru_cache(maxsize=2)

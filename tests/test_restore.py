@@ -72,6 +72,14 @@ def test_restore_weights_stay_out_of_the_codec_zoo():
     assert all(p.dtype == torch.float32 for p in weights.model.parameters())
 
 
+def test_a_task_goes_to_the_most_specialised_network(monkeypatch):
+    general = {"id": "general", "kind": "restore", "conditions": list(restoration.CONDITIONS)}
+    jpeg = {**general, "id": "jpeg-only", "serves": ["dejpeg"]}
+    monkeypatch.setattr(zoo, "manifest", lambda: {"default": "wavelet-v1", "weights": [general, jpeg]})
+    assert zoo.default_restore_id("dejpeg") == "jpeg-only"
+    assert zoo.default_restore_id("denoise") == "general" and zoo.default_restore_id() == "general"
+
+
 def test_damaged_restore_weights_are_refused(forged_checksums, face):
     with pytest.raises(FczError, match="damaged"):
         facecodec.restore(face, task="deblur")

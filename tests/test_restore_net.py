@@ -64,7 +64,10 @@ def test_input_planes_code_the_condition_and_holes_only_for_inpaint():
     inpaint, denoise = CONDITIONS.index("inpaint"), CONDITIONS.index("denoise")
     x = network_input(damaged, torch.tensor([inpaint, denoise]))
     assert x.shape == (2, 3 + INPUT_PLANES, 4, 4)
-    torch.testing.assert_close(x[:, :3], damaged * 2 - 1)
+    torch.testing.assert_close(x[1, :3], damaged[1] * 2 - 1)  # denoise: black is just black
+    filled = damaged[0].clone()
+    filled[:, 1, 2] = 0.5  # inpaint: the hole filled smoothly from its grey surroundings
+    torch.testing.assert_close(x[0, :3], filled * 2 - 1)
     assert torch.all(x[0, 3 + inpaint] == 1) and torch.all(x[1, 3 + denoise] == 1)
     assert x[:, 3:3 + len(CONDITIONS)].sum() == 2 * 16  # one-hot
     assert x[0, -1].sum() == 1 and x[0, -1, 1, 2] == 1 and x[1, -1].sum() == 0

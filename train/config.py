@@ -18,7 +18,7 @@ architecture's constructor, facecodec.models)::
     architecture = "theis"      # facecodec.models.ARCHITECTURES
     seed = 1
     lambdas = [...]             # optional: rate-distortion weights, one per quality level
-    init_weights = "wavelet-v0" # optional: installed weights a post-filter run starts from (no [stage1] then)
+    init_weights = "wavelet-v0" # optional: installed weights the run starts from (a post-filter run: no [stage1])
 
     [model]
     channels = 24
@@ -108,6 +108,7 @@ class StageConfig:
     bits: int | None = None              # train.py stage 2: quantizer bit depth (--bits overrides it)
     weight_decay: float | None = None    # train_restore.py: Adam's L2 weight decay
     precision: str | None = None         # train_restore.py: "bf16" (CPU autocast) or "fp32"
+    conditions: dict[str, float] | None = None  # train_restore.py: how often each condition is drawn (default: equally)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Config:
     stage1: StageConfig | None = None     # the wavelet family's post-filter config has only [stage2]
     stage2: StageConfig | None = None
     lambdas: tuple[float, ...] | None = None
-    init_weights: str | None = None       # train_postfilter.py: the installed weights stage 2 starts from
+    init_weights: str | None = None       # train_postfilter.py, train_restore.py: installed weights a run starts from
     path: Path = field(default=Path(), compare=False)
 
     def stage(self, number: int) -> StageConfig:

@@ -3,11 +3,14 @@
     python -m facecodec.train.export_restore train/configs/restore_tiramisu.toml --id restore-tiramisu-v1
         [--runs-dir train/runs] [--weights-dir weights] [--notes TEXT]
 
-As facecodec.train.export does for codecs: the network in fp16 (no entropy
-tables: restoration codes nothing), and an entry with ``"kind": "restore"``
-in ``WEIGHTS_DIR/manifest.json`` (facecodec.zoo) holding the network's options,
-the conditions it was trained on in input-plane order, the SHA-256, the steps
-and seconds trained and the last validation record of the run's log.
+As facecodec.train.export does for codecs: the network of the config's last
+stage (stage 2 when the config has one) in fp16 (no entropy tables:
+restoration codes nothing), and an entry with ``"kind": "restore"`` in
+``WEIGHTS_DIR/manifest.json`` (facecodec.zoo) holding the network's options,
+the conditions its input codes (in input-plane order) and those it ``serves``
+(the last stage's conditions with a weight above 0: facecodec.zoo gives a task
+to the most specialised network), the SHA-256, the steps
+and seconds each stage trained and the last validation record of the run's log.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from facecodec.train import checkpoints
 from facecodec.train.config import load_config, user_errors
 from facecodec.train.export import UTKFACE, add_output_options, check_id, record_in_manifest
 from facecodec.train.train import checkpoint_path
+from facecodec.train.train_restore import condition_frequencies
 from facecodec.zoo import RESTORE
 
 
@@ -40,8 +44,12 @@ def export(args: argparse.Namespace) -> Path:
     """Write the weights file and its manifest entry -> the weights file's path."""
     check_id(args.id)
     config = load_config(args.config, check_data=False)
-    path = checkpoint_path(args.runs_dir, config, 1, None)
-    ckpt = checkpoints.load(path, missing=f"train {config.path.name} first (or pass --runs-dir)")
+    stages = [n for n in (1, 2) if getattr(config, f"stage{n}") is not None]
+    trained = {n: checkpoints.load(checkpoint_path(args.runs_dir, config, n, None),
+                                   missing=f"train {config.path.name}'s stage {n} first (or pass --runs-dir)")
+               for n in stages}
+    path, ckpt = checkpoint_path(args.runs_dir, config, stages[-1], None), trained[stages[-1]]
+    last = config.stage(stages[-1])
     model = config.build_model()
     model.load_state_dict(ckpt["model"])
     tensors = {name: (t.half() if t.is_floating_point() else t).contiguous() for name, t in model.state_dict().items()}
@@ -59,10 +67,12 @@ def export(args: argparse.Namespace) -> Path:
         "architecture": config.architecture,
         "model": config.model,
         "conditions": list(CONDITIONS),
+        "serves": [c for c, share in zip(CONDITIONS, condition_frequencies(last.conditions, "")) if share > 0],
+        **({"init_weights": config.init_weights} if config.init_weights else {}),
         "sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
         "training_data": UTKFACE,
         "config": str(Path(args.config).as_posix()),
-        "stage1": {"steps": ckpt["step"], "seconds": round(ckpt["elapsed_s"])},
+        **{f"stage{n}": {"steps": c["step"], "seconds": round(c["elapsed_s"])} for n, c in trained.items()},
         **({"validation": last_eval} if last_eval else {}),
         "notes": args.notes,
     }

@@ -1,15 +1,21 @@
 """Training of the restoration network (``fcz restore``), in one readable loop.
 
-    python -m facecodec.train.train_restore train/configs/restore_tiramisu.toml
+    python -m facecodec.train.train_restore train/configs/restore_tiramisu.toml [--stage 1|2]
         [--runs-dir train/runs] [--threads N] [--minutes M] [--stop-at STEP]
 
 Each step crops a batch of training faces (facecodec.train.data), gives every
-crop a condition drawn uniformly from facecodec.restoration.CONDITIONS, damages it
-that way with settings jittered around the benchmark's
-(facecodec.damage.damage_for_training) and trains the network to return the
-clean crop: MSE on [-1, 1], Adam with the stage's ``weight_decay``, the cosine
-schedule of train.py. One network, conditioned on the task, learns every
-task from the one CPU budget.
+crop a condition drawn from facecodec.restoration.CONDITIONS (equally often, or as
+the stage's ``conditions`` weights say), damages it that way with settings
+jittered around the benchmark's (facecodec.damage.damage_for_training) and trains
+the network to return the clean crop: MSE on [-1, 1], Adam with the stage's
+``weight_decay``, the cosine schedule of train.py. One network, conditioned on
+the task, learns every task from the one CPU budget.
+
+Stage 2 (optional, ``[stage2]``) starts from stage 1's finished network with a
+fresh optimizer and its own schedule and condition weights: a fine-tune that
+spends its steps where stage 1 left the network short. A config with
+``init_weights`` starts stage 1 from those installed restoration weights
+instead (a specialist: one task fine-tuned out of the general network).
 
 ``precision = "bf16"`` trains under ``torch.autocast("cpu", dtype=torch.bfloat16)``
 (the loss in float32); the network is always channels-last. On this project's
@@ -18,9 +24,9 @@ network took 0.47 s with both, 0.59 s bf16 contiguous, 1.06 s fp32 channels-last
 and 1.40 s fp32 contiguous (README, Restoration).
 
 Resumable like the codec trainers, with their options and files: the
-checkpoint ``RUNS_DIR/NAME/stage1.pt`` is written every ``eval_every`` steps
+checkpoint ``RUNS_DIR/NAME/stageN.pt`` is written every ``eval_every`` steps
 and picked up by the same command; each evaluation appends a JSON line to
-``stage1.log`` with the mean PSNR of the network's output on the config's
+``stageN.log`` with the mean PSNR of the network's output on the config's
 validation faces, per condition, damaged at the benchmark's settings with fixed
 seeds. ``--minutes`` saves and stops after that much wall time.
 """
@@ -36,13 +42,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facecodec.bitstream import FczError
 from facecodec.damage import damage_for_training, damaged_same_size
 from facecodec.restoration import CONDITIONS, network_input
 from facecodec.tensors import pad_to_stride
 from facecodec.train import checkpoints
-from facecodec.train.config import ConfigError, load_config, user_errors
+from facecodec.train.config import Config, ConfigError, load_config, user_errors
 from facecodec.train.data import RandomCrops, load_folder
-from facecodec.train.train import add_run_options, check_stop_at, cosine_lr, psnr, start_run, to_tensor
+from facecodec.train.train import (add_run_options, check_stop_at, cosine_lr, finished_stage1, psnr, start_run,
+                                   to_tensor)
 
 PRECISIONS = ("bf16", "fp32")
 
@@ -92,9 +100,36 @@ def evaluate(model: torch.nn.Module, clean: torch.Tensor, damaged: dict[str, tor
     return scores
 
 
+def installed_network(config: Config) -> dict[str, torch.Tensor]:
+    """The state dict of the installed restoration weights ``init_weights`` (a fine-tune's start), checked against the config."""
+    from facecodec.zoo import RESTORE, load_restore_weights, manifest_entry
+
+    try:
+        entry = manifest_entry(config.init_weights, RESTORE)
+    except FczError as e:
+        raise ConfigError(f"{config.path}: `init_weights`: {e}") from None
+    if (entry["architecture"], entry["model"]) != (config.architecture, config.model):
+        raise ConfigError(f"{config.path}: `init_weights` {config.init_weights!r} is a {entry['architecture']} network "
+                          f"with {entry['model']}, not this config's [model]")
+    return load_restore_weights(config.init_weights).model.state_dict()
+
+
+def condition_frequencies(weights: dict[str, float] | None, where: str) -> np.ndarray:
+    """A config's ``conditions`` weights -> each of CONDITIONS' share of the crops (None: all equal; a
+    condition the weights leave out is not trained)."""
+    weights = weights or dict.fromkeys(CONDITIONS, 1.0)
+    unknown = sorted(set(weights) - set(CONDITIONS))
+    if unknown:
+        raise ConfigError(f"{where} names unknown conditions {', '.join(unknown)}; known: {', '.join(CONDITIONS)}")
+    values = [weights.get(c, 0.0) for c in CONDITIONS]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values) or not any(values):
+        raise ConfigError(f"{where}: weights must be numbers >= 0, not all 0, got {weights}")
+    return np.array(values, dtype=np.float64) / sum(values)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_options(parser, stage_required=False)
+    add_run_options(parser, stage_required=False)  # default: stage 1
     parser.add_argument("--minutes", type=float, help="save and stop after this much wall time (resume later)")
     args = parser.parse_args(argv)
     with user_errors():
@@ -103,16 +138,22 @@ def main(argv: list[str] | None = None) -> None:
 
 def train(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    config.require("stage1.weight_decay", "stage1.precision", by="train_restore.py")
-    stage = config.stage(1)
+    number = args.stage or 1
+    config.require(f"stage{number}.weight_decay", f"stage{number}.precision", by="train_restore.py")
+    stage = config.stage(number)
     if stage.precision not in PRECISIONS:
-        raise ConfigError(f"{config.path}: `stage1.precision` must be one of {', '.join(PRECISIONS)}, "
+        raise ConfigError(f"{config.path}: `stage{number}.precision` must be one of {', '.join(PRECISIONS)}, "
                           f"got {stage.precision!r}")
-    ckpt_path, log_path, device = start_run(args.runs_dir, config, 1, None, args.threads)
+    frequencies = condition_frequencies(stage.conditions, f"{config.path}: `stage{number}.conditions`")
+    ckpt_path, log_path, device = start_run(args.runs_dir, config, number, None, args.threads)
     model = config.build_model()
     if stage.crop % model.stride:
-        raise ConfigError(f"{config.path}: `stage1.crop` {stage.crop} is not a multiple of the network's "
+        raise ConfigError(f"{config.path}: `stage{number}.crop` {stage.crop} is not a multiple of the network's "
                           f"stride {model.stride}")
+    if number == 2:
+        model.load_state_dict(finished_stage1(args.runs_dir, config, device)["model"])
+    elif config.init_weights:
+        model.load_state_dict(installed_network(config))
     model = model.to(memory_format=torch.channels_last)  # measured faster in fp32 and bf16 alike
     optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr, weight_decay=stage.weight_decay)
     step, elapsed_before = checkpoints.resume(ckpt_path, model, optimizer, device)
@@ -120,8 +161,9 @@ def train(args: argparse.Namespace) -> None:
     started = time.time()
 
     images = load_folder(config.data.train, cache_dir=Path(args.runs_dir) / "cache")
-    crops = RandomCrops(images, stage.crop, stage.batch_size, stage.max_scale, seed=config.seed * 1000 + step)
-    rng = np.random.default_rng(config.seed * 1000 + step + 1)
+    seed = config.seed * 1000 + 100_000 * number + step  # a resumed run and stage 2 draw crops stage 1 did not
+    crops = RandomCrops(images, stage.crop, stage.batch_size, stage.max_scale, seed=seed)
+    rng = np.random.default_rng(seed + 1)
     val_clean, val_damaged = validation_set(load_folder(config.data.val, limit=config.data.val_images))
 
     while step < stage.steps:
@@ -130,7 +172,7 @@ def train(args: argparse.Namespace) -> None:
             group["lr"] = lr
         model.train()
         clean = crops.next_batch()
-        conditions = torch.from_numpy(rng.integers(len(CONDITIONS), size=len(clean)))
+        conditions = torch.from_numpy(rng.choice(len(CONDITIONS), size=len(clean), p=frequencies))
         restored = restore_batch(model, damage_batch(clean, conditions, rng), conditions, stage.precision)
         loss = F.mse_loss(restored * 2 - 1, clean * 2 - 1)  # on [-1, 1], the network's own range
         optimizer.zero_grad(set_to_none=True)
