@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from .errors import FczError
 
 MAGIC = b"\x89FCZ"
-FORMAT_VERSION = 3                   # written; versions 1 (no quality byte) and 2 are still read
+TILED_VERSION = 4                    # written only for a payload in tiles (FORMAT.md, "Tiled payload")
+FORMAT_VERSION = TILED_VERSION       # the newest read; versions 1 (no quality byte), 2 and 3 are still read
+UNTILED_VERSION = 3                  # written for every other file, so they keep the bytes they had before tiles
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -44,7 +46,7 @@ class FczHeader:
     latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
     channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
-    version: int = FORMAT_VERSION    # the format version the file has (read) or gets (written): 2 or 3 to write
+    version: int = UNTILED_VERSION   # the format version the file has (read) or gets (written): 2..4 to write
 
     @property
     def symbol_count(self) -> int:
@@ -92,7 +94,7 @@ class FczHeader:
 
 def pack(header: FczHeader, payload: bytes) -> bytes:
     """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.version`` (the payload must be
-    coded for that version: version 3 changed the wavelet family's order, see FORMAT.md)."""
+    coded for that version: version 3 changed the wavelet family's order, version 4 holds tiles, see FORMAT.md)."""
     header.validate()
     if header.version < 2:
         raise FczError("format version 1 is read, no longer written")

@@ -45,6 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from facecodec.bitstream import FczError
@@ -317,7 +318,7 @@ def _fail(results: dict[Job, Result], jobs: Iterable[Job], exc: BaseException) -
 def _encode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, results: dict[Job, Result]) -> None:
     import torch
 
-    from facecodec.codec import analyse, features_to_fcz, resolve_device
+    from facecodec.codec import analyse, features_to_fcz, image_to_fcz, resolve_device
     from facecodec.image_io import open_image
     from facecodec.metrics import bits_per_pixel
     from facecodec.tensors import to_padded_tensor
@@ -327,26 +328,37 @@ def _encode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
     effort = spec.latent.choose_effort(conversion.effort)
     weights = load_weights(spec.weights_id, resolve_device(conversion.device))
 
+    def finish(job: Job, rgb: Any, code: Callable[[], bytes]) -> None:
+        try:
+            data = code()
+            write_atomic(Path(job.target), data)
+            results[job] = Result(job, OK, len(data), bits_per_pixel(len(data), rgb.width, rgb.height),
+                                  warnings=results[job].warnings)
+        except Exception as exc:  # noqa: BLE001
+            _fail(results, [job], exc)
+
     def convert(batch: list) -> None:  # items: (job, rgb image, mode, padded tensor, pad_right, pad_bottom)
+        if batch[0][3] is None:  # an image coded in tiles (``read``): alone, tile by tile
+            job, rgb, mode = batch[0][:3]
+            return finish(job, rgb, lambda: image_to_fcz(weights, rgb, mode, setting, effort, conversion.target))
         try:
             y = analyse(weights, torch.cat([item[3] for item in batch]).to(weights.device))
         except Exception as exc:  # noqa: BLE001  (out of memory, say)
             return _fail(results, [item[0] for item in batch], exc)
         for i, (job, rgb, mode, _, pad_right, pad_bottom) in enumerate(batch):
-            try:
-                data = features_to_fcz(weights, y[i:i + 1], setting, effort, rgb.size, mode, pad_right, pad_bottom,
-                                       conversion.target)
-                write_atomic(Path(job.target), data)
-                results[job] = Result(job, OK, len(data), bits_per_pixel(len(data), rgb.width, rgb.height),
-                                      warnings=results[job].warnings)
-            except Exception as exc:  # noqa: BLE001
-                _fail(results, [job], exc)
+            finish(job, rgb, partial(features_to_fcz, weights, y[i:i + 1], setting, effort, rgb.size, mode, pad_right,
+                                     pad_bottom, conversion.target))
 
     def read(job: Job) -> tuple:  # as facecodec.codec.encode starts one file
         rgb, mode = open_image(job.source, conversion.max_pixels)
+        if weights.latent.tile_boxes(*rgb.size) is not None:  # no whole-image tensor: its tiles make their own
+            return (job, rgb, mode, None, 0, 0)
         return (job, rgb, mode, *to_padded_tensor(rgb, weights.stride))
 
-    batches = _Batches(batch_size, lambda item: tuple(item[3].shape), lambda item: item[3][0, 0].numel(), convert)
+    def key(item: tuple) -> Any:  # a tiled image is a batch of its own
+        return item[0] if item[3] is None else tuple(item[3].shape)
+
+    batches = _Batches(batch_size, key, lambda item: item[1].width * item[1].height, convert)
     _read_images(conversion, jobs, results, read, batches)
 
 
@@ -372,12 +384,21 @@ def _read_images(conversion: Conversion, jobs: Sequence[Job], results: dict[Job,
 def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, results: dict[Job, Result]) -> None:
     import torch
 
-    from facecodec.codec import from_fcz, reduced_size, resolve_device, synthesise
+    from facecodec.codec import open_fcz, parts_to_pixels, reduced_size, resolve_device, synthesise
     from facecodec.header import fcz_bytes
     from facecodec.metrics import bits_per_pixel
     from facecodec.tensors import to_image
 
     device = resolve_device(conversion.device)
+
+    def finish(job: Job, header: Any, pixels: torch.Tensor, bpp: float) -> None:
+        try:  # as facecodec.codec.decode finishes one file, then the CLI saves it
+            size = reduced_size(header.width, header.height, conversion.reduce)
+            data = image_file(to_image(pixels, *size, header.mode), conversion.fmt, conversion.save_quality)
+            write_atomic(Path(job.target), data)
+            results[job] = Result(job, OK, len(data), bpp)
+        except Exception as exc:  # noqa: BLE001
+            _fail(results, [job], exc)
 
     def convert(batch: list) -> None:  # items: (job, header, weights, features 1 x C x h x w, bpp)
         try:
@@ -385,13 +406,7 @@ def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
         except Exception as exc:  # noqa: BLE001
             return _fail(results, [item[0] for item in batch], exc)
         for i, (job, header, _, _, bpp) in enumerate(batch):
-            try:  # as facecodec.codec.decode finishes one file, then the CLI saves it
-                size = reduced_size(header.width, header.height, conversion.reduce)
-                data = image_file(to_image(pixels[i:i + 1], *size, header.mode), conversion.fmt, conversion.save_quality)
-                write_atomic(Path(job.target), data)
-                results[job] = Result(job, OK, len(data), bpp)
-            except Exception as exc:  # noqa: BLE001
-                _fail(results, [job], exc)
+            finish(job, header, pixels[i:i + 1], bpp)
 
     batches = _Batches(batch_size, lambda item: (item[2].weights_id, tuple(item[3].shape)),
                        lambda item: item[3][0, 0].numel() * item[2].stride ** 2, convert)
@@ -399,8 +414,12 @@ def _decode_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int, 
         try:  # as facecodec.codec.decode starts one file
             _prepare_target(job, conversion.force)
             data = fcz_bytes(job.source)
-            header, weights, features = from_fcz(data, device, conversion.max_pixels, conversion.reduce)
-            batches.add((job, header, weights, features, bits_per_pixel(len(data), header.width, header.height)))
+            header, weights, parts = open_fcz(data, device, conversion.max_pixels, conversion.reduce)
+            bpp = bits_per_pixel(len(data), header.width, header.height)
+            if len(parts) > 1:  # a file coded in tiles: alone, tile by tile
+                finish(job, header, parts_to_pixels(weights, parts, header, conversion.reduce), bpp)
+            else:
+                batches.add((job, header, weights, parts[0][1](), bpp))
         except Exception as exc:  # noqa: BLE001
             _fail(results, [job], exc)
     batches.flush()
@@ -412,8 +431,8 @@ def _restore_chunk(conversion: Conversion, jobs: Sequence[Job], batch_size: int,
     from facecodec.restoration import condition_of, load, prepare, restore_pixels
     from facecodec.tensors import to_image, to_padded_tensor
 
-    weights = load(conversion.device)
     condition = condition_of(conversion.task, conversion.scale)
+    weights = load(conversion.device, condition=condition)
 
     def convert(batch: list) -> None:  # items: (job, rgb image, output mode, padded tensor)
         try:

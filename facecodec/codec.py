@@ -12,15 +12,22 @@ wavelet family.
 
 Both networks run in overlapping tiles of ``TILE`` pixels (facecodec.tiling), so
 memory stays bounded for large photos; images up to ``TILE`` a side take one pass.
-A model whose ``tile`` is None (the wavelet transform) runs over the whole image at once.
+A model whose ``tile`` is None (the wavelet transform) runs over the whole image at once; its
+latent codec then codes an image larger than its own tile side as a grid of tiles, each analysed,
+quantized, coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its
+memory too follows the tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from facecodec.bitstream import FczError, FczHeader, pack
+from facecodec.bitstream.tiles import Box
 from facecodec.header import FczSource, check_decodable, fcz_bytes
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
 from facecodec.numerics import consistent_convolutions
@@ -93,22 +100,52 @@ def encode(image: ImageInput, quality: int | None = None, bits: int | None = Non
     target = size_target(size, bpp, given=quality is not None or bits is not None)
     weights = load_weights(spec.weights_id, resolve_device(device))
     rgb, mode = open_image(image, max_pixels)
-    x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
-    y = analyse(weights, x.to(weights.device))
-    return features_to_fcz(weights, y, setting, effort, rgb.size, mode, pad_right, pad_bottom, target)
+    return image_to_fcz(weights, rgb, mode, setting, effort, target)
+
+
+def image_to_fcz(weights: Weights, rgb: Image.Image, mode: str, setting: int, effort: int,
+                 target: SizeTarget | None = None) -> bytes:
+    """One RGB image -> its .fcz bytes: in one pass, or tile by tile where the weights' latent codec codes
+    an image of its size in tiles (format 4), so that the whole picture is held only as 8-bit pixels."""
+    boxes = weights.latent.tile_boxes(*rgb.size)
+    if boxes is None:
+        x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
+        y = analyse(weights, x.to(weights.device))
+        return features_to_fcz(weights, y, setting, effort, rgb.size, mode, pad_right, pad_bottom, target)
+    return best_fit(weights, lambda at: tiles_to_fcz(weights, rgb, mode, boxes, at, effort), setting, rgb.size,
+                    target)
+
+
+def tiles_to_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], setting: int, effort: int
+                 ) -> bytes:
+    """An image -> the .fcz bytes of its tiles ``boxes``, each analysed, quantized and coded as an image of its own."""
+    headers, payloads = [], []
+    for box in boxes:
+        tile = rgb.crop(box)
+        x, pad_right, pad_bottom = to_padded_tensor(tile, weights.stride)
+        symbols, fields = weights.latent.quantize(weights.model, analyse(weights, x.to(weights.device)), setting,
+                                                  effort, weights.entropy_tables)
+        header, payload = to_payload(weights, symbols[0], fields[0], tile.size, mode, pad_right, pad_bottom)
+        headers.append(header)
+        payloads.append(payload)
+    return pack(*weights.latent.join_tiles(headers, payloads, *rgb.size))
 
 
 def features_to_fcz(weights: Weights, y: torch.Tensor, setting: int, effort: int, size: tuple[int, int], mode: str,
                     pad_right: int, pad_bottom: int, target: SizeTarget | None = None) -> bytes:
-    """One image's features ``1 x C x h x w`` -> its .fcz bytes at ``setting`` (batches share this).
-
-    With a ``target``, the highest of the weights' settings whose file fits instead: a bisection,
-    as file sizes grow with the setting (about log2(settings) encodes, 7 for 100 qualities).
-    """
+    """One image's features ``1 x C x h x w`` -> its .fcz bytes at ``setting`` (batches share this)."""
     def coded(at: int) -> bytes:
         symbols, fields = weights.latent.quantize(weights.model, y, at, effort, weights.entropy_tables)
         return to_fcz(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom)
 
+    return best_fit(weights, coded, setting, size, target)
+
+
+def best_fit(weights: Weights, coded: Callable[[int], bytes], setting: int, size: tuple[int, int],
+             target: SizeTarget | None) -> bytes:
+    """``coded(setting)``, the .fcz bytes of an image of ``size`` at a setting; with a ``target``, instead the
+    highest of the weights' settings whose file fits: a bisection, as file sizes grow with the setting
+    (about log2(settings) encodes, 7 for 100 qualities)."""
     if target is None:
         return coded(setting)
     limit, settings = target.limit(*size), weights.latent.settings
@@ -130,9 +167,15 @@ def features_to_fcz(weights: Weights, y: torch.Tensor, setting: int, effort: int
 def to_fcz(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
            pad_right: int, pad_bottom: int) -> bytes:
     """One image's symbols ``C x h x w`` and header fields -> the bytes of its .fcz file (batches share this)."""
+    return pack(*to_payload(weights, symbols, fields, size, mode, pad_right, pad_bottom))
+
+
+def to_payload(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
+               pad_right: int, pad_bottom: int) -> tuple[FczHeader, bytes]:
+    """One image's (or tile's) symbols ``C x h x w`` and header fields -> its header and entropy-coded payload."""
     header = FczHeader(weights_id=weights.weights_id, width=size[0], height=size[1], mode=mode,
                        pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape, **fields)
-    return pack(header, weights.latent.entropy_encode(symbols, weights.table(header), header))
+    return header, weights.latent.entropy_encode(symbols, weights.table(header), header)
 
 
 @torch.inference_mode()
@@ -146,9 +189,9 @@ def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAU
     ``reduce`` > 0 decodes an image ``1 / 2^reduce`` the size (each side rounded up) from the
     coarse levels alone, faster than a full decode: the wavelet family only (JPEG 2000's reduce).
     """
-    header, weights, y = from_fcz(fcz_bytes(data), device, max_pixels, reduce)
+    header, weights, parts = open_fcz(fcz_bytes(data), device, max_pixels, reduce)
     width, height = reduced_size(header.width, header.height, reduce)
-    return to_image(synthesise(weights, y, reduce), width, height, header.mode)
+    return to_image(parts_to_pixels(weights, parts, header, reduce), width, height, header.mode)
 
 
 def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
@@ -156,11 +199,44 @@ def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
     return -(-width // 2 ** reduce), -(-height // 2 ** reduce)
 
 
-def from_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
-             ) -> tuple[FczHeader, Weights, torch.Tensor]:
-    """The bytes of one .fcz file -> (header, weights, the features ``g_s`` takes); batches share this."""
+Part = tuple[Box, Callable[[], torch.Tensor]]   # a coded part's box in the image, and what decodes its features
+
+
+def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
+             ) -> tuple[FczHeader, Weights, list[Part]]:
+    """The bytes of one .fcz file -> (header, weights, its coded parts); batches share this.
+
+    A part is the whole image, or one tile of a file coded in tiles; calling its function range-decodes and
+    dequantizes it into the features ``g_s`` takes, so a tiled file's features exist one tile at a time.
+    """
     header, payload, spec, table = check_decodable(data, max_pixels)
     reduce = spec.latent.check_reduce(reduce, spec.weights_id)
     weights = load_weights(spec.weights_id, resolve_device(device))
+    return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce))
+                             for box, part, part_payload in weights.latent.tiles(header, payload)]
+
+
+def part_features(weights: Weights, table: Any, header: FczHeader, payload: bytes, reduce: int = 0) -> torch.Tensor:
+    """One untiled payload (a whole file's, or a tile's) -> the features ``g_s`` takes."""
     symbols = weights.latent.entropy_decode(payload, table, header, reduce)
-    return header, weights, weights.latent.dequantize(weights.model, symbols, header)
+    return weights.latent.dequantize(weights.model, symbols, header)
+
+
+def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, reduce: int = 0) -> torch.Tensor:
+    """A file's parts (``open_fcz``) -> its uint8 pixels ``1 x 3 x H' x W'``, 1 / 2^reduce of the size.
+
+    A file of one part gives its pixels as ``synthesise`` makes them (padded to the stride); the tiles of
+    a tiled file are decoded one by one into the output, which alone holds the whole picture, as bytes.
+    Tiles start at multiples of 16 pixels (bitstream/tiles.py), so reduced tiles start at whole pixels.
+    """
+    if len(parts) == 1:
+        return synthesise(weights, parts[0][1](), reduce)
+    out = None
+    for (left, top, right, bottom), features in parts:
+        pixels = synthesise(weights, features(), reduce)
+        if out is None:
+            width, height = reduced_size(header.width, header.height, reduce)
+            out = pixels.new_empty(*pixels.shape[:2], height, width)
+        (w, h), scale = reduced_size(right - left, bottom - top, reduce), 2 ** reduce
+        out[..., top // scale:top // scale + h, left // scale:left // scale + w] = pixels[..., :h, :w]
+    return out

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols
+from facecodec.bitstream.container import TILED_VERSION
 from facecodec.bitstream.entropy import check_payload_length
+from facecodec.bitstream.tiles import Box, join_tiles, split_tiles, tile_grid, tile_header, tiled_header
 
 if TYPE_CHECKING:
     import torch
@@ -151,8 +153,24 @@ class LatentCodec(ABC):
         """FczError if ``payload`` is too short to hold the symbols ``header`` claims (before any decoding)."""
         check_payload_length(payload, model, header.latent_shape[1:])
 
+    def tile_boxes(self, width: int, height: int) -> list[Box] | None:
+        """The tiles an image of this size is coded in, each on its own (format 4), or None: one payload for the
+        whole image. None by default: the networks bound their memory by running in tiles (facecodec.tiling),
+        with one payload for the image."""
+        return None
+
+    def tiles(self, header: FczHeader, payload: bytes) -> list[tuple[Box, FczHeader, bytes]]:
+        """A file's independently coded parts: each one's box in the image, header and payload (as an image of
+        its own, untiled); FczError if a tile table is corrupt. By default one part: the whole file."""
+        return [((0, 0, header.width, header.height), header, payload)]
+
+    def join_tiles(self, headers: list[FczHeader], payloads: list[bytes], width: int, height: int
+                   ) -> tuple[FczHeader, bytes]:
+        """The tiles of ``tile_boxes`` coded each as an image of its own -> the whole image's header and payload."""
+        raise NotImplementedError(f"the {self.name} family codes an image in one payload, never in tiles")
+
     def entropy_decode(self, payload: bytes, model: Any, header: FczHeader, reduce: int = 0) -> np.ndarray:
-        """Payload bytes -> symbols ``C x h x w`` (int32); FczError if they do not decode.
+        """Payload bytes of one untiled part (``tiles``) -> symbols ``C x h x w`` (int32); FczError if they do not decode.
 
         ``reduce`` > 0 (families with ``max_reduce``): only the symbols a 1 / 2^reduce image needs
         must be right; a family may leave the others zero.
@@ -287,6 +305,11 @@ class WaveletCodec(LatentCodec):
     name, option = "wavelet", "quality"
     efforts, default_effort = range(0, 2), 1   # 1: rate-distortion optimised quantization (facecodec.rdoq)
     max_reduce = 4                             # the transform's levels: down to the LL band, 1/16 of the size
+    # Images larger than TILE a side are coded as a grid of TILE x TILE tiles (format 4), so memory follows
+    # the tile (about 140 bytes a pixel: 150 MB), not the image. 1024 keeps every face photo of the usual
+    # datasets one tile (their bytes as before tiles existed) and tile seams rare; a multiple of 16 (2^4
+    # levels), so reduced tiles line up (bitstream/tiles.py).
+    TILE = 1024
     QUALITY_PER_LEVEL = 10                     # continuous quality: quality 10 k is level k
     CONTINUOUS = range(1, 101)
 
@@ -347,10 +370,23 @@ class WaveletCodec(LatentCodec):
 
         return encode_planes(symbols, model, header.mode, resolution_order=header.version >= 3)
 
+    def tile_boxes(self, width, height):
+        return tile_grid(width, height, self.TILE) if max(width, height) > self.TILE else None
+
+    def tiles(self, header, payload):
+        if header.version < TILED_VERSION:
+            return super().tiles(header, payload)
+        _, boxes, payloads = split_tiles(payload, header.width, header.height)
+        return [(box, tile_header(header, box), part) for box, part in zip(boxes, payloads)]
+
+    def join_tiles(self, headers, payloads, width, height):
+        return tiled_header(headers[0], width, height), join_tiles(self.TILE, payloads)
+
     def check_payload(self, payload, model, header):
         from facecodec.bitstream.wavelet import check_payload_length as check_wavelet_payload
 
-        check_wavelet_payload(payload, model, header.latent_shape[1:], header.mode)
+        for _, part, part_payload in self.tiles(header, payload):
+            check_wavelet_payload(part_payload, model, part.latent_shape[1:], part.mode)
 
     def entropy_decode(self, payload, model, header, reduce=0):
         from facecodec.bitstream.wavelet import decode_planes

@@ -21,7 +21,7 @@ from skimage.data import astronaut
 import facecodec
 from facecodec import batch, zoo
 from facecodec.cli import main
-from facecodec.codec import analyse, from_fcz, synthesise, to_fcz
+from facecodec.codec import analyse, open_fcz, synthesise, to_fcz
 from facecodec.metrics import bits_per_pixel
 from facecodec.zoo import load_weights
 
@@ -345,8 +345,8 @@ def test_network_outputs_do_not_depend_on_batch_or_threads(weights_id, keep_thre
             assert torch.equal(analyse(weights, x), alone)
             features[threads] = alone
             # the decoder's input, as a .fcz file gives it (the wavelet family's carries the quality level too)
-            inputs = torch.cat([from_fcz(to_fcz(weights, *_quantized(weights, alone[i:i + 1]), (48, 48), "RGB", 0, 0))[2]
-                                for i in range(5)])
+            inputs = torch.cat([open_fcz(to_fcz(weights, *_quantized(weights, alone[i:i + 1]), (48, 48), "RGB", 0, 0))[2]
+                                [0][1]() for i in range(5)])
             pixels = torch.cat([synthesise(weights, inputs[i:i + 1]) for i in range(5)])
             assert torch.equal(synthesise(weights, inputs), pixels)
     assert torch.equal(features[1], features[2])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.bitstream.container import FORMAT_VERSION, MAGIC, MAX_SIDE
+from facecodec.bitstream.container import FORMAT_VERSION, MAGIC, MAX_SIDE, UNTILED_VERSION
 
 
 def make_header(**changes) -> FczHeader:
@@ -70,7 +70,7 @@ def test_layout_matches_format_md():
     header, _, _, data = make_file()
     n = len(header.weights_id)
     assert data[:4] == MAGIC == b"\x89FCZ"
-    assert data[4] == FORMAT_VERSION and data[5] == 0 and data[6] == n
+    assert data[4] == UNTILED_VERSION and data[5] == 0 and data[6] == n
     assert data[7:7 + n] == b"test-c2-v1"
     assert struct.unpack_from("<IIBBBBHHH", data, 7 + n) == (30, 21, 0, 6, 2, 3, 2, 3, 4)
     assert data[25 + n] == 0  # quality 0: per-image quantizer ranges follow

@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 import facecodec
 from facecodec.bitstream import FczError, decode_symbols, pack, unpack
-from facecodec.bitstream.container import FORMAT_VERSION
+from facecodec.bitstream.container import UNTILED_VERSION
 from facecodec.metrics import bits_per_pixel, psnr
 from facecodec import codec
 from facecodec.image_io import open_image
@@ -133,14 +133,14 @@ def test_version_1_files_still_decode():
     assert decoded.shape == original.shape
     assert psnr(original, decoded) > 25  # 26.5 dB when it was written
     # The same header and payload in today's container decode by the very same computation.
-    assert np.array_equal(np.asarray(facecodec.decode(pack(replace(header, version=FORMAT_VERSION), payload))),
+    assert np.array_equal(np.asarray(facecodec.decode(pack(replace(header, version=UNTILED_VERSION), payload))),
                           decoded)
 
     # Today's encoder writes the same file up to float rounding: every integer field the same; the float32
     # ranges within 1e-4 of their span (AVX2 and AVX-512 differ by 2e-6 of it), far inside one 6-bit step.
     today = facecodec.encode(original, bits=6)
     today_header, today_payload = unpack(today)
-    assert replace(today_header, channel_ranges=()) == replace(header, channel_ranges=(), version=FORMAT_VERSION)
+    assert replace(today_header, channel_ranges=()) == replace(header, channel_ranges=(), version=UNTILED_VERSION)
     ranges, today_ranges = np.array(header.channel_ranges), np.array(today_header.channel_ranges)
     assert np.all(np.abs(today_ranges - ranges) <= 1e-4 * (ranges[:, 1:] - ranges[:, :1]))
     # So the symbols agree, but for a rare feature on a rounding boundary that goes to the neighbouring symbol

@@ -9,7 +9,8 @@ deletion, header-field edits and splices, most re-sealed with a correct CRC-32
 so that they get past the checksum to the field checks, the range decoder and
 the network. The files cover every installed weights id (``installed_ids()``),
 each coded by its own latent codec, in format versions 3 and 2 (the wavelet
-family's resolution- and plane-ordered payloads), and the property is also
+family's resolution- and plane-ordered payloads) and, for the wavelet family,
+4 (a tile table and the tiles' payloads), and the property is also
 checked for reduced decodes (``reduce``: the wavelet family's smaller images;
 every other family must refuse). tests/fuzz/fuzz_decode.py runs the same idea
 at length (100,000 inputs and more).
@@ -40,6 +41,7 @@ from facecodec.bitstream import wavelet as wb
 from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
 from facecodec.bitstream.wavelet import ContextModel
 from facecodec.codec import reduced_size
+from facecodec.latent import WaveletCodec
 from facecodec.zoo import installed_ids, load_spec, load_weights
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,8 +130,24 @@ def random_symbol_files() -> tuple[bytes, ...]:
     return tuple(files)
 
 
+@functools.lru_cache(maxsize=None)
+def tiled_files() -> tuple[bytes, ...]:
+    """Per installed weights id whose latent codec codes large images in tiles (the wavelet family), an 80 x 70
+    crop coded in 64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads)."""
+    picture = astronaut()[30:100, 170:250]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WaveletCodec, "TILE", 64)
+        return tuple(facecodec.encode(picture, weights_id=weights_id) for weights_id in installed_ids()
+                     if tiles_large_images(weights_id))
+
+
+def tiles_large_images(weights_id: str) -> bool:
+    """Whether the weights' latent codec codes large images in tiles (format 4)."""
+    return load_spec(weights_id).latent.tile_boxes(16384, 16384) is not None
+
+
 def all_files() -> tuple[bytes, ...]:
-    return real_files() + version_2_files() + random_symbol_files()
+    return real_files() + version_2_files() + random_symbol_files() + tiled_files()
 
 
 def pick(index: int) -> bytes:
@@ -210,8 +228,11 @@ def decodes_or_refuses(data: bytes, reduce: int = 0) -> Image.Image | None:
 def test_files_cover_every_installed_weights_id_and_format_version():
     files = all_files()
     assert {read_header(data).weights_id for data in files} == set(installed_ids())
+    tiling = {read_header(d).weights_id for d in tiled_files()}
+    assert tiling == {i for i in installed_ids() if tiles_large_images(i)} != set()
     for weights_id in installed_ids():
-        assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == {2, 3}
+        assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
+            {2, 3} | ({4} if weights_id in tiling else set())
     wavelet_v2 = [d for d in version_2_files() if isinstance(load_spec(read_header(d).weights_id).table(read_header(d)),
                                                                ContextModel)]
     assert wavelet_v2 or not any(isinstance(load_spec(read_header(d).weights_id).table(read_header(d)), ContextModel)
@@ -291,6 +312,17 @@ SHAPE_FIELDS = {"width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bit
                 "latent_h": (14, "<H"), "latent_w": (16, "<H"), "quality": (18, "<B")}
 INTERESTING = st.sampled_from([0, 1, 2, 7, 8, 9, 23, 24, 25, 255, 256, 2047, 2048, 16383, 16384, 16385,
                                2**16 - 1, 2**31, 2**32 - 1])
+
+
+@FUZZ
+@given(index=st.integers(0, 10**4), word=st.integers(0, 4), value=INTERESTING | st.sampled_from([4, 12, 48, 64, 80, 128]) | st.integers(0, 2**32 - 1),
+       reduce=st.integers(0, 4))
+def test_resealed_tile_table_edits(index, word, value, reduce):
+    """A tiled file (format 4) with one word of its tile table (the side, then 4 lengths) replaced."""
+    files = tiled_files()
+    data = bytearray(files[index % len(files)])
+    struct.pack_into("<I", data, offsets(data)["payload"] + 4 * word, value)
+    decodes_or_refuses(seal(bytes(data[:-4])), reduce)
 
 
 @FUZZ

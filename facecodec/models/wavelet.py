@@ -282,7 +282,7 @@ class WaveletTransform(nn.Module):
     """
 
     encode_margin = decode_margin = 0
-    tile = None  # the transform runs over the whole image in one pass; only the post-filter runs in tiles
+    tile = None  # the transform runs over its input in one pass (large images arrive as tiles: latent.WaveletCodec)
     filter_tile = 512
 
     def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
