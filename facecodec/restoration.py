@@ -15,8 +15,9 @@ that are pure black in all three channels (facecodec.damage.HOLE_VALUE), the
 convention ``fcz restore --task inpaint`` documents. The holes reach the
 network already filled by biharmonic inpainting (``fill_holes``): a smooth
 guess it refines, where black holes left it to invent every pixel (weights
-trained so stayed 6.5 dB under that very fill inside the holes). Greyscale
-inputs come back greyscale, except from ``colorize``.
+trained so stayed 6.5 dB under that very fill inside the holes); every other
+pixel comes back exactly as it came in. Greyscale inputs come back greyscale,
+except from ``colorize``.
 """
 from __future__ import annotations
 
@@ -51,9 +52,14 @@ def network_input(damaged: torch.Tensor, conditions: torch.Tensor) -> torch.Tens
     planes = damaged.new_zeros(n, INPUT_PLANES, height, width)
     planes[torch.arange(n), conditions] = 1
     inpaint = conditions == CONDITIONS.index("inpaint")
-    holes = (damaged == HOLE_VALUE / 255).all(1) & inpaint[:, None, None]
+    holes = black_pixels(damaged) & inpaint[:, None, None]
     planes[:, -1] = holes
     return torch.cat([fill_holes(damaged, holes) * 2 - 1, planes], 1)
+
+
+def black_pixels(images: torch.Tensor) -> torch.Tensor:
+    """``N x H x W``: where images ``N x 3 x H x W`` in [0, 1] are pure black, inpainting's holes."""
+    return (images == HOLE_VALUE / 255).all(1)
 
 
 def fill_holes(images: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
@@ -106,8 +112,10 @@ def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str) -> 
 
     def run(tile: torch.Tensor) -> torch.Tensor:
         with consistent_convolutions():  # a folder run's batches then give each file's pixels alone, bit for bit
-            out = weights.model(network_input(tile, index).contiguous(memory_format=torch.channels_last))
-        return to_pixels((out + 1) / 2)
+            out = (weights.model(network_input(tile, index).contiguous(memory_format=torch.channels_last)) + 1) / 2
+        if condition == "inpaint":  # only the holes are the network's to fill: the other pixels stay the input's
+            out = torch.where(black_pixels(tile)[:, None], out, tile)
+        return to_pixels(out)
 
     return run_in_tiles(run, x, TILE, MARGIN)
 

@@ -40,7 +40,8 @@ def test_inpainting_fills_the_black_holes_and_keeps_the_rest_close(face):
     inside = lambda image: psnr(face[mask][None], image[mask][None])  # noqa: E731
     # Filled, not well: the shipped weights stay 6.5 dB under biharmonic inpainting in the holes (README).
     assert inside(restored) > inside(holed) + 6
-    assert psnr(face[~mask][None], restored[~mask][None]) > 33
+    known = ~mask & face.any(-1)  # pure black is a hole by convention, also where the photo itself is black
+    assert np.array_equal(face[known], restored[known])  # the known pixels come back as they were
 
 
 def test_tiles_agree_with_one_whole_pass(face, monkeypatch):

@@ -23,9 +23,9 @@ from safetensors.numpy import load_file
 from facecodec import codec, zoo
 from facecodec.latent import codec_class
 from facecodec.metrics import psnr
-from facecodec.train import export, series, train, train_rd
+from facecodec.train import export, series, train, train_rd, train_restore
 from facecodec.train.config import ConfigError, Config, load_config
-from facecodec.zoo import manifest_entry
+from facecodec.zoo import RESTORE, manifest_entry
 
 TRAIN_DIR = Path(train.__file__).resolve().parent
 
@@ -161,9 +161,12 @@ def test_shipped_configs_fit_the_one_schema(path):
     elif config.architecture == "wavelet":  # the post-filter's stage 2 on installed wavelet weights
         assert config.stage1 is None and model.postfilter is not None
         assert manifest_entry(config.init_weights)["architecture"] == "wavelet"
-    elif config.architecture == "restore":  # fcz restore's networks: one stage, damage drawn in the trainer
-        assert config.stage2 is None and config.stage1.batch_size >= 1
-        assert sum(p.numel() for p in model.parameters()) > 0
+    elif config.architecture == "restore":  # fcz restore's networks: damage drawn in the trainer, weights by condition
+        assert config.stage1.batch_size >= 1 and sum(p.numel() for p in model.parameters()) > 0
+        for stage in filter(None, (config.stage1, config.stage2)):
+            assert train_restore.condition_frequencies(stage.conditions, path.name).sum() == pytest.approx(1)
+        if config.init_weights:  # a specialist: the installed network it is fine-tuned from has its [model]
+            assert manifest_entry(config.init_weights, RESTORE)["model"] == config.model
     else:
         pytest.fail(f"{path.name}: no schema check for architecture {config.architecture!r}")
 
