@@ -101,7 +101,9 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     * per weights id files of random symbols valid for its family (``random_symbols``) at its first,
       middle and last setting, in RGB and L, one of them as version 2, so the payload decoder and the
       synthesis see content no encoder made (for the wavelet family: signed values, some far beyond
-      +-31, so the escapes are exercised).
+      +-31, so the escapes are exercised);
+    * per weights id whose family codes large images in tiles, an 80 x 70 crop in RGB and L coded in
+      64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads).
     """
     from dataclasses import replace
 
@@ -156,6 +158,19 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                 body = bytearray(data[:shape + 18] + data[shape + 19:-4])
                 body[4] = 1
                 corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
+
+        # format 4 (a tile table, then the tiles' payloads), where the family codes large images in tiles:
+        # an 80 x 70 crop in 64-pixel tiles, the smallest the format allows, so 2 x 2 tiles
+        if latent.tile_boxes(16384, 16384) is not None:
+            family, tile = type(latent), type(latent).TILE
+            family.TILE = 64
+            try:
+                for mode in ("RGB", "L"):
+                    image = Image.fromarray(picture[30:100, 170:250]).convert(mode)
+                    corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles (v4)",
+                                   facecodec.encode(image, weights_id=weights_id)))
+            finally:
+                family.TILE = tile
 
         # random symbols: the header fields come from the family's own quantizer (run on random features)
         settings = sorted({latent.settings[0], latent.settings[len(latent.settings) // 2], latent.settings[-1]})
