@@ -1,6 +1,6 @@
 """Turn a restoration run's checkpoint into shipped weights: ``WEIGHTS_DIR/ID.safetensors`` + a manifest entry.
 
-    python -m facecodec.train.export_restore train/configs/restore_tiramisu.toml --id restore-tiramisu-v1
+    python -m facecodec.train.export_restore train/configs/restore_tiramisu.toml --id restore-tiramisu-v2
         [--runs-dir train/runs] [--weights-dir weights] [--notes TEXT]
 
 As facecodec.train.export does for codecs: the network of the config's last
