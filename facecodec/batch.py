@@ -510,8 +510,15 @@ class Processes:
         self.function = function or convert_chunk  # what each task runs (a test swaps in one that crashes)
 
     def run(self, conversion, chunks, batch_size):
+        existed = {job.target for chunk in chunks for job in chunk if os.path.exists(job.target)}
         crashed = yield from self._round(conversion, chunks, batch_size, self.jobs)
         while crashed:
+            # A lost chunk's surviving worker may have written some of its files before the pool broke (whole
+            # files: writes are atomic). They are this run's own, so they go and are made again; a file that
+            # was there before the run is never touched.
+            for job in crashed:
+                if job.target not in existed:
+                    Path(job.target).unlink(missing_ok=True)
             again = yield from self._round(conversion, [[job] for job in crashed], batch_size, 1)
             if again:
                 yield _failed(again[:1], "the worker process died converting this file")
