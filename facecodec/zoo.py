@@ -232,10 +232,17 @@ def default_restore_id(condition: str | None = None) -> str:
     entries = _entries(RESTORE)
     if not entries:
         raise FczError("no restoration weights are installed; install the facecodec release that ships them")
-    serving = [e for e in entries if condition is None or condition in e.get("serves", e["conditions"])]
+    if condition is None:
+        return entries[0]["id"]
+    serving = [e for e in entries if condition in _served(e)]
     if not serving:
         raise FczError(f"no installed restoration weights serve {condition}")
-    return min(serving, key=lambda e: len(e.get("serves", e["conditions"])))["id"] if condition else serving[0]["id"]
+    return min(serving, key=lambda e: len(_served(e)))["id"]  # min keeps the first of equals
+
+
+def _served(entry: dict) -> list[str]:
+    """The conditions a restoration entry was trained for: its ``serves``, or else every condition it codes."""
+    return entry.get("serves", entry["conditions"])
 
 
 @functools.lru_cache(maxsize=2)
