@@ -32,6 +32,7 @@ from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symb
 from facecodec.bitstream.container import TILED_VERSION
 from facecodec.bitstream.entropy import check_payload_length
 from facecodec.bitstream.tiles import Box, join_tiles, split_tiles, tile_grid, tile_header, tiled_header
+from facecodec.bitstream.wavelet import scheme as context_scheme
 
 if TYPE_CHECKING:
     import torch
@@ -298,8 +299,14 @@ class WaveletCodec(LatentCodec):
     The weights hold step tables, offsets and context tables for ``levels`` trained levels. With
     ``continuous`` (manifest ``model.continuous_quality``) a quality 1..100 stands for level
     ``quality / 10`` (quality 50 = level 5): steps interpolated log-linearly between the levels'
-    tables (extended past both ends), the offsets and context tables of the nearest level.
+    tables (extended past both ends), the offsets and context tables of the nearest level. Below
+    quality 10 the level runs linearly from ``lowest_level`` at quality 1 (manifest
+    ``model.lowest_level``; 0.1, the plain ``quality / 10``, for weights that don't say) to 1 at 10,
+    so weights can reach further down than the first trained level.
     Otherwise the quality is the level itself, 1..``levels``.
+
+    ``scheme`` (manifest ``model.context_scheme``, 1 if absent): the payload's context scheme
+    (facecodec.bitstream.wavelet.Scheme).
     """
 
     name, option = "wavelet", "quality"
@@ -313,23 +320,27 @@ class WaveletCodec(LatentCodec):
     QUALITY_PER_LEVEL = 10                     # continuous quality: quality 10 k is level k
     CONTINUOUS = range(1, 101)
 
-    def __init__(self, settings: range, default: int, levels: int | None = None, continuous: bool = False) -> None:
+    def __init__(self, settings: range, default: int, levels: int | None = None, continuous: bool = False,
+                 lowest_level: float | None = None, scheme: int = 1) -> None:
         super().__init__(settings, default)
         self.levels = levels if levels is not None else len(settings)
         self.continuous = continuous
+        self.lowest_level = 1 / self.QUALITY_PER_LEVEL if lowest_level is None else lowest_level
+        self.scheme = context_scheme(scheme)
 
     @classmethod
     def from_entry(cls, entry):
         first, last = entry["settings"]
         options = entry.get("model", {})
         return cls(range(first, last + 1), entry["default_setting"], options.get("qualities"),
-                   options.get("continuous_quality", False))
+                   options.get("continuous_quality", False), options.get("lowest_level"),
+                   options.get("context_scheme", 1))
 
     @classmethod
     def for_model(cls, model, default=None):
         settings = cls.settings_for(model)
         return cls(settings, cls.default_for(settings) if default is None else default, model.qualities,
-                   model.continuous_quality)
+                   model.continuous_quality, model.lowest_level, model.context_scheme)
 
     @classmethod
     def settings_for(cls, model):
@@ -347,7 +358,11 @@ class WaveletCodec(LatentCodec):
 
     def level(self, setting: int) -> float:
         """The (fractional) level a quality stands for."""
-        return setting / self.QUALITY_PER_LEVEL if self.continuous else float(setting)
+        if not self.continuous:
+            return float(setting)
+        if setting >= self.QUALITY_PER_LEVEL:
+            return setting / self.QUALITY_PER_LEVEL
+        return self.lowest_level + (setting - 1) * (1 - self.lowest_level) / (self.QUALITY_PER_LEVEL - 1)
 
     def nearest_level(self, setting: int) -> int:
         """The trained level whose offsets, context tables and filter are used at ``setting``."""
@@ -363,7 +378,8 @@ class WaveletCodec(LatentCodec):
         from facecodec.bitstream.wavelet import ContextModel
 
         name = self.table_name(self.nearest_level(setting))
-        return ContextModel(tables[name], tables[f"{name}.weights"], tables[f"{name}.thresholds"])
+        return ContextModel(tables[name], tables[f"{name}.weights"], tables[f"{name}.thresholds"], self.scheme,
+                            tables.get(f"{name}.sign_weights"), tables.get(f"{name}.sign_thresholds"))
 
     def entropy_encode(self, symbols, model, header):
         from facecodec.bitstream.wavelet import encode_planes

@@ -8,7 +8,7 @@ and keeps the one with the least
     (u - reconstruction)^2 + mu * bits
 
 where ``u`` is the coefficient in units of its step and ``bits`` the letter's (and any
-escape's) code length in the bucket its already decided neighbours put it in. The
+escape's) code length in the table its already decided neighbours put it in. The
 steps were set so that a unit of ``u^2`` costs the same pixel MSE in every subband
 (facecodec.models.wavelet_tables), so one ``mu`` serves the whole image. The high-rate
 theory of a uniform quantizer gives ``mu = ln 2 / 6 = 0.1155`` (Sullivan & Wiegand 1998).
@@ -37,8 +37,8 @@ MU = 0.08        # see the module docstring
 
 
 def letter_bits(model: wb.ContextModel) -> np.ndarray:
-    """Code length in bits of every letter in every bucket of every class: ``TABLE_SHAPE`` floats."""
-    counts = model.counts.astype(np.float64)
+    """Code length in bits of every letter in every table row of every class: ``model.rows``' shape, floats."""
+    counts = model.rows.astype(np.float64)
     return np.log2(counts.sum(axis=-1, keepdims=True)) - np.log2(counts)
 
 
@@ -53,18 +53,19 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
     rounded = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int32)
     magnitude = np.abs(scaled).astype(np.float64)
 
-    def handler(key, features, values, location):
+    def handler(key, features, sign_features, values, location):
         if location is None:       # an LL residual row: keep the rounded values
             return values
         c, rows, cols, where = location
-        u = magnitude[c][rows, cols][where]
+        u = wb.at(magnitude[c][rows, cols], where)
         sign = np.sign(values)
-        table, buckets = bits[key], model.buckets(key, features)   # BUCKETS x ALPHABET; a bucket per value
+        table = bits[key]                                  # rows x ALPHABET
+        context, negate = model.contexts(key, features, sign_features)   # a row per value
         best, best_cost = None, None
         for candidate in (np.abs(values), np.maximum(np.abs(values) - 1, 0), np.zeros_like(values)):
             v = sign * candidate
             recon = np.where(candidate > 0, candidate + recon_offset, 0.0)
-            rate = table[buckets, wb.letters(v)] + wb.escape_cost(v)
+            rate = table[context, wb.letters(wb.oriented(v, negate))] + wb.escape_cost(v)
             cost = (u - recon) ** 2 + mu * rate
             if best is None:
                 best, best_cost = v, cost
@@ -74,5 +75,5 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
         return best
 
     planes = rounded.copy()
-    wb.traverse(planes, wb.channels_coded(mode), handler, known=True)
+    wb.traverse(planes, wb.channels_coded(mode), handler, known=True, scheme=model.scheme)
     return planes

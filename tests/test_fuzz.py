@@ -460,13 +460,19 @@ def test_handbuilt_files_with_random_tables(bits, c, h, w, seed, edits):
 
 
 def _random_context_model(rng: np.random.Generator) -> ContextModel:
-    """A wavelet context model with random counts, context weights and bucket thresholds (as a weights file holds)."""
-    counts = rng.integers(1, 1000, size=wb.TABLE_SHAPE)
+    """A wavelet context model of either scheme with random counts, context weights and bucket (and sign)
+    thresholds (as a weights file holds)."""
+    scheme = wb.SCHEMES[int(rng.integers(1, 3))]
+    counts = rng.integers(1, 1000, size=scheme.table_shape)
     if rng.random() < 0.5:  # some very skewed buckets: the cheapest letters cost almost nothing
-        counts[..., wb.DIRECT] = rng.integers(1, 10**6, size=wb.TABLE_SHAPE[:-1])
-    weights = rng.integers(0, 8, size=wb.WEIGHTS_SHAPE)
-    thresholds = np.sort(rng.integers(0, 200, size=wb.THRESHOLDS_SHAPE), axis=-1)
-    return ContextModel(counts.astype(np.int32), weights.astype(np.int32), thresholds.astype(np.int32))
+        counts[..., wb.DIRECT] = rng.integers(1, 10**6, size=scheme.table_shape[:-1])
+    weights = rng.integers(0, 8, size=scheme.weights_shape)
+    thresholds = np.sort(rng.integers(0, 200, size=scheme.thresholds_shape), axis=-1)
+    signs = {}
+    if scheme.sign_contexts > 1:
+        signs["sign_weights"] = rng.integers(-16, 17, size=scheme.sign_weights_shape).astype(np.int32)
+        signs["sign_thresholds"] = np.sort(rng.integers(1, 60, size=scheme.sign_thresholds_shape), axis=-1).astype(np.int32)
+    return ContextModel(counts.astype(np.int32), weights.astype(np.int32), thresholds.astype(np.int32), scheme, **signs)
 
 
 @FUZZ

@@ -17,6 +17,7 @@ from facecodec.models import wavelet as wt
 from facecodec.zoo import load_spec, load_weights
 
 WEIGHTS = "wavelet-v0"
+S1 = wb.SCHEMES[1]
 # Measured on the astronaut crop (160x144) with the shipped tables (28.81, 39.22, 49.20 dB); each floor
 # sits 1 dB below. Quality 8 also shows the transform reaching 48 dB through the whole codec.
 QUALITY_FLOORS_DB = {1: 27.8, 5: 38.2, 8: 48.2}
@@ -28,8 +29,8 @@ def planes(image: np.ndarray) -> np.ndarray:
 
 def uniform_model() -> wb.ContextModel:
     """A valid model of the right shapes with flat tables: codes anything, models nothing."""
-    return wb.ContextModel(np.ones(wb.TABLE_SHAPE, np.int32), np.ones(wb.WEIGHTS_SHAPE, np.int32),
-                           np.tile(np.arange(1, wb.BUCKETS, dtype=np.int32), wb.THRESHOLDS_SHAPE[:-1] + (1,)))
+    return wb.ContextModel(np.ones(S1.table_shape, np.int32), np.ones(S1.weights_shape, np.int32),
+                           np.tile(np.arange(1, wb.BUCKETS, dtype=np.int32), S1.thresholds_shape[:-1] + (1,)))
 
 
 # --- the transform --------------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_an_untrained_postfilter_is_the_identity_and_tiles_match_one_pass():
 
 
 def test_every_continuous_quality_round_trips(odd_face):
-    """wavelet-v1 (the default): all 100 qualities decode to the right size and climb in size and PSNR."""
+    """wavelet-v1: all 100 qualities decode to the right size and climb in size and PSNR."""
     small = odd_face[:37, :29]
     sizes, scores = [], []
     for quality in range(1, 101):
@@ -407,7 +408,7 @@ def test_every_continuous_quality_round_trips(odd_face):
 
 
 def test_the_post_filter_in_small_tiles_gives_the_same_pixels(face, monkeypatch):
-    data = facecodec.encode(face, quality=20)  # the default wavelet-v1 at level 2, where the filter works
+    data = facecodec.encode(face, quality=20, weights_id="wavelet-v1")  # level 2, where the filter works
     whole = np.asarray(facecodec.decode(data), dtype=np.int16)
     monkeypatch.setattr(wt.WaveletTransform, "filter_tile", 64)  # the 160 x 144 face in 3 x 3 tiles
     tiled = np.asarray(facecodec.decode(data), dtype=np.int16)

@@ -64,9 +64,9 @@ def test_small_images_keep_the_bytes_they_had_before_tiles():
     digests = {"RGB": "8ebd13f75322e6dbe26262891bd69ee72b969edbaaf338fba1a2bc45fcd87e1d",
                "L": "bad6eb42e1272154e3da3d4456c503967bd6d5ac8daceeec895e117499dfa7a8"}
     for mode, digest in digests.items():
-        data = facecodec.encode(crop.convert(mode), device="cpu", quality=20, effort=0)
+        data = facecodec.encode(crop.convert(mode), device="cpu", quality=20, effort=0, weights_id="wavelet-v1")
         assert data[4] == UNTILED_VERSION and hashlib.sha256(data).hexdigest() == digest
-    weights = load_weights("wavelet-v1", "cpu")
+    weights = load_weights(facecodec.zoo.default_weights_id(), "cpu")
     x, pad_right, pad_bottom = to_padded_tensor(crop, weights.stride)
     one_pass = features_to_fcz(weights, analyse(weights, x), weights.latent.default, weights.latent.default_effort,
                                crop.size, "RGB", pad_right, pad_bottom)

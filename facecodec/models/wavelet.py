@@ -277,8 +277,9 @@ class WaveletTransform(nn.Module):
     qualities then still batch as one tensor.
 
     ``continuous_quality``: the weights take ``quality`` 1..100 instead of the table's levels; a quality
-    stands for level ``quality / 10``, its steps interpolated between the levels' tables (``steps_at``;
-    facecodec.latent.WaveletCodec has the mapping).
+    stands for level ``quality / 10`` (below 10: from ``lowest_level`` at quality 1), its steps
+    interpolated between the levels' tables (``steps_at``; facecodec.latent.WaveletCodec has the mapping).
+    ``context_scheme``: how the payload's contexts are formed (facecodec.bitstream.wavelet.Scheme).
     """
 
     encode_margin = decode_margin = 0
@@ -286,11 +287,13 @@ class WaveletTransform(nn.Module):
     filter_tile = 512
 
     def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
-                 postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False) -> None:
+                 postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False,
+                 lowest_level: float | None = None, context_scheme: int = 1) -> None:
         super().__init__()
         if channels != 3 or levels != LEVELS:
             raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
         self.levels, self.continuous_quality = levels, continuous_quality
+        self.lowest_level, self.context_scheme = lowest_level, context_scheme
         self.register_buffer("steps", torch.ones(qualities, 3, levels + 1, 3))
         self.register_buffer("recon_offset", torch.zeros(qualities))
         self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))

@@ -1,29 +1,41 @@
 """Build the wavelet family's weights file: step sizes per quality, and integer context models counted on faces.
 
     python -m facecodec.models.wavelet_tables [--train ../shared/data/faces/train] [--images 800]
-        [--id wavelet-v0] [--weights-dir weights]
+        [--id wavelet-v0] [--weights-dir weights] [--scheme 1|2] [--filter-from ID] [--lowest-level L]
+        [--default]
 
-Nothing is trained: the transform is the fixed CDF 9/7 wavelet (facecodec.models.wavelet). For every
-quality level this quantizes ``--images`` training faces (a fixed random choice, seed 0) and, per
-context class (luma/chroma, level, orientation, pass; facecodec.bitstream.wavelet):
+Nothing is trained by gradient: the transform is the fixed CDF 9/7 wavelet (facecodec.models.wavelet).
+For every quality level this quantizes ``--images`` training faces (a fixed random choice, seed 0; with
+``--max-scale``, each shrunk by a random factor up to it, ``scaled_down``) and,
+per context class (luma/chroma, level, orientation, pass; facecodec.bitstream.wavelet):
 
 1. fits the class's integer context weights: non-negative least squares of the value's capped
    magnitude on the context features (a 5 % sample of the values), scaled to at most 16;
 2. sets its 11 bucket thresholds: bucket 0 is activity 0, the others split the positive
    activities of the sample into equally frequent ranges;
-3. counts the letters of every value per bucket; the table is ``4 * count + 1``, so every letter
-   stays codable.
+3. scheme 2 only: fits the sign vote, ridge least squares of the sample's nonzero signs on the
+   sign features, scaled to integers of at most 16, and cuts its strength into 3 equally
+   frequent sign contexts after context 0 (no vote);
+4. counts the letters of every value (sign-flipped where the vote is negative) per table row; the
+   table is ``4 * count + 1``, so every letter stays codable (scheme 2 stores it as uint16,
+   ``as_uint16``).
 
 It writes ``ID.safetensors`` (the transform's step table and reconstruction offsets, and per quality
-``entropy.qualityN``, ``entropy.qualityN.weights``, ``entropy.qualityN.thresholds``) and the manifest
-entry (not the default weights). Needs scipy (the `bench` extra). 8 minutes for 800 faces and 8 qualities
-on 2 busy CPU cores.
+``entropy.qualityN``, ``entropy.qualityN.weights``, ``entropy.qualityN.thresholds``, in scheme 2
+``.sign_weights`` and ``.sign_thresholds``) and the manifest entry (the default weights with
+``--default``). ``--filter-from`` ships an installed post-filter with the new tables: wavelet-v2 is
+wavelet-v1's steps and filter with scheme-2 tables counted on 2,000 faces,
+
+    python -m facecodec.models.wavelet_tables --images 2000 --max-scale 1.6 --scheme 2 --id wavelet-v2 \
+        --filter-from wavelet-v1 --lowest-level -0.5 --default-setting 50 --default
+
+Needs scipy (the `bench` extra). Scheme 1: 8 minutes for 800 faces and 8 qualities on 2 busy CPU
+cores; scheme 2: 10 minutes for 2,000 faces on one core.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -72,30 +84,51 @@ def load_faces(folder: Path, count: int | None = None, seed: int | None = 0) -> 
     return [np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in paths]
 
 
+def scaled_down(faces: Sequence[np.ndarray], max_scale: float, seed: int = 0) -> list[np.ndarray]:
+    """Each face shrunk by a random factor in [1, ``max_scale``] (Lanczos), as the post-filter trains
+    (train/train_postfilter.py): LFW and most photos frame a face looser than UTKFace's crops, so its
+    details sit at finer levels; tables counted on the crops alone then expect too little detail."""
+    if max_scale <= 1:
+        return list(faces)
+    rng = np.random.default_rng(seed)
+    out = []
+    for face in faces:
+        scale = rng.uniform(1.0, max_scale)
+        size = (max(1, round(face.shape[1] / scale)), max(1, round(face.shape[0] / scale)))
+        out.append(np.asarray(Image.fromarray(face).resize(size, Image.Resampling.LANCZOS)))
+    return out
+
+
 def coefficients(faces: Iterable[np.ndarray]) -> list[np.ndarray]:
     return [wt.analysis(face.transpose(2, 0, 1).astype(np.float32)) for face in faces]
 
 
 def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_offset: float = ROUNDING_OFFSET,
-                      sample: float = SAMPLE, seed: int = 0) -> wb.ContextModel:
+                      sample: float = SAMPLE, seed: int = 0, scheme: wb.Scheme = wb.SCHEMES[1]) -> wb.ContextModel:
     """Context weights, thresholds and counts for one quality from coefficient planes of training faces."""
     from scipy.optimize import nnls
 
     rng = np.random.default_rng(seed)
-    samples: dict[wb.Key, list[tuple[np.ndarray, np.ndarray]]] = {}
+    samples: dict[wb.Key, list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]] = {}
     quantized = [wt.quantize(y, steps, rounding_offset) for y in planes]
     for q in quantized:
-        for key, features, values in wb.collect(q):
+        for key, features, sign_features, values in wb.collect(q, scheme=scheme):
             keep = rng.random(values.size) < sample
             if keep.any():
-                samples.setdefault(key, []).append((features[:, keep], values[keep]))
-    weights = np.zeros(wb.WEIGHTS_SHAPE, dtype=np.int32)
-    thresholds = np.zeros(wb.THRESHOLDS_SHAPE, dtype=np.int32)
+                signs = None if sign_features is None else sign_features[:, keep]
+                samples.setdefault(key, []).append((features[:, keep], signs, values[keep]))
+    weights = np.zeros(scheme.weights_shape, dtype=np.int32)
+    thresholds = np.zeros(scheme.thresholds_shape, dtype=np.int32)
+    signed = scheme.sign_contexts > 1
+    sign_weights = np.zeros(scheme.sign_weights_shape, dtype=np.int32) if signed else None
+    sign_thresholds = np.tile(np.arange(1, scheme.sign_contexts, dtype=np.int32),
+                              scheme.sign_thresholds_shape[:-1] + (1,)) if signed else None
     for key, parts in samples.items():
-        features = np.concatenate([f for f, _ in parts], axis=1).astype(np.float64)
-        target = np.minimum(np.abs(np.concatenate([v for _, v in parts])), wb.CAP).astype(np.float64)
+        features = np.concatenate([f for f, _, _ in parts], axis=1).astype(np.float64)
+        values = np.concatenate([v for _, _, v in parts])
+        target = np.minimum(np.abs(values), wb.CAP).astype(np.float64)
         used = features.any(axis=1)
-        w = np.zeros(wb.FEATURES)
+        w = np.zeros(scheme.features)
         if used.any() and target.any():
             w[used] = nnls(features[used].T, target, maxiter=1000)[0]
         if w.max() > 0:
@@ -103,13 +136,49 @@ def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_
         weights[key] = w.astype(np.int32)
         activity = weights[key].astype(np.int64) @ features.astype(np.int64)
         thresholds[key] = _thresholds(activity)
-    counts = np.zeros(wb.TABLE_SHAPE, dtype=np.int64)
-    model = wb.ContextModel(np.ones(wb.TABLE_SHAPE, dtype=np.int32), weights, thresholds)
+        if signed and parts[0][1] is not None:
+            sign_weights[key], sign_thresholds[key] = _fit_sign_vote(
+                np.concatenate([s for _, s, _ in parts], axis=1), values, scheme.sign_contexts)
+    counts = np.zeros(scheme.table_shape, dtype=np.int64)
+    model = wb.ContextModel(np.ones(scheme.table_shape, dtype=np.int32), weights, thresholds, scheme,
+                            sign_weights, sign_thresholds)
+    rows = counts.reshape(model.rows.shape)
     for q in quantized:
-        for key, features, values in wb.collect(q):
-            buckets = model.buckets(key, features)
-            np.add.at(counts[key], (buckets, wb.letters(values)), 1)
-    return wb.ContextModel((counts * COUNT_SCALE + COUNT_FLOOR).astype(np.int32), weights, thresholds)
+        for key, features, sign_features, values in wb.collect(q, scheme=scheme):
+            context, negate = model.contexts(key, features, sign_features)
+            np.add.at(rows[key], (context, wb.letters(wb.oriented(values, negate))), 1)
+    return wb.ContextModel((counts * COUNT_SCALE + COUNT_FLOOR).astype(np.int32), weights, thresholds, scheme,
+                           sign_weights, sign_thresholds)
+
+
+def _fit_sign_vote(sign_features: np.ndarray, values: np.ndarray, contexts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scheme 2's sign vote for one class: integer weights (ridge least squares of the nonzero values' signs
+    on the sign features, scaled to at most MAX_WEIGHT) and the thresholds that cut the vote's strength
+    into ``contexts`` sign contexts: 0 for no vote, then equally frequent ranges."""
+    nonzero = values != 0
+    x = sign_features[:, nonzero].astype(np.float64).T
+    y = np.sign(values[nonzero]).astype(np.float64)
+    w = np.zeros(sign_features.shape[0])
+    if len(y):
+        w = np.linalg.solve(x.T @ x + 1e-3 * np.eye(x.shape[1]), x.T @ y)
+    if np.abs(w).max() > 0:
+        w = np.round(w / np.abs(w).max() * MAX_WEIGHT)
+    strength = np.sort(np.abs(x @ w))
+    strength = strength[strength > 0]
+    cuts = [1] + [int(strength[k * len(strength) // (contexts - 1)]) if len(strength) else 1
+                  for k in range(1, contexts - 1)]
+    for k in range(1, len(cuts)):   # strictly increasing, as for the buckets
+        cuts[k] = max(cuts[k], cuts[k - 1] + 1)
+    return w.astype(np.int32), np.array(cuts, dtype=np.int32)
+
+
+def as_uint16(counts: np.ndarray) -> np.ndarray:
+    """Count tables stored in half the bytes: a row whose largest count passes 65535 is scaled down to it
+    (each count at least 1). Only the ratios within a row matter to the coder."""
+    rows = counts.reshape(-1, counts.shape[-1]).astype(np.float64)
+    largest = rows.max(axis=1, keepdims=True)
+    scaled = np.where(largest > 65535, np.maximum(1, np.round(rows * (65535 / largest))), rows)
+    return scaled.reshape(counts.shape).astype(np.uint16)
 
 
 def _thresholds(activity: np.ndarray) -> np.ndarray:
@@ -129,7 +198,7 @@ def _thresholds(activity: np.ndarray) -> np.ndarray:
 
 def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chroma_factor: float = CHROMA_FACTOR,
           rounding_offset: float = ROUNDING_OFFSET, recon_offset: float = RECON_OFFSET,
-          log=print) -> dict[str, np.ndarray]:
+          scheme: wb.Scheme = wb.SCHEMES[1], log=print) -> dict[str, np.ndarray]:
     """Every tensor of a wavelet weights file, from training faces."""
     planes = coefficients(faces)
     tensors = {
@@ -139,30 +208,61 @@ def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chro
     }
     for quality, steps in enumerate(tensors["steps"], start=1):
         started = time.perf_counter()
-        model = fit_context_model(planes, steps, rounding_offset)
+        model = fit_context_model(planes, steps, rounding_offset, scheme=scheme)
         name = f"entropy.quality{quality}"
         tensors[name], tensors[f"{name}.weights"], tensors[f"{name}.thresholds"] = \
             model.counts, model.weights, model.thresholds
+        if model.sign_weights is not None:
+            tensors[name] = as_uint16(model.counts)
+            tensors[f"{name}.sign_weights"], tensors[f"{name}.sign_thresholds"] = \
+                model.sign_weights, model.sign_thresholds
         log(f"quality {quality}: step {bases[quality - 1]:g}, {time.perf_counter() - started:.0f} s")
     return tensors
 
 
 def manifest_entry(weights_id: str, file: str, digest: str, qualities: int, default: int, images: int,
-                   seconds: float, bases: Sequence[float]) -> dict:
+                   seconds: float, bases: Sequence[float], scheme: int = 1, max_scale: float = 1.0) -> dict:
+    model = {"levels": wb.LEVELS, "qualities": qualities}
+    if scheme != 1:
+        model["context_scheme"] = scheme
     return {
         "id": weights_id, "file": file, "architecture": "wavelet", "channels": 3, "stride": 1,
         "quantizer": "wavelet", "settings": [1, qualities], "default_setting": default,
-        "model": {"levels": wb.LEVELS, "qualities": qualities},
+        "model": model,
         "sha256": digest,
         "training_data": f"UTKFace faces/train ({images} faces chosen with seed 0, for the count tables only); "
                          "research use only",
         "tables": {"images": images, "seconds": round(seconds), "base_steps": list(bases),
                    "chroma_factor": CHROMA_FACTOR, "rounding_offset": ROUNDING_OFFSET,
-                   "recon_offset": RECON_OFFSET},
+                   "recon_offset": RECON_OFFSET, **({"max_scale": max_scale} if max_scale > 1 else {})},
         "notes": "No training: fixed CDF 9/7 wavelet on YCbCr (4 levels), dead-zone quantizer, context-adaptive "
-                 "integer count tables. Built with python -m facecodec.models.wavelet_tables "
-                 f"--images {images} --id {weights_id}.",
+                 f"integer count tables (context scheme {scheme}). Built with python -m facecodec.models.wavelet_tables "
+                 f"--images {images} --scheme {scheme}"
+                 + (f" --max-scale {max_scale:g}" if max_scale > 1 else "") + f" --id {weights_id}.",
     }
+
+
+def with_filter_of(entry: dict, tensors: dict[str, np.ndarray], source_id: str) -> dict:
+    """Give new tables the post-filter and quality scale of installed weights ``source_id`` (same steps).
+
+    The filter sees only decoded pixels, and those follow from the symbols and the steps alone, so a
+    filter trained over one set of tables serves another set over the same steps unchanged.
+    """
+    from facecodec.zoo import manifest_entry as installed_entry, weights_tensors
+
+    source, source_tensors = installed_entry(source_id), weights_tensors(source_id)
+    if not np.array_equal(source_tensors["steps"].astype(np.float32), tensors["steps"]):
+        raise SystemExit(f"{source_id}'s step table differs from these tables': its post-filter was trained for other steps")
+    tensors.update({name: array for name, array in source_tensors.items() if name.startswith("postfilter.")})
+    options = {k: v for k, v in source["model"].items() if k.startswith("postfilter_") or k == "continuous_quality"}
+    entry["model"].update(options)
+    if options.get("continuous_quality"):
+        entry["settings"], entry["default_setting"] = source["settings"], source["default_setting"]
+    entry["postfilter_from"] = source_id
+    entry["stage2"] = source.get("stage2")
+    entry["training_data"] += f"; the post-filter: {source_id}'s ({source['training_data'].split('; the post-filter: ')[-1]})"
+    entry["notes"] += f" The post-filter is {source_id}'s, unchanged (--filter-from {source_id})."
+    return entry
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,29 +270,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=repo.parent / "shared" / "data" / "faces" / "train")
     parser.add_argument("--images", type=int, default=800, help="training faces to count tables on")
+    parser.add_argument("--max-scale", type=float, default=1.0,
+                        help="shrink each face by a random factor in [1, this] first (scaled_down)")
     parser.add_argument("--id", default="wavelet-v0", help="weights id (file ID.safetensors)")
     parser.add_argument("--weights-dir", type=Path, default=repo / "weights")
     parser.add_argument("--default-setting", type=int, default=5)
+    parser.add_argument("--default", action="store_true", help="make them the weights fcz encode uses")
+    parser.add_argument("--scheme", type=int, choices=sorted(wb.SCHEMES), default=1,
+                        help="context scheme (facecodec.bitstream.wavelet.Scheme)")
+    parser.add_argument("--filter-from", metavar="ID", help="installed wavelet weights whose post-filter and "
+                        "quality scale to ship with these tables (their steps must be these)")
+    parser.add_argument("--lowest-level", type=float, help="with continuous quality: the level quality 1 "
+                        "stands for (facecodec.latent.WaveletCodec)")
     args = parser.parse_args(argv)
     from safetensors.numpy import save
 
+    from facecodec.train.export import record_in_manifest
+
     started = time.perf_counter()
-    faces = load_faces(args.train, args.images, seed=0)
-    tensors = build(faces)
-    blob = save({name: np.ascontiguousarray(array) for name, array in sorted(tensors.items())})
-    file = f"{args.id}.safetensors"
-    (args.weights_dir / file).write_bytes(blob)
+    faces = scaled_down(load_faces(args.train, args.images, seed=0), args.max_scale)
+    tensors = build(faces, scheme=wb.SCHEMES[args.scheme])
     seconds = time.perf_counter() - started
-    entry = manifest_entry(args.id, file, hashlib.sha256(blob).hexdigest(), len(BASE_STEPS), args.default_setting,
-                           len(faces), seconds, BASE_STEPS)
-    manifest_path = args.weights_dir / "manifest.json"
-    listing = json.loads(manifest_path.read_text())
-    old = next((i for i, e in enumerate(listing["weights"]) if e["id"] == args.id), None)
-    if old is None:
-        listing["weights"].append(entry)
-    else:
-        listing["weights"][old] = entry  # results measured with the old tables no longer hold
-    manifest_path.write_text(json.dumps(listing, indent=2) + "\n")
+    entry = manifest_entry(args.id, f"{args.id}.safetensors", "", len(BASE_STEPS), args.default_setting,
+                           len(faces), seconds, BASE_STEPS, args.scheme, args.max_scale)
+    if args.filter_from:
+        entry = with_filter_of(entry, tensors, args.filter_from)
+    if args.lowest_level is not None:
+        if not entry["model"].get("continuous_quality"):
+            raise SystemExit("--lowest-level needs weights with continuous quality (--filter-from such weights)")
+        entry["model"]["lowest_level"] = args.lowest_level
+    blob = save({name: np.ascontiguousarray(array) for name, array in sorted(tensors.items())})
+    file = entry["file"]
+    (args.weights_dir / file).write_bytes(blob)
+    entry["sha256"] = hashlib.sha256(blob).hexdigest()
+    record_in_manifest(args.weights_dir, entry, default=args.default)  # results measured with old tables go
     print(f"wrote {args.weights_dir / file} ({len(blob):,} bytes) and its manifest entry in {seconds:.0f} s")
 
 
