@@ -77,9 +77,13 @@ class Scheme:
     quarter of a band has no decoded neighbour and the last quarter sees all 8; and a sign
     context: a weighted vote of the decoded neighbours', parent's and co-located planes' signs
     predicts the sign, the value is coded sign-flipped when the vote is negative, and the vote's
-    strength picks one of ``sign_contexts`` tables. Measured with ideal code lengths on 50
-    faces/val against scheme 1 (tables from 300 faces/train): -4.1 % of the detail bits at
-    level 1, -5.2 % at level 3.
+    strength picks one of ``sign_contexts`` tables. Measured with ideal code lengths of the detail
+    bands at levels 3, 5 and 7, scheme 2 with tables counted on 300 faces/train shrunk by up to 1.6x
+    (as wavelet-v2's) against scheme 1 with tables counted on the same faces unshrunk (as wavelet-v0's):
+    -2.8, -3.7, -4.2 % on 40 faces/val; -4.2, -5.1, -5.0 % on those faces shrunk to 150 px and
+    JPEG-compressed at quality 90; -6.1, -4.7, -0.9 % on two crops of scikit-image's astronaut. With
+    unshrunk tables for both, scheme 2 gained more on faces/val (-4.3, -5.6, -8.3 %) but lost on the
+    astronaut (-0.5, +2.4, +4.1 %): tables that expect UTKFace's smooth crops misjudge finer detail.
     """
 
     number: int

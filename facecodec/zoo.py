@@ -5,9 +5,10 @@ names the id that encoded it, and decoding looks that id up here: a file
 can only be decoded by the exact weights that wrote it.
 
 Each ``ID.safetensors`` holds the network's state dict (fp16) and its entropy
-tables: int32 symbol counts, one row per feature channel (see
-facecodec.bitstream.entropy), stored as ``entropy.<table name>`` where the
-family's latent codec (facecodec.latent) names one table per setting.
+tables: integer symbol counts, one row per feature channel (see
+facecodec.bitstream.entropy; the wavelet family's context tables, weights and
+thresholds: facecodec.bitstream.wavelet), stored as ``entropy.<table name>`` where
+the family's latent codec (facecodec.latent) names one table per setting.
 safetensors cannot execute code on load, unlike a pickle.
 
 Loading happens in two steps. ``load_spec`` reads what a file promises (latent

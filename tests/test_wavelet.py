@@ -181,13 +181,14 @@ def test_decoder_gets_the_encoders_symbols(face, spec, effort):
     assert np.array_equal(spec.latent.entropy_decode(payload, spec.table(header), header), symbols[0])
 
 
-def test_symbols_do_not_depend_on_torch_threads(face):
+@pytest.mark.parametrize("weights_id, quality", [(WEIGHTS, 3), ("wavelet-v2", 50)])   # both context schemes
+def test_symbols_do_not_depend_on_torch_threads(face, weights_id, quality):
     threads = torch.get_num_threads()
     try:
         files = []
         for n in (1, 2):
             torch.set_num_threads(n)
-            files.append(facecodec.encode(face, quality=3, weights_id=WEIGHTS))
+            files.append(facecodec.encode(face, quality=quality, weights_id=weights_id))
     finally:
         torch.set_num_threads(threads)
     assert files[0] == files[1]

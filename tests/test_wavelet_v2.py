@@ -1,15 +1,23 @@
 """Context scheme 2 (wavelet-v2): four passes per band, sign contexts, and a quality scale reaching lower."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from safetensors.numpy import load_file
+from skimage.data import astronaut
 
 import facecodec
 from facecodec.bitstream import unpack
 from facecodec.bitstream import wavelet as wb
+from facecodec.latent import WaveletCodec
 from facecodec.metrics import psnr
-from facecodec.zoo import load_spec, load_weights
+from facecodec.models import wavelet as wt
+from facecodec.models import wavelet_tables
+from facecodec.zoo import load_spec, load_weights, weights_tensors
 
 WEIGHTS = "wavelet-v2"
 S2 = wb.SCHEMES[2]
@@ -81,18 +89,6 @@ def test_quality_1_reaches_below_the_old_lowest_rate(face):
     assert new < 0.8 * old, (old, new)
 
 
-def test_symbols_do_not_depend_on_torch_threads(face):
-    threads = torch.get_num_threads()
-    try:
-        files = []
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            files.append(facecodec.encode(face, quality=50, weights_id=WEIGHTS))
-    finally:
-        torch.set_num_threads(threads)
-    assert files[0] == files[1]
-
-
 def test_extreme_values_escape_and_round_trip(spec):
     rng = np.random.default_rng(3)
     planes = rng.integers(-40, 41, (3, 23, 19)).astype(np.int32)
@@ -125,3 +121,27 @@ def test_payload_bound_holds_and_a_cut_payload_is_refused(face, spec):
     assert 8 * len(payload) + 64 >= wb.min_payload_bits(model, shape)
     with pytest.raises(facecodec.FczError):
         wb.decode_planes(payload[: 4 * (len(payload) // 16)], model, shape)
+
+
+def test_the_table_builder_writes_scheme_2_weights_that_code(tmp_path, odd_face):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for k, (top, left) in enumerate([(0, 0), (100, 200), (250, 300)]):
+        Image.fromarray(astronaut()[top:top + 64, left:left + 64]).save(faces / f"{k}.png")
+    out = tmp_path / "weights"
+    out.mkdir()
+    wavelet_tables.main(["--train", str(faces), "--images", "3", "--max-scale", "1.6", "--scheme", "2",
+                         "--id", "test-v2", "--weights-dir", str(out), "--filter-from", "wavelet-v1",
+                         "--lowest-level", "-0.5", "--default-setting", "50"])
+    entry = json.loads((out / "manifest.json").read_text())["weights"][0]
+    assert entry["model"]["context_scheme"] == 2 and entry["model"]["lowest_level"] == -0.5
+    assert "--filter-from wavelet-v1" in entry["notes"] and entry["settings"] == [1, 100]
+    tensors = load_file(out / "test-v2.safetensors")
+    shipped = weights_tensors("wavelet-v1")
+    assert all(np.array_equal(tensors[n], shipped[n]) for n in shipped if n.startswith("postfilter."))
+    assert tensors["entropy.quality5"].dtype == np.uint16 and tensors["entropy.quality5"].min() >= 1
+    latent = WaveletCodec.from_entry(entry)
+    model = latent.entropy_model({n[len("entropy."):]: a for n, a in tensors.items() if n.startswith("entropy.")}, 50)
+    assert model.scheme is S2 and np.abs(model.sign_weights).max() > 0   # a vote was fitted
+    q = wt.quantize(wt.analysis(odd_face.transpose(2, 0, 1).astype(np.float32)), tensors["steps"][4], 0.25)
+    assert np.array_equal(wb.decode_planes(wb.encode_planes(q, model), model, q.shape[1:]), q)

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -221,7 +223,8 @@ def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chro
 
 
 def manifest_entry(weights_id: str, file: str, digest: str, qualities: int, default: int, images: int,
-                   seconds: float, bases: Sequence[float], scheme: int = 1, max_scale: float = 1.0) -> dict:
+                   seconds: float, bases: Sequence[float], command: str, scheme: int = 1,
+                   max_scale: float = 1.0) -> dict:
     model = {"levels": wb.LEVELS, "qualities": qualities}
     if scheme != 1:
         model["context_scheme"] = scheme
@@ -236,9 +239,7 @@ def manifest_entry(weights_id: str, file: str, digest: str, qualities: int, defa
                    "chroma_factor": CHROMA_FACTOR, "rounding_offset": ROUNDING_OFFSET,
                    "recon_offset": RECON_OFFSET, **({"max_scale": max_scale} if max_scale > 1 else {})},
         "notes": "No training: fixed CDF 9/7 wavelet on YCbCr (4 levels), dead-zone quantizer, context-adaptive "
-                 f"integer count tables (context scheme {scheme}). Built with python -m facecodec.models.wavelet_tables "
-                 f"--images {images} --scheme {scheme}"
-                 + (f" --max-scale {max_scale:g}" if max_scale > 1 else "") + f" --id {weights_id}.",
+                 f"integer count tables (context scheme {scheme}). Built with {command}.",
     }
 
 
@@ -261,7 +262,7 @@ def with_filter_of(entry: dict, tensors: dict[str, np.ndarray], source_id: str) 
     entry["postfilter_from"] = source_id
     entry["stage2"] = source.get("stage2")
     entry["training_data"] += f"; the post-filter: {source_id}'s ({source['training_data'].split('; the post-filter: ')[-1]})"
-    entry["notes"] += f" The post-filter is {source_id}'s, unchanged (--filter-from {source_id})."
+    entry["notes"] += f" The post-filter is {source_id}'s, unchanged."
     return entry
 
 
@@ -291,8 +292,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     faces = scaled_down(load_faces(args.train, args.images, seed=0), args.max_scale)
     tensors = build(faces, scheme=wb.SCHEMES[args.scheme])
     seconds = time.perf_counter() - started
+    command = "python -m facecodec.models.wavelet_tables " + shlex.join(sys.argv[1:] if argv is None else argv)
     entry = manifest_entry(args.id, f"{args.id}.safetensors", "", len(BASE_STEPS), args.default_setting,
-                           len(faces), seconds, BASE_STEPS, args.scheme, args.max_scale)
+                           len(faces), seconds, BASE_STEPS, command, args.scheme, args.max_scale)
     if args.filter_from:
         entry = with_filter_of(entry, tensors, args.filter_from)
     if args.lowest_level is not None:
