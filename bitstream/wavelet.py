@@ -340,23 +340,28 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
     """
     _, height, width = planes.shape
     mags: dict[tuple[int, int, str], np.ndarray] = {}      # (channel, level, orientation) -> capped magnitudes
-    signs: dict[tuple[int, int, str], np.ndarray] = {}     # the same bands' signs (scheme 2)
+    signs: dict[tuple[int, int, str], np.ndarray] = {}     # the same bands' signs (only kept with_signs)
     with_signs = scheme.sign_contexts > 1
     ll_residuals: list[np.ndarray] = []
+
+    def remember(key: tuple[int, int, str], band: np.ndarray) -> None:
+        """Keep a finished band as later contexts read it."""
+        mags[key] = _mag(band)
+        if with_signs:
+            signs[key] = np.sign(band).astype(np.int32)
+
     for c, level, orientation, rows, cols in coding_order(height, width, channels, resolution_order, reduce):
         colour = min(c, 1)
         band = planes[c][rows, cols]
         shape = band.shape
         if band.size == 0:
-            mags[(c, level, orientation)] = np.zeros(shape, dtype=np.int32)
-            signs[(c, level, orientation)] = np.zeros(shape, dtype=np.int32)
+            remember((c, level, orientation), band)
             if orientation == "LL":
                 ll_residuals.append(np.zeros(shape, dtype=np.int64))
             continue
         if orientation == "LL":
             ll_residuals.append(_ll_band(band, c, colour, ll_residuals, handler, known, scheme))
-            mags[(c, level, orientation)] = _mag(band)
-            signs[(c, level, orientation)] = np.sign(band).astype(np.int32)
+            remember((c, level, orientation), band)
             continue
         o = ORIENTATIONS.index(orientation)
         features = np.zeros((scheme.features,) + shape, dtype=np.int32)
@@ -397,8 +402,7 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
             _put(band, where, handler((colour, level - 1, o, p), group, group_signs,
                                       at(band, where) if known else None, (c, rows, cols, where)))
             done[where] = True
-        mags[(c, level, orientation)] = _mag(band)
-        signs[(c, level, orientation)] = np.sign(band).astype(np.int32)
+        remember((c, level, orientation), band)
 
 
 def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarray], handler: Handler,

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.numpy import save as save_safetensors
 
 from facecodec.latent import codec_class
 from facecodec.models import wavelet as wt
+from facecodec.models.wavelet_tables import shrunk
 from facecodec.train import checkpoints
 from facecodec.train.config import DEFAULT_WEIGHTS_DIR, Config, ConfigError, TrainingError, load_config, user_errors
 from facecodec.train.data import load_folder
@@ -75,10 +75,7 @@ class QuantizedCrops:
         levels = self.rng.integers(1, self.model.qualities + 1, self.batch_size)
         for level in levels:
             face = self.images[self.rng.integers(len(self.images))]
-            scale = self.rng.uniform(1.0, self.max_scale)
-            if scale > 1.0:
-                size = (round(face.shape[1] / scale), round(face.shape[0] / scale))
-                face = np.asarray(Image.fromarray(face).resize(size, Image.Resampling.LANCZOS))
+            face = shrunk(face, self.rng.uniform(1.0, self.max_scale))
             if self.rng.random() < 0.5:
                 face = face[:, ::-1]
             face = np.ascontiguousarray(face)

@@ -86,19 +86,22 @@ def load_faces(folder: Path, count: int | None = None, seed: int | None = 0) -> 
     return [np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in paths]
 
 
+def shrunk(face: np.ndarray, scale: float) -> np.ndarray:
+    """``face`` (``H x W x 3`` uint8) made ``scale`` (>= 1) times smaller, Lanczos; as it is at 1."""
+    if scale <= 1:
+        return face
+    size = (max(1, round(face.shape[1] / scale)), max(1, round(face.shape[0] / scale)))
+    return np.asarray(Image.fromarray(face).resize(size, Image.Resampling.LANCZOS))
+
+
 def scaled_down(faces: Sequence[np.ndarray], max_scale: float, seed: int = 0) -> list[np.ndarray]:
-    """Each face shrunk by a random factor in [1, ``max_scale``] (Lanczos), as the post-filter trains
+    """Each face shrunk by a random factor in [1, ``max_scale``], as the post-filter trains
     (train/train_postfilter.py): LFW and most photos frame a face looser than UTKFace's crops, so its
     details sit at finer levels; tables counted on the crops alone then expect too little detail."""
     if max_scale <= 1:
         return list(faces)
     rng = np.random.default_rng(seed)
-    out = []
-    for face in faces:
-        scale = rng.uniform(1.0, max_scale)
-        size = (max(1, round(face.shape[1] / scale)), max(1, round(face.shape[0] / scale)))
-        out.append(np.asarray(Image.fromarray(face).resize(size, Image.Resampling.LANCZOS)))
-    return out
+    return [shrunk(face, rng.uniform(1.0, max_scale)) for face in faces]
 
 
 def coefficients(faces: Iterable[np.ndarray]) -> list[np.ndarray]:
@@ -212,9 +215,10 @@ def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chro
         started = time.perf_counter()
         model = fit_context_model(planes, steps, rounding_offset, scheme=scheme)
         name = f"entropy.quality{quality}"
-        tensors[name], tensors[f"{name}.weights"], tensors[f"{name}.thresholds"] = \
-            model.counts, model.weights, model.thresholds
-        if model.sign_weights is not None:
+        tensors[f"{name}.weights"], tensors[f"{name}.thresholds"] = model.weights, model.thresholds
+        if model.sign_weights is None:      # scheme 1: int32 counts, as wavelet-v0 and wavelet-v1 store them
+            tensors[name] = model.counts
+        else:
             tensors[name] = as_uint16(model.counts)
             tensors[f"{name}.sign_weights"], tensors[f"{name}.sign_thresholds"] = \
                 model.sign_weights, model.sign_thresholds
