@@ -199,6 +199,7 @@ class ContextModel:
                 raise ValueError("wavelet sign weights must lie in +-2^8")
         object.__setattr__(self, "rows", self.counts.reshape(s.table_shape[:4] + (-1, ALPHABET)))
         object.__setattr__(self, "_models", {})
+        object.__setattr__(self, "_min_bits", {})
 
     def model(self, key: Key, row: int) -> constriction.stream.model.Categorical:
         cache = self._models  # type: ignore[attr-defined]
@@ -229,9 +230,12 @@ class ContextModel:
 
     def min_bits(self, key: Key) -> float:
         """The fewest bits any one value of class ``key`` can cost (its best row's likeliest letter)."""
-        counts = self.rows[key].astype(np.float64)  # type: ignore[attr-defined]
-        largest = np.minimum(1.0, counts.max(axis=1) / counts.sum(axis=1) + 2.0 ** -20)
-        return float(-np.log2(largest.max()))
+        cache = self._min_bits  # type: ignore[attr-defined]
+        if key not in cache:
+            counts = self.rows[key].astype(np.float64)  # type: ignore[attr-defined]
+            largest = np.minimum(1.0, counts.max(axis=1) / counts.sum(axis=1) + 2.0 ** -20)
+            cache[key] = float(-np.log2(largest.max()))
+        return cache[key]
 
 
 def oriented(values: np.ndarray, negate: np.ndarray | None) -> np.ndarray:

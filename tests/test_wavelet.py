@@ -181,7 +181,8 @@ def test_decoder_gets_the_encoders_symbols(face, spec, effort):
     assert np.array_equal(spec.latent.entropy_decode(payload, spec.table(header), header), symbols[0])
 
 
-@pytest.mark.parametrize("weights_id, quality", [(WEIGHTS, 3), ("wavelet-v2", 50)])   # both context schemes
+# both context schemes, and a learned lifting
+@pytest.mark.parametrize("weights_id, quality", [(WEIGHTS, 3), ("wavelet-v2", 50), ("wavelet-v3", 50)])
 def test_symbols_do_not_depend_on_torch_threads(face, weights_id, quality):
     threads = torch.get_num_threads()
     try:

@@ -6,7 +6,8 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         |  x 255, ICT (JPEG 2000's irreversible colour transform), Y - 128
         v
         YCbCr: 3 x H x W
-        |  4 levels of separable CDF 9/7 lifting (rows, then columns), whole-sample
+        |  4 levels of separable CDF 9/7 lifting (rows, then columns; learned residuals on the
+        |  finest levels' steps in weights that have them), whole-sample
         |  symmetric extension at the edges, low part ceil(n / 2) samples, high part floor(n / 2),
         |  scaled so the transform is close to orthonormal
         v
@@ -25,31 +26,29 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         x_hat: 3 x H x W
 
 The transform is numpy (float32; torch only wraps it for the codec) and exactly invertible up to float rounding.
-Each lifting step is ``target += coefficient * (left + right neighbour)``; the
-later milestones of the learned family add a residual ``+ f_step(...)`` per predict
-and update step (a small CNN initialised to zero), which changes neither the subband
-layout nor the symbols' meaning: the bitstream stays the same.
+Each lifting step is ``target += coefficient * (left + right neighbour)``; weights with a learned
+lifting (wavelet-v3 on) add a residual ``+ f_step(source)`` to the steps of the finest levels (a small
+CNN, initialised to zero: facecodec.models.lifting). That changes neither the subband layout nor the
+symbols' meaning: the bitstream stays the same.
 
-``WaveletTransform`` wraps the numpy functions as a parameter-free ``nn.Module`` so the
-codec's one path (analyse -> quantize -> code, decode -> dequantize -> synthesise)
-runs it like the networks; its step table is a buffer loaded from the weights file.
+``WaveletTransform`` wraps the numpy functions as an ``nn.Module`` so the codec's one path
+(analyse -> quantize -> code, decode -> dequantize -> synthesise) runs it like the networks; its
+step table is a buffer loaded from the weights file, its parameters (the learned lifting and the
+post-filter, where the weights have them) too.
 """
 from __future__ import annotations
 
-import math
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from facecodec.bitstream.wavelet import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
+from facecodec.models.lifting import (ALPHA, BETA, COLUMNS, DELTA, GAMMA, HIGH_SCALE, LOW_SCALE, ROWS,
+                                      LearnedLifting, NumpyResiduals, StepResidual, fit)
 from facecodec.models.postfilter import PostFilter
 from facecodec.tiling import run_in_tiles
-
-# CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
-ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
-K = 1.230174104914001
-LOW_SCALE, HIGH_SCALE = math.sqrt(2) / K, K / math.sqrt(2)   # near-orthonormal: DC gain sqrt(2) per level
 
 # ICT: RGB -> YCbCr, and its inverse (JPEG 2000 Part 1, Annex G.2).
 RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
@@ -61,8 +60,10 @@ LEVEL_SHIFT = 128.0
 
 # --- one dimension -------------------------------------------------------------------------------------
 
-def _lift(target: np.ndarray, source: np.ndarray, coefficient: float, predict: bool) -> None:
-    """``target[k] += coefficient * (source[left] + source[right])`` along axis 0, mirrored at the ends.
+def _lift(target: np.ndarray, source: np.ndarray, coefficient: float, predict: bool,
+          residual: StepResidual | None = None, sign: float = 1.0) -> None:
+    """``target[k] += sign * (coefficient * (source[left] + source[right]) + residual(source)[k])`` along
+    axis 0, mirrored at the ends; ``sign`` -1 undoes the step.
 
     Predict steps (odd samples from even ones): left = k, right = k + 1 (the last odd sample
     of an even-length signal mirrors k + 1 onto k). Update steps (even from odd): left = k - 1
@@ -77,33 +78,42 @@ def _lift(target: np.ndarray, source: np.ndarray, coefficient: float, predict: b
     else:                               # n_t == n_s or n_s + 1
         left = np.concatenate([source[:1], source[:n_t - 1]])
         right = source[:n_t] if n_s >= n_t else np.concatenate([source, source[-1:]])
-    target += np.float32(coefficient) * (left + right)
+    target += np.float32(sign * coefficient) * (left + right)
+    if residual is not None:
+        addition = fit(residual(source), n_t, 0)
+        if sign > 0:
+            target += addition
+        else:
+            target -= addition
 
 
-def forward_1d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Samples along axis 0 -> (low: ceil(n/2), high: floor(n/2)); a length-1 signal passes through."""
+def forward_1d(x: np.ndarray, residuals: Sequence[StepResidual] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Samples along axis 0 -> (low: ceil(n/2), high: floor(n/2)); a length-1 signal passes through.
+    ``residuals``: the learned addition of each of the 4 steps (facecodec.models.lifting), or none."""
     if len(x) < 2:
         return x.copy(), x[:0].copy()
+    r = residuals or (None,) * 4
     s, d = x[0::2].copy(), x[1::2].copy()
-    _lift(d, s, ALPHA, True)
-    _lift(s, d, BETA, False)
-    _lift(d, s, GAMMA, True)
-    _lift(s, d, DELTA, False)
+    _lift(d, s, ALPHA, True, r[0])
+    _lift(s, d, BETA, False, r[1])
+    _lift(d, s, GAMMA, True, r[2])
+    _lift(s, d, DELTA, False, r[3])
     s *= np.float32(LOW_SCALE)
     d *= np.float32(HIGH_SCALE)
     return s, d
 
 
-def inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
+def inverse_1d(s: np.ndarray, d: np.ndarray, residuals: Sequence[StepResidual] | None = None) -> np.ndarray:
     """(low, high) along axis 0 -> the samples, undoing ``forward_1d`` step by step."""
     if len(d) == 0:
         return s.copy()
+    r = residuals or (None,) * 4
     s = s * np.float32(1 / LOW_SCALE)
     d = d * np.float32(1 / HIGH_SCALE)
-    _lift(s, d, -DELTA, False)
-    _lift(d, s, -GAMMA, True)
-    _lift(s, d, -BETA, False)
-    _lift(d, s, -ALPHA, True)
+    _lift(s, d, DELTA, False, r[3], -1.0)
+    _lift(d, s, GAMMA, True, r[2], -1.0)
+    _lift(s, d, BETA, False, r[1], -1.0)
+    _lift(d, s, ALPHA, True, r[0], -1.0)
     x = np.empty((len(s) + len(d),) + s.shape[1:], dtype=s.dtype)
     x[0::2], x[1::2] = s, d
     return x
@@ -111,22 +121,25 @@ def inverse_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 # --- two dimensions, several levels --------------------------------------------------------------------
 
-def forward_2d(plane: np.ndarray, levels: int = LEVELS) -> np.ndarray:
-    """Image planes ``C x H x W`` -> coefficient planes of the same shape in Mallat layout (float32)."""
+def forward_2d(plane: np.ndarray, levels: int = LEVELS, residuals: NumpyResiduals | None = None) -> np.ndarray:
+    """Image planes ``C x H x W`` -> coefficient planes of the same shape in Mallat layout (float32).
+    ``residuals[(level, axis)]``: the learned steps of the levels and axes that have them."""
     out = np.array(plane, dtype=np.float32, copy=True)
     hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    residuals = residuals or {}
     for level in range(levels):
         h, w = hs[level], ws[level]
         region = np.moveaxis(out[:, :h, :w], 2, 0)          # rows: transform along W
-        low, high = forward_1d(region)
+        low, high = forward_1d(region, residuals.get((level + 1, ROWS)))
         region[:len(low)], region[len(low):] = low, high
         region = np.moveaxis(out[:, :h, :w], 1, 0)          # columns: along H
-        low, high = forward_1d(region)
+        low, high = forward_1d(region, residuals.get((level + 1, COLUMNS)))
         region[:len(low)], region[len(low):] = low, high
     return out
 
 
-def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0) -> np.ndarray:
+def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0,
+               residuals: NumpyResiduals | None = None) -> np.ndarray:
     """Coefficient planes ``C x H x W`` in Mallat layout -> image planes (float32).
 
     ``reduce`` > 0 stops that many levels early: the result is the low band of level ``reduce``,
@@ -134,12 +147,13 @@ def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0) 
     """
     out = np.array(coefficients, dtype=np.float32, copy=True)
     hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    residuals = residuals or {}
     for level in reversed(range(reduce, levels)):
         h, w = hs[level], ws[level]
         region = np.moveaxis(out[:, :h, :w], 1, 0)
-        region[:] = inverse_1d(region[:hs[level + 1]], region[hs[level + 1]:])
+        region[:] = inverse_1d(region[:hs[level + 1]], region[hs[level + 1]:], residuals.get((level + 1, COLUMNS)))
         region = np.moveaxis(out[:, :h, :w], 2, 0)
-        region[:] = inverse_1d(region[:ws[level + 1]], region[ws[level + 1]:])
+        region[:] = inverse_1d(region[:ws[level + 1]], region[ws[level + 1]:], residuals.get((level + 1, ROWS)))
     return out[:, :hs[reduce], :ws[reduce]]
 
 
@@ -168,15 +182,16 @@ def ycc_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return _mix(YCC_TO_RGB, ycc)
 
 
-def analysis(rgb: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+def analysis(rgb: np.ndarray, levels: int = LEVELS, residuals: NumpyResiduals | None = None) -> np.ndarray:
     """``3 x H x W`` RGB in 0..255 -> coefficient planes (YCbCr, Mallat layout)."""
-    return forward_2d(rgb_to_ycc(rgb), levels)
+    return forward_2d(rgb_to_ycc(rgb), levels, residuals)
 
 
-def synthesis(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0) -> np.ndarray:
+def synthesis(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0,
+              residuals: NumpyResiduals | None = None) -> np.ndarray:
     """Coefficient planes -> ``3 x H x W`` RGB in 0..255 (not clipped); with ``reduce``, an image
     ``1 / 2^reduce`` the size from the coarse bands alone (JPEG 2000's reduced-resolution decoding)."""
-    low = inverse_2d(coefficients, levels, reduce)
+    low = inverse_2d(coefficients, levels, reduce, residuals)
     if reduce:
         low = low * np.float32(0.5 ** reduce)   # undo the low band's DC gain of 2 per level
     return ycc_to_rgb(low)
@@ -280,6 +295,11 @@ class WaveletTransform(nn.Module):
     stands for level ``quality / 10`` (below 10: from ``lowest_level`` at quality 1), its steps
     interpolated between the levels' tables (``steps_at``; facecodec.latent.WaveletCodec has the mapping).
     ``context_scheme``: how the payload's contexts are formed (facecodec.bitstream.wavelet.Scheme).
+
+    With ``lifting_levels`` > 0 the lifting steps of the finest that many levels add a learned residual
+    (facecodec.models.lifting, trained by train/train_lifting.py): the encoder runs it exactly, the same
+    bits on every machine, the decoder by fast convolutions. Its subbands and symbols mean what the
+    fixed transform's do, so the payload is unchanged.
     """
 
     encode_margin = decode_margin = 0
@@ -288,7 +308,8 @@ class WaveletTransform(nn.Module):
 
     def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
                  postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False,
-                 lowest_level: float | None = None, context_scheme: int = 1) -> None:
+                 lowest_level: float | None = None, context_scheme: int = 1, lifting_levels: int = 0,
+                 lifting_hidden: int = 8) -> None:
         super().__init__()
         if channels != 3 or levels != LEVELS:
             raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
@@ -298,14 +319,21 @@ class WaveletTransform(nn.Module):
         self.register_buffer("recon_offset", torch.zeros(qualities))
         self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))
         self.postfilter = PostFilter(qualities, postfilter_hidden, postfilter_layers) if postfilter_layers else None
+        self.lifting = LearnedLifting(lifting_levels, lifting_hidden) if lifting_levels else None
 
     @property
     def qualities(self) -> int:
         return self.steps.shape[0]
 
+    def residuals(self, exact: bool) -> NumpyResiduals | None:
+        """The learned lifting residuals for the numpy transform (``exact``: the encoder's), or None."""
+        return None if self.lifting is None else self.lifting.steps(exact)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """RGB ``N x 3 x H x W`` in [0, 1] -> coefficient planes ``N x 3 x H x W`` (float32)."""
-        planes = [analysis(image.cpu().numpy().astype(np.float32) * np.float32(255), self.levels) for image in x]
+        residuals = self.residuals(exact=True)
+        planes = [analysis(image.cpu().numpy().astype(np.float32) * np.float32(255), self.levels, residuals)
+                  for image in x]
         return torch.from_numpy(np.stack(planes)).to(x.device)
 
     @staticmethod
@@ -315,7 +343,9 @@ class WaveletTransform(nn.Module):
 
     def synthesise(self, y: torch.Tensor, reduce: int = 0) -> torch.Tensor:
         """Coefficient planes ``N x 3 x H x W`` -> RGB in [0, 1] by the inverse transform alone, not clipped."""
-        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels, reduce) for coefficients in y]
+        residuals = self.residuals(exact=False)
+        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels, reduce, residuals)
+                  for coefficients in y]
         return torch.from_numpy(np.stack(planes) / np.float32(255)).to(y.device)
 
     def decode(self, features: torch.Tensor, reduce: int = 0) -> torch.Tensor:

@@ -47,6 +47,7 @@ from PIL import Image
 
 from facecodec.bitstream import wavelet as wb
 from facecodec.models import wavelet as wt
+from facecodec.models.lifting import LearnedLifting
 
 # The quality ladder: the luma step of a level-1..4 band of unit gain, quality 1 (smallest files) first.
 # Tuned on 100 faces/val faces (ideal code lengths, tables from 200 training faces): see the wavelet report.
@@ -104,8 +105,22 @@ def scaled_down(faces: Sequence[np.ndarray], max_scale: float, seed: int = 0) ->
     return [shrunk(face, rng.uniform(1.0, max_scale)) for face in faces]
 
 
-def coefficients(faces: Iterable[np.ndarray]) -> list[np.ndarray]:
-    return [wt.analysis(face.transpose(2, 0, 1).astype(np.float32)) for face in faces]
+def coefficients(faces: Iterable[np.ndarray], residuals: wt.NumpyResiduals | None = None) -> list[np.ndarray]:
+    """The encoder's coefficient planes of each face (``residuals``: its learned lifting, if any)."""
+    return [wt.analysis(face.transpose(2, 0, 1).astype(np.float32), residuals=residuals) for face in faces]
+
+
+def load_lifting(path: Path) -> tuple[LearnedLifting, dict[str, str]]:
+    """Learned lifting residuals written by ``train_lifting --export`` -> the module and the file's metadata."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        meta = f.metadata()
+        arrays = {name: f.get_tensor(name) for name in f.keys()}
+    lifting = LearnedLifting(int(meta["learned_levels"]), int(meta["hidden"]))
+    lifting.load_state_dict({name: torch.from_numpy(a.astype(np.float32)) for name, a in arrays.items()})
+    return lifting, meta
 
 
 def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_offset: float = ROUNDING_OFFSET,
@@ -203,14 +218,17 @@ def _thresholds(activity: np.ndarray) -> np.ndarray:
 
 def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chroma_factor: float = CHROMA_FACTOR,
           rounding_offset: float = ROUNDING_OFFSET, recon_offset: float = RECON_OFFSET,
-          scheme: wb.Scheme = wb.SCHEMES[1], log=print) -> dict[str, np.ndarray]:
-    """Every tensor of a wavelet weights file, from training faces."""
-    planes = coefficients(faces)
+          scheme: wb.Scheme = wb.SCHEMES[1], lifting: LearnedLifting | None = None,
+          log=print) -> dict[str, np.ndarray]:
+    """Every tensor of a wavelet weights file, from training faces (coded through ``lifting``, if given)."""
+    planes = coefficients(faces, None if lifting is None else lifting.steps(exact=True))
     tensors = {
         "steps": np.stack([step_table(base, chroma_factor) for base in bases]).astype(np.float32),
         "rounding_offset": np.full(len(bases), rounding_offset, dtype=np.float32),
         "recon_offset": np.full(len(bases), recon_offset, dtype=np.float32),
     }
+    if lifting is not None:
+        tensors.update({f"lifting.{name}": t.half().numpy() for name, t in lifting.state_dict().items()})
     for quality, steps in enumerate(tensors["steps"], start=1):
         started = time.perf_counter()
         model = fit_context_model(planes, steps, rounding_offset, scheme=scheme)
@@ -287,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "quality scale to ship with these tables (their steps must be these)")
     parser.add_argument("--lowest-level", type=float, help="with continuous quality: the level quality 1 "
                         "stands for (facecodec.latent.WaveletCodec)")
+    parser.add_argument("--lifting-from", type=Path, metavar="FILE", help="learned lifting residuals "
+                        "(python -m facecodec.train.train_lifting --export FILE) to count the tables through and ship")
     args = parser.parse_args(argv)
     from safetensors.numpy import save
 
@@ -294,13 +314,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     started = time.perf_counter()
     faces = scaled_down(load_faces(args.train, args.images, seed=0), args.max_scale)
-    tensors = build(faces, scheme=wb.SCHEMES[args.scheme])
+    lifting, lifting_meta = load_lifting(args.lifting_from) if args.lifting_from else (None, {})
+    tensors = build(faces, scheme=wb.SCHEMES[args.scheme], lifting=lifting)
     seconds = time.perf_counter() - started
     command = "python -m facecodec.models.wavelet_tables " + shlex.join(sys.argv[1:] if argv is None else argv)
     entry = manifest_entry(args.id, f"{args.id}.safetensors", "", len(BASE_STEPS), args.default_setting,
                            len(faces), seconds, BASE_STEPS, command, args.scheme, args.max_scale)
     if args.filter_from:
         entry = with_filter_of(entry, tensors, args.filter_from)
+    if lifting is not None:
+        entry["model"].update(lifting_levels=lifting.learned_levels, lifting_hidden=lifting.hidden)
+        entry["lifting"] = {"steps": int(lifting_meta["steps"]), "seconds": int(lifting_meta["seconds"])}
+        entry["notes"] = entry["notes"].replace("No training: fixed CDF 9/7 wavelet",
+                                                "CDF 9/7 wavelet with learned lifting residuals (train/train_lifting.py)")
     if args.lowest_level is not None:
         if not entry["model"].get("continuous_quality"):
             raise SystemExit("--lowest-level needs weights with continuous quality (--filter-from such weights)")
