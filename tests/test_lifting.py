@@ -69,10 +69,14 @@ def test_exact_fast_and_training_residuals_agree(shape):
 def test_exact_residuals_do_not_depend_on_threads_or_blocks(monkeypatch):
     lifting = trained_looking()
     x = ycc((70, 90), 4)
-    torch.set_num_threads(1)
-    one = wt.forward_2d(x, residuals=lifting.steps(exact=True))
-    torch.set_num_threads(2)
-    assert np.array_equal(wt.forward_2d(x, residuals=lifting.steps(exact=True)), one)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = wt.forward_2d(x, residuals=lifting.steps(exact=True))
+        torch.set_num_threads(2)
+        assert np.array_equal(wt.forward_2d(x, residuals=lifting.steps(exact=True)), one)
+    finally:
+        torch.set_num_threads(threads)
     from facecodec.models import lifting as module
     monkeypatch.setattr(module, "_conv3x3", lambda x, w, b, rows_per_block=5, f=module._conv3x3: f(x, w, b, rows_per_block))
     assert np.array_equal(wt.forward_2d(x, residuals=lifting.steps(exact=True)), one)
