@@ -198,12 +198,15 @@ def load_spec(weights_id: str) -> WeightsSpec:
                        tables)
 
 
-def _state_dict(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """A network's fp16 arrays as float32 tensors (exact; the copies are also writable, as torch wants)."""
+def state_dict(arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, torch.Tensor]:
+    """A network's fp16 arrays as float32 tensors (exact; the copies are also writable, as torch wants).
+
+    ``prefix`` (e.g. ``"postfilter."``): only the arrays of that sub-module, named as it names them.
+    """
     import torch
 
-    return {name: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
-            for name, array in arrays.items()}
+    return {name[len(prefix):]: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
+            for name, array in arrays.items() if name.startswith(prefix)}
 
 
 @functools.lru_cache(maxsize=4)
@@ -215,7 +218,7 @@ def load_weights(weights_id: str, device: str = "cpu") -> Weights:
 
     spec = load_spec(weights_id)
     entry = manifest_entry(weights_id)
-    state = _state_dict({name: array for name, array in _verified_tensors(weights_id).items()
+    state = state_dict({name: array for name, array in _verified_tensors(weights_id).items()
                          if not name.startswith(ENTROPY_PREFIX)})
     model = build_model(entry["architecture"], channels=entry["channels"], **entry.get("model", {}))
     model.load_state_dict(state)
@@ -254,7 +257,7 @@ def load_restore_weights(weights_id: str, device: str = "cpu") -> RestoreWeights
     from facecodec.models import build_model
 
     entry = manifest_entry(weights_id, RESTORE)
-    state = _state_dict(_verified_tensors(weights_id, RESTORE))
+    state = state_dict(_verified_tensors(weights_id, RESTORE))
     model = build_model(entry["architecture"], **entry["model"])
     model.load_state_dict(state)
     model.eval().requires_grad_(False)

@@ -52,7 +52,7 @@ from facecodec.models.postfilter import PostFilter
 from facecodec.models.wavelet_tables import BASE_STEPS, load_faces, scaled_down
 from facecodec.rdoq import MU
 from facecodec.train import checkpoints
-from facecodec.zoo import manifest_entry, weights_tensors
+from facecodec.zoo import manifest_entry, state_dict, weights_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,8 +70,7 @@ def frozen_postfilter(weights_id: str, qualities: int, device: torch.device) -> 
     """The post-filter of installed weights ``weights_id``, frozen."""
     options = manifest_entry(weights_id)["model"]
     postfilter = PostFilter(qualities, options["postfilter_hidden"], options["postfilter_layers"])
-    postfilter.load_state_dict({name[len("postfilter."):]: torch.from_numpy(array.astype(np.float32))
-                                for name, array in weights_tensors(weights_id).items() if name.startswith("postfilter.")})
+    postfilter.load_state_dict(state_dict(weights_tensors(weights_id), "postfilter."))
     return postfilter.requires_grad_(False).eval().to(device)
 
 
@@ -179,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
         y_hat[:, 0] += wt.LEVEL_SHIFT
         x_hat = torch.einsum("ij,njhw->nihw", to_rgb, y_hat)
         if postfilter is not None:     # it sees what the codec gives it: 8-bit pixels (rounded straight through)
-            pixels = x_hat.clamp(0, 255)
-            pixels = pixels + (pixels.round() - pixels).detach()
-            x_hat = 255 * postfilter(pixels / 255, torch.full((args.batch,), level + 1.0, device=device))
+            clipped = x_hat.clamp(0, 255)
+            eight_bit = clipped + (clipped.round() - clipped).detach()
+            x_hat = 255 * postfilter(eight_bit / 255, torch.full((args.batch,), level + 1.0, device=device))
         pixels = args.batch * args.crop ** 2
         distortion = ((x_hat - x) ** 2).sum() / 3 / BASE_STEPS[level] ** 2 / pixels
         bits = rate(noisy) / pixels

@@ -45,7 +45,7 @@ from facecodec.train.data import load_folder
 from facecodec.train.export import check_id, record_in_manifest
 from facecodec.train.train import (add_run_options, check_stop_at, checkpoint_path, cosine_lr, psnr, start_run,
                                    to_tensor)
-from facecodec.zoo import manifest_entry, weights_tensors
+from facecodec.zoo import manifest_entry, state_dict, weights_tensors
 
 STAGE = 2
 
@@ -54,10 +54,10 @@ def wavelet_roundtrip(face: np.ndarray, model: wt.WaveletTransform, level: int) 
     """RGB ``H x W x 3`` uint8 -> what the codec decodes at trained ``level`` (1-based) before its post-filter."""
     steps = model.steps[level - 1].numpy()
     # The fast residuals: they differ from the encoder's exact ones in the last bits only, at a fifth of the time.
-    y = wt.analysis(face.transpose(2, 0, 1).astype(np.float32), residuals=model.residuals(exact=False))
+    residuals = model.residuals(exact=False)
+    y = wt.analysis(face.transpose(2, 0, 1).astype(np.float32), residuals=residuals)
     q = wt.quantize(y, steps, float(model.rounding_offset[level - 1]))
-    rgb = wt.synthesis(wt.dequantize(q, steps, float(model.recon_offset[level - 1])),
-                       residuals=model.residuals(exact=False))
+    rgb = wt.synthesis(wt.dequantize(q, steps, float(model.recon_offset[level - 1])), residuals=residuals)
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
@@ -106,8 +106,7 @@ def frozen_model(config: Config) -> wt.WaveletTransform:
     for name in ("steps", "recon_offset", "rounding_offset"):
         getattr(model, name).copy_(torch.from_numpy(tensors[name].astype(np.float32)))
     for part in ("lifting", "postfilter"):   # a post-filter there: this run fine-tunes it
-        state = {name[len(part) + 1:]: torch.from_numpy(array.astype(np.float32))
-                 for name, array in tensors.items() if name.startswith(part + ".")}
+        state = state_dict(tensors, f"{part}.")
         if state and getattr(model, part) is not None:
             getattr(model, part).load_state_dict(state)
     return model

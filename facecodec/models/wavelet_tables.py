@@ -112,14 +112,15 @@ def coefficients(faces: Iterable[np.ndarray], residuals: wt.NumpyResiduals | Non
 
 def load_lifting(path: Path) -> tuple[LearnedLifting, dict[str, str]]:
     """Learned lifting residuals written by ``train_lifting --export`` -> the module and the file's metadata."""
-    import torch
     from safetensors import safe_open
+
+    from facecodec.zoo import state_dict
 
     with safe_open(str(path), "np") as f:
         meta = f.metadata()
         arrays = {name: f.get_tensor(name) for name in f.keys()}
     lifting = LearnedLifting(int(meta["learned_levels"]), int(meta["hidden"]))
-    lifting.load_state_dict({name: torch.from_numpy(a.astype(np.float32)) for name, a in arrays.items()})
+    lifting.load_state_dict(state_dict(arrays))
     return lifting, meta
 
 
