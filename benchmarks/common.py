@@ -24,6 +24,7 @@ from PIL import Image, features
 from skimage.metrics import structural_similarity
 
 from facecodec import classical, zoo
+from facecodec.train.cards import installed_entry
 from facecodec.image_io import open_image
 from facecodec.metrics import bits_per_pixel, psnr
 
@@ -172,7 +173,8 @@ def run_metadata(device: str | None = None) -> dict[str, Any]:
 
     import facecodec
 
-    weights = {entry["id"]: {"sha256": entry["sha256"], "config": entry.get("config")}
+    weights = {entry["id"]: {"sha256": entry["sha256"],
+                             "config": installed_entry(entry["id"], entry.get("kind", "codec")).get("config")}
                for entry in zoo.manifest()["weights"]}
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -12,7 +12,7 @@ live in facecodec.classical, which `fcz compare` encodes with too):
     at a target rate; saved as a raw codestream (.j2k, no .jp2 box wrapper).
   * WebP: libwebp lossy, method=6 (slowest, best).
   * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
-  * fcz: for every installed weights id, the settings of its latent codec's sweep: each --quality
+  * fcz: for every installed weights id, the settings of its family's sweep: each --quality
     level of the level-numbered models, 13 of the 1..100 qualities of a continuous one, each --bits
     1..8 of the seed's per-image-range model; each at the weights' default --effort.
 """
@@ -97,7 +97,7 @@ def fcz_choice(quality: int | None = None, bits: int | None = None,
         spec, setting = zoo.choose(quality, bits, weights_id)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
-    chosen = {"quality": None, "bits": None, spec.latent.option: setting}
+    chosen = {"quality": None, "bits": None, spec.family.option: setting}
     return spec.weights_id, chosen["quality"], chosen["bits"]
 
 
@@ -120,12 +120,12 @@ def classical_points(quick: bool = False) -> list[OperatingPoint]:
 
 
 def fcz_points(device: str = "auto") -> list[OperatingPoint]:
-    # Every setting of the latent codec's sweep even in --quick (all eight of a level-numbered model; 13 of the
+    # Every setting of the family's sweep even in --quick (all eight of a level-numbered model; 13 of the
     # 100 continuous qualities): BD-rate needs the whole curve.
     points = []
     for weights_id in zoo.installed_ids():
-        latent = zoo.load_spec(weights_id).latent
-        points += [fcz(weights_id, **{latent.option: s}, device=device) for s in latent.sweep()]
+        family = zoo.load_spec(weights_id).family
+        points += [fcz(weights_id, **{family.option: s}, device=device) for s in family.sweep()]
     return points
 
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import click
 
-from facecodec.codec import resolve_device
+from facecodec.devices import resolve_device
 
 from benchmarks.common import (DEFAULT_FOLDER, DEFAULT_OUT, QUICK_IMAGES, REFERENCE_CSV, WARM_UPS, OperatingPoint,
                                TestImage, check_device, device_option, display_path, load_images, measure_image,

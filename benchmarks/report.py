@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from benchmarks import bdrate
+from facecodec.train import bdrate
 from benchmarks.common import DEFAULT_OUT, REFERENCE_CSV
 from benchmarks.operating_points import default_setting, fcz_codec, label, setting_words
 

@@ -37,7 +37,8 @@ from skimage.data import astronaut
 
 from facecodec import classical, zoo
 from facecodec.bitstream import FczHeader, pack, unpack
-from facecodec.codec import analyse, resolve_device, synthesise
+from facecodec.codec import analyse, synthesise
+from facecodec.devices import resolve_device
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
 from facecodec.image_io import open_image
@@ -115,7 +116,7 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
                     device: str) -> tuple[dict, dict, bytes, Image.Image]:
     """codec.py's encode and decode, step by step: ({stage: ms} for encode, for decode, .fcz bytes, decoded image).
 
-    The steps mirror facecodec.codec and call its analyse / synthesise and the weights' latent codec; the caller checks
+    The steps mirror facecodec.codec and call its analyse / synthesise and the weights' family; the caller checks
     bytes and image equal the library's, so the split cannot silently drift from what facecodec.encode / decode do.
     """
     weights = zoo.load_weights(weights_id, resolve_device(device))
@@ -124,19 +125,19 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     x, pad_right, pad_bottom = enc("other", to_padded_tensor, rgb, weights.stride)
     x = enc("other", x.to, weights.device)
     y = enc("network", analyse, weights, x)
-    setting = weights.latent.choose(quality if quality is not None else bits)
-    effort = weights.latent.choose_effort(None)
-    symbols, fields = enc("quantizer", weights.latent.quantize, weights.model, y, setting, effort,
+    setting = weights.family.choose(quality if quality is not None else bits)
+    effort = weights.family.choose_effort(None)
+    symbols, fields = enc("quantizer", weights.family.quantize, weights.model, y, setting, effort,
                           weights.entropy_tables)
     header = FczHeader(weights_id=weights.weights_id, width=rgb.width, height=rgb.height, mode=mode,
                        pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape[1:], **fields[0])
-    payload = enc("entropy", weights.latent.entropy_encode, symbols[0], weights.table(header), header)
+    payload = enc("entropy", weights.family.entropy_encode, symbols[0], weights.table(header), header)
     data = enc("other", pack, header, payload)
 
     dec = _Stopwatch(weights.device)
     header, payload = dec("other", unpack, data)
-    symbols = dec("entropy", weights.latent.entropy_decode, payload, weights.table(header), header)
-    y = dec("quantizer", weights.latent.dequantize, weights.model, symbols, header)
+    symbols = dec("entropy", weights.family.entropy_decode, payload, weights.table(header), header)
+    y = dec("quantizer", weights.family.dequantize, weights.model, symbols, header)
     x_hat = dec("network", synthesise, weights, y)
     image = dec("other", to_image, x_hat, header.width, header.height, header.mode)
     return enc.ms, dec.ms, data, image
@@ -167,7 +168,7 @@ import numpy as np
 import torch
 import facecodec
 from facecodec import classical, zoo
-from facecodec.codec import resolve_device
+from facecodec.devices import resolve_device
 operation, pixels_file, fcz_file, setting, weights_id, device = sys.argv[1:]
 max_rss_mib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 zoo.load_weights(weights_id, resolve_device(device))  # loaded before the baseline, as in any real use

@@ -3,7 +3,7 @@
     python benchmarks/throughput.py [FOLDER] [--faces 200] [--out benchmarks/results]
 
 Every configuration encodes the same first ``--faces`` images of FOLDER (default ``../shared/data/lfw-test``)
-into a fresh temporary folder through ``facecodec.batch.run_folder``, the engine of ``fcz encode DIR -o OUT``,
+into a fresh temporary folder through ``facecodec.runner.run_folder``, the engine of ``fcz encode DIR -o OUT``,
 timed from the call to its return, so worker start-up (spawning, importing torch, loading the weights) is
 included as a user meets it. The inputs are symbolic links in a temporary folder: the data is never copied.
 Each configuration's files are compared byte for byte with one-at-a-time encodes (``facecodec.encode`` of
@@ -35,7 +35,7 @@ import click
 import torch
 
 import facecodec
-from facecodec import batch
+from facecodec import runner
 
 from benchmarks.common import DEFAULT_FOLDER, DEFAULT_OUT, IMAGE_SUFFIXES
 
@@ -74,7 +74,7 @@ def run(folder: Path, faces: int, repeats: int, work: Path) -> dict[str, Any]:
         warm.mkdir()
         for source in sources[:batch_size]:
             (warm / source.name).symlink_to(source.resolve())
-        batch.encode_folder(warm, work / f"warm-out-{batch_size}", jobs=1, batch_size=batch_size, device="cpu")
+        runner.encode_folder(warm, work / f"warm-out-{batch_size}", jobs=1, batch_size=batch_size, device="cpu")
     runs, identical = [], faces
     for _ in range(repeats):  # into memory only: no files written
         started = time.perf_counter()
@@ -95,7 +95,7 @@ def run(folder: Path, faces: int, repeats: int, work: Path) -> dict[str, Any]:
             out = work / f"out-{len(rows)}-{repeat}"
             stamps: list[float] = []
             begun = time.perf_counter()
-            report = batch.encode_folder(inputs, out, jobs=jobs, batch_size=batch_size, client=client,
+            report = runner.encode_folder(inputs, out, jobs=jobs, batch_size=batch_size, client=client,
                                          device="cpu", progress=lambda result: stamps.append(time.perf_counter()))
             if report.failed or report.converted != faces:
                 raise click.ClickException(f"{label}: {report.failed[:3]}")
@@ -141,7 +141,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average before / after: {meta['load_before']:.2f} / {meta['load_after']:.2f} "
         "(a shared machine: other work moves these numbers).",
         "",
-        "Each run is `facecodec.batch.run_folder` (the engine of `fcz encode DIR -o OUT`) into an empty folder, "
+        "Each run is `facecodec.runner.run_folder` (the engine of `fcz encode DIR -o OUT`) into an empty folder, "
         "timed from the call to its return: worker start-up included; the median of "
         f"{meta['repeats']} runs. *identical*: files byte-identical to encoding each face alone "
         "(`facecodec.encode`), in every run. Command: `nice python benchmarks/throughput.py "

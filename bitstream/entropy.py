@@ -16,6 +16,9 @@ import numpy as np
 
 from .errors import FczError
 
+# The learned families' symbols are 6-bit integers (the header's ``bits`` is 6 for them; the seed's ranges
+# family codes 1..8 bits): the encoder's models clamp to this alphabet, and the payload tables have its width.
+SYMBOL_BITS = 6
 
 def _channel_model(counts: np.ndarray) -> constriction.stream.model.Categorical:
     # perfect=False: the fast, documented-deterministic construction; encoder and decoder must agree on it.

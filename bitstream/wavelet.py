@@ -1,12 +1,16 @@
 """Context-adaptive range coding of quantized wavelet subbands (the "wavelet" family's payload).
 
-FORMAT.md ("Payload of the wavelet family") specifies what is written; this module is the
-reference. Pure numpy and constriction: no torch, so ``fcz info`` can check a payload.
+Here: the walk over the planes in the payload's order (``traverse``), which forms each group's
+features, and the coding of the values as letters and escapes; also a payload's least length and
+the groups the table builder counts. Where the bands sit and in which order they come is
+``subbands``; how a value's table is chosen, ``contexts``. FORMAT.md ("Payload of the wavelet
+family") specifies what is written; these three modules are the reference. Pure numpy and
+constriction: no torch, so ``fcz info`` can check a payload.
 
 The symbols are the signed integer quantization indices ``q`` of ``3 x H x W`` coefficient
-planes in Mallat layout (Y, Cb, Cr; 4 levels; ``subbands`` below). Every value coded is mapped
-to a 64-letter alphabet: ``v + 31`` for ``|v| <= 31`` and ``ESCAPE`` (63) otherwise, whose
-sign and remainder follow at once as uniformly coded Exp-Golomb parts, so no value is clipped.
+planes (``subbands``). Every value coded is mapped to a 64-letter alphabet: ``v + 31`` for
+``|v| <= 31`` and ``ESCAPE`` (63) otherwise, whose sign and remainder follow at once as
+uniformly coded Exp-Golomb parts, so no value is clipped.
 
 Order (each step a "group" of values; format 3, resolution by resolution)::
 
@@ -15,292 +19,38 @@ Order (each step a "group" of values; format 3, resolution by resolution)::
         (the planar prediction W + N - NW)
     for level 4, 3, 2, 1: for HL, LH, HH: for each plane coded:
         the band's passes: scheme 1, (i + j) even then odd; scheme 2, the four phases of the
-        2x2 grid (``Scheme``)
+        2x2 grid (``contexts.Scheme``)
 
 so a decoder can stop after any level and synthesise a smaller image from the coarse bands
 (``decode_planes(reduce=...)``). Format 2 had the same groups plane after plane (all of Y,
 then Cb, then Cr); every context reads only bands both orders code earlier, so the two
-orders code the same values in the same buckets (``coding_order``).
+orders code the same values in the same buckets (``subbands.coding_order``).
 
-Inside a group, each value's context is an integer activity: a weighted sum (integer
-weights, per class) of capped magnitudes ``min(|q|, 15)`` of values decoded before it:
-its parent band (co-located and 3x3), the sibling orientations of its level coded before it,
-the co-located luma (and Cb for Cr) values, and its neighbours decoded in earlier passes of
-its band. Eleven integer thresholds per class cut the activity into 12 buckets. Scheme 2
-adds a sign context: an integer vote of decoded signs predicts the value's sign, the value
-is coded negated where the vote is negative, and the vote's strength (4 contexts) joins the
-bucket in choosing the table. Each table ("row") is an integer count table (constriction
-``Categorical(counts, perfect=False)``). A class is (luma/chroma, level, orientation, pass);
-the tables, weights and thresholds belong to a quality level and are stored in the weights
-file, as is the scheme (manifest ``model.context_scheme``). Values are coded row by row (in
-raster order within a row), then the group's escapes in raster order.
-
-Everything a context depends on is an integer the decoder has already decoded, so decoding
-is bit-exact on any machine.
+Inside a group, each value's table row comes from its context (``contexts``: a bucket of the
+activity of values decoded before it, and in scheme 2 a sign context that may negate it).
+Values are coded row by row (in raster order within a row), then the group's escapes in
+raster order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import constriction
 import numpy as np
 
+from .contexts import (ALPHABET, SCHEMES, SIGN_FEATURES, ContextModel, Key, Scheme, at, box3, colocated,
+                       magnitudes, neighbours_at, oriented, put)
 from .errors import FczError
+from .subbands import LEVELS, LL_INDEX, ORIENTATIONS, channels_coded, coding_order, subbands
 
-LEVELS = 4
-ORIENTATIONS = ("HL", "LH", "HH")   # HL: high-pass along W; LH: along H; HH: both
-ALPHABET = 64
 ESCAPE = ALPHABET - 1                # the last letter: |v| > DIRECT
 DIRECT = 31                          # values -31..31 are letters 0..62
 MAX_EXP_CLASS = 22                   # an escape's Exp-Golomb class k: remainder + 1 in [2^k, 2^(k+1))
 MAX_VALUE = DIRECT + 2 ** (MAX_EXP_CLASS + 1) - 1   # the largest |v| a letter and its escape can carry
 MAX_SYMBOL = 2 ** 21                 # the largest |q| of a plane: LL residuals then stay within 4 x that < MAX_VALUE
-CAP = 15                             # contexts see min(|q|, CAP)
-BUCKETS = 12
-MAX_CONTEXT_WEIGHT = 2 ** 16
-MAX_SIGN_WEIGHT = 2 ** 8
-LL_INDEX = LEVELS                    # level index of the LL band in the tables (details: level - 1)
-SIGN_FEATURES = 11                   # scheme 2: 8 neighbours, parent, co-located luma, co-located Cb
-
-Key = tuple[int, int, int, int]      # (colour class, level index, orientation index, pass)
-Positions = "np.ndarray | tuple[slice, slice]"   # a pass's positions in its band: a mask or strided slices
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """How a payload walks a detail band and what a value's context reads: chosen by the weights.
-
-    Scheme 1 (wavelet-v0, wavelet-v1): two checkerboard passes, the second reading its 4 decoded
-    neighbours; a value's sign is part of its letter, so the tables are symmetric. Scheme 2: the
-    four phases of the 2x2 grid (even row and column, odd-odd, even-odd, odd-even), so only a
-    quarter of a band has no decoded neighbour and the last quarter sees all 8; and a sign
-    context: a weighted vote of the decoded neighbours', parent's and co-located planes' signs
-    predicts the sign, the value is coded sign-flipped when the vote is negative, and the vote's
-    strength picks one of ``sign_contexts`` tables. Measured with ideal code lengths of the detail
-    bands at levels 3, 5 and 7, scheme 2 with tables counted on 300 faces/train shrunk by up to 1.6x
-    (as wavelet-v2's) against scheme 1 with tables counted on the same faces unshrunk (as wavelet-v0's):
-    -2.8, -3.7, -4.2 % on 40 faces/val; -4.2, -5.1, -5.0 % on those faces shrunk to 150 px and
-    JPEG-compressed at quality 90; -6.1, -4.7, -0.9 % on two crops of scikit-image's astronaut. With
-    unshrunk tables for both, scheme 2 gained more on faces/val (-4.3, -5.6, -8.3 %) but lost on the
-    astronaut (-0.5, +2.4, +4.1 %): tables that expect UTKFace's smooth crops misjudge finer detail.
-    """
-
-    number: int
-    passes: int
-    sign_contexts: int
-    features: int
-
-    @property
-    def table_shape(self) -> tuple[int, ...]:
-        """colour class, level index, orientation, pass, bucket, (scheme 2: sign context), letter."""
-        signs = (self.sign_contexts,) if self.sign_contexts > 1 else ()
-        return (2, LEVELS + 1, 3, self.passes, BUCKETS) + signs + (ALPHABET,)
-
-    @property
-    def weights_shape(self) -> tuple[int, ...]:
-        return self.table_shape[:4] + (self.features,)
-
-    @property
-    def thresholds_shape(self) -> tuple[int, ...]:
-        return self.table_shape[:4] + (BUCKETS - 1,)
-
-    @property
-    def sign_weights_shape(self) -> tuple[int, ...]:
-        return self.table_shape[:4] + (SIGN_FEATURES,)
-
-    @property
-    def sign_thresholds_shape(self) -> tuple[int, ...]:
-        return self.table_shape[:4] + (self.sign_contexts - 1,)
-
-    def phases(self, shape: tuple[int, int]) -> list["Positions"]:
-        """The passes over a band ``shape``, in coding order: boolean masks (scheme 1) or, for the
-        2x2 grid, (rows, cols) strided slices, which select without copying (``at``)."""
-        if self.passes == 2:
-            i, j = np.arange(shape[0])[:, None] % 2, np.arange(shape[1])[None, :] % 2
-            return [np.broadcast_to((i + j) % 2 == p, shape) for p in (0, 1)]
-        return [(slice(a, None, 2), slice(b, None, 2)) for a, b in ((0, 0), (1, 1), (0, 1), (1, 0))]
-
-    def pass_sizes(self, h: int, w: int) -> list[int]:
-        """How many values each pass of an ``h x w`` band holds."""
-        if self.passes == 2:
-            return [(h * w + 1) // 2, h * w // 2]
-        even_h, even_w = (h + 1) // 2, (w + 1) // 2
-        return [even_h * even_w, (h - even_h) * (w - even_w), even_h * (w - even_w), (h - even_h) * even_w]
-
-
-SCHEMES = {1: Scheme(1, passes=2, sign_contexts=1, features=8), 2: Scheme(2, passes=4, sign_contexts=4, features=9)}
-
-
-def scheme(number: int) -> Scheme:
-    try:
-        return SCHEMES[number]
-    except KeyError:
-        raise FczError(f"unknown wavelet context scheme {number}; this facecodec knows {sorted(SCHEMES)}") from None
-
-
-# --- geometry ------------------------------------------------------------------------------------------
-
-def level_sizes(n: int, levels: int = LEVELS) -> list[int]:
-    """Size of the low band along one axis after 0, 1, .., ``levels`` levels: [n, ceil(n/2), ...]."""
-    sizes = [n]
-    for _ in range(levels):
-        sizes.append((sizes[-1] + 1) // 2)
-    return sizes
-
-
-def subbands(height: int, width: int, levels: int = LEVELS) -> list[tuple[int, str, slice, slice]]:
-    """Every subband as (level, orientation, rows, cols) of a Mallat plane, in coding order.
-
-    First (levels, "LL", ...); then for each level from ``levels`` down to 1 its HL, LH and
-    HH bands. Some are empty for tiny images (a side of 1 has no high band).
-    """
-    hs, ws = level_sizes(height, levels), level_sizes(width, levels)
-    bands = [(levels, "LL", slice(0, hs[levels]), slice(0, ws[levels]))]
-    for level in range(levels, 0, -1):
-        h0, h1, w0, w1 = hs[level], hs[level - 1], ws[level], ws[level - 1]
-        bands += [(level, "HL", slice(0, h0), slice(w0, w1)),
-                  (level, "LH", slice(h0, h1), slice(0, w0)),
-                  (level, "HH", slice(h0, h1), slice(w0, w1))]
-    return bands
-
-
-# --- the model -----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ContextModel:
-    """One quality level's integer entropy model: counts, context weights and bucket thresholds.
-
-    A value's table ("row") is its bucket, and in scheme 2 also its sign context:
-    ``row = bucket * sign_contexts + sign context``. ``counts`` keeps the shape stored in the
-    weights file (``Scheme.table_shape``); ``rows`` views it as ``key + (row, letter)``.
-    """
-
-    counts: np.ndarray       # scheme.table_shape, positive integers
-    weights: np.ndarray      # scheme.weights_shape, integers >= 0
-    thresholds: np.ndarray   # scheme.thresholds_shape, integers, non-decreasing along the last axis
-    scheme: Scheme = SCHEMES[1]
-    sign_weights: np.ndarray | None = None      # scheme 2: sign_weights_shape, integers in +-MAX_SIGN_WEIGHT
-    sign_thresholds: np.ndarray | None = None   # scheme 2: sign_thresholds_shape, increasing, the first 1
-
-    def __post_init__(self) -> None:
-        s = self.scheme
-        if (self.counts.shape != s.table_shape or self.weights.shape != s.weights_shape
-                or self.thresholds.shape != s.thresholds_shape):
-            raise ValueError("wavelet entropy model of the wrong shape")
-        if self.weights.min() < 0 or self.weights.max() > MAX_CONTEXT_WEIGHT or self.counts.min() < 1:
-            raise ValueError("wavelet context weights must lie in 0..2^16 and counts be positive")
-        if s.sign_contexts > 1:
-            if (self.sign_weights is None or self.sign_thresholds is None
-                    or self.sign_weights.shape != s.sign_weights_shape
-                    or self.sign_thresholds.shape != s.sign_thresholds_shape):
-                raise ValueError(f"wavelet context scheme {s.number} needs sign weights and thresholds")
-            if np.abs(self.sign_weights).max() > MAX_SIGN_WEIGHT:
-                raise ValueError("wavelet sign weights must lie in +-2^8")
-        object.__setattr__(self, "rows", self.counts.reshape(s.table_shape[:4] + (-1, ALPHABET)))
-        object.__setattr__(self, "_models", {})
-        object.__setattr__(self, "_min_bits", {})
-
-    def model(self, key: Key, row: int) -> constriction.stream.model.Categorical:
-        cache = self._models  # type: ignore[attr-defined]
-        found = cache.get((key, row))
-        if found is None:
-            found = cache[(key, row)] = constriction.stream.model.Categorical(
-                self.rows[key + (row,)].astype(np.float64), perfect=False)  # type: ignore[attr-defined]
-        return found
-
-    def buckets(self, key: Key, features: np.ndarray) -> np.ndarray:
-        """Features ``scheme.features x n`` (integers) -> bucket per value, 0..BUCKETS - 1."""
-        activity = self.weights[key] @ features   # int32, exact: < 9 x 2^16 x 2 x 9 x CAP, no overflow
-        return np.searchsorted(self.thresholds[key], activity, side="right")
-
-    def contexts(self, key: Key, features: np.ndarray,
-                 sign_features: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """A group's features -> (row per value, and in scheme 2 where the value is coded negated, else None).
-
-        ``sign_features``: ``SIGN_FEATURES x n`` signs (-1, 0, 1) for scheme 2's detail bands; None for
-        the LL band, whose values then take sign context 0 and are coded as they are.
-        """
-        buckets = self.buckets(key, features)
-        if self.sign_weights is None or sign_features is None:
-            return buckets * self.scheme.sign_contexts, None
-        vote = self.sign_weights[key] @ sign_features   # int32, exact: |vote| <= 11 x 2^8
-        strength = np.searchsorted(self.sign_thresholds[key], np.abs(vote), side="right")
-        return buckets * self.scheme.sign_contexts + strength, vote < 0
-
-    def min_bits(self, key: Key) -> float:
-        """The fewest bits any one value of class ``key`` can cost (its best row's likeliest letter)."""
-        cache = self._min_bits  # type: ignore[attr-defined]
-        if key not in cache:
-            counts = self.rows[key].astype(np.float64)  # type: ignore[attr-defined]
-            largest = np.minimum(1.0, counts.max(axis=1) / counts.sum(axis=1) + 2.0 ** -20)
-            cache[key] = float(-np.log2(largest.max()))
-        return cache[key]
-
-
-def oriented(values: np.ndarray, negate: np.ndarray | None) -> np.ndarray:
-    """Values as coded: negated where the sign context says so (scheme 2), else as they are."""
-    return values if negate is None else np.where(negate, -values, values)
 
 
 # --- traversal -----------------------------------------------------------------------------------------
-
-def _mag(a: np.ndarray) -> np.ndarray:
-    return np.minimum(np.abs(a), CAP).astype(np.int32)
-
-
-def _padded(m: np.ndarray) -> np.ndarray:
-    p = np.zeros((m.shape[0] + 2, m.shape[1] + 2), dtype=m.dtype)
-    p[1:-1, 1:-1] = m
-    return p
-
-
-def _box3(m: np.ndarray) -> np.ndarray:
-    """3x3 sums, zero outside."""
-    if m.size == 0:
-        return m
-    p = _padded(m)
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-
-
-def at(plane: np.ndarray, where: Positions) -> np.ndarray:
-    """The values of ``plane`` (``... x h x w``) at a pass's positions, in raster order, flattened."""
-    if isinstance(where, tuple):
-        part = plane[(..., *where)]
-        return part.reshape(part.shape[:-2] + (-1,))
-    return plane[..., where]
-
-
-def _put(plane: np.ndarray, where: Positions, values: np.ndarray) -> None:
-    if isinstance(where, tuple):
-        target = plane[where]
-        target[...] = np.reshape(values, target.shape)
-    else:
-        plane[where] = values
-
-
-# (row, column) offsets of a value's neighbours: the 4 direct ones, then the 4 diagonal ones
-_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
-
-
-def _neighbours_at(plane: np.ndarray, where: Positions) -> list[np.ndarray]:
-    """The 8 neighbours' values of ``plane`` (``_NEIGHBOURS`` order, zero outside) at a pass's positions."""
-    h, w = plane.shape
-    p = _padded(plane)
-    return [at(p[1 + di:1 + di + h, 1 + dj:1 + dj + w], where) for di, dj in _NEIGHBOURS]
-
-
-def _colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
-    """``m`` read at (i // factor, j // factor) for every (i, j) of ``shape``, clipped to its edge; 0 if empty."""
-    if m.size == 0:
-        return np.zeros(shape, dtype=np.int32)
-    if factor == 1 and m.shape == shape:
-        return m
-    rows = np.minimum(np.arange(shape[0]) // factor, m.shape[0] - 1)
-    cols = np.minimum(np.arange(shape[1]) // factor, m.shape[1] - 1)
-    return m[rows][:, cols]
-
 
 # A group handler gets (class key, features ``scheme.features x n``, sign features ``SIGN_FEATURES x n``
 # or None (scheme 1, and the LL band), the values when encoding or None, where the values sit: (plane,
@@ -310,25 +60,6 @@ def _colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray
 # they are written back before the next group's contexts are formed.
 Location = "tuple[int, slice, slice, np.ndarray] | None"
 Handler = Callable[[Key, np.ndarray, "np.ndarray | None", "np.ndarray | None", Location], np.ndarray]
-
-
-def coding_order(height: int, width: int, channels: int, resolution_order: bool = True,
-                 reduce: int = 0) -> list[tuple[int, int, str, slice, slice]]:
-    """Every coded band as (plane, level, orientation, rows, cols), in the payload's order.
-
-    ``resolution_order`` (format 3): band after band from the LL band down to level 1, each band
-    in Y, Cb, Cr; a decoder can then stop after the coarse levels (``reduce``: the number of finest
-    levels left out, 0..LEVELS, so a 1 / 2^reduce image can be synthesised). Otherwise (format 2)
-    plane after plane, each plane's bands in the same order.
-    """
-    if reduce and not resolution_order:
-        raise ValueError("only a resolution-ordered payload (format 3) can stop before the finest levels")
-    if not 0 <= reduce <= LEVELS:
-        raise ValueError(f"reduce must be 0..{LEVELS}, not {reduce}")
-    bands = [b for b in subbands(height, width) if b[1] == "LL" or b[0] > reduce]
-    if resolution_order:
-        return [(c, *band) for band in bands for c in range(channels)]
-    return [(c, *band) for c in range(channels) for band in bands]
 
 
 def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, resolution_order: bool = True,
@@ -350,7 +81,7 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
 
     def remember(key: tuple[int, int, str], band: np.ndarray) -> None:
         """Keep a finished band as later contexts read it."""
-        mags[key] = _mag(band)
+        mags[key] = magnitudes(band)
         if with_signs:
             signs[key] = np.sign(band).astype(np.int32)
 
@@ -371,40 +102,40 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
         features = np.zeros((scheme.features,) + shape, dtype=np.int32)
         if level < LEVELS:
             parent = mags[(c, level + 1, orientation)]
-            features[0] = _colocated(parent, shape, 2)
-            features[1] = _colocated(_box3(parent), shape, 2)
+            features[0] = colocated(parent, shape, 2)
+            features[1] = colocated(box3(parent), shape, 2)
         for sibling in ORIENTATIONS[:o]:
             m = mags[(c, level, sibling)]
-            features[2] += _colocated(m, shape, 1)
-            features[3] += _colocated(_box3(m), shape, 1)
+            features[2] += colocated(m, shape, 1)
+            features[3] += colocated(box3(m), shape, 1)
         if c > 0:
             luma = mags[(0, level, orientation)]
-            features[4] = _colocated(luma, shape, 1)
-            features[5] = _colocated(_box3(luma), shape, 1)
+            features[4] = colocated(luma, shape, 1)
+            features[5] = colocated(box3(luma), shape, 1)
         if c == 2:
-            features[7] = _colocated(mags[(1, level, orientation)], shape, 1)
+            features[7] = colocated(mags[(1, level, orientation)], shape, 1)
         sign_features = None
         if with_signs:
             sign_features = np.zeros((SIGN_FEATURES,) + shape, dtype=np.int32)
             if level < LEVELS:
-                sign_features[8] = _colocated(signs[(c, level + 1, orientation)], shape, 2)
+                sign_features[8] = colocated(signs[(c, level + 1, orientation)], shape, 2)
             if c > 0:
-                sign_features[9] = _colocated(signs[(0, level, orientation)], shape, 1)
+                sign_features[9] = colocated(signs[(0, level, orientation)], shape, 1)
             if c == 2:
-                sign_features[10] = _colocated(signs[(1, level, orientation)], shape, 1)
+                sign_features[10] = colocated(signs[(1, level, orientation)], shape, 1)
         done = np.zeros(shape, dtype=bool)
         for p, where in enumerate(scheme.phases(shape)):
             group = at(features, where)
             group_signs = None if sign_features is None else at(sign_features, where)
             if done.any():   # this band's own decoded neighbours
-                near = _neighbours_at(np.where(done, _mag(band), 0), where)
+                near = neighbours_at(np.where(done, magnitudes(band), 0), where)
                 group[6] = near[0] + near[1] + near[2] + near[3]
                 if scheme.features > 8:
                     group[8] = near[4] + near[5] + near[6] + near[7]
                 if group_signs is not None:
-                    group_signs[:8] = _neighbours_at(np.where(done, np.sign(band), 0).astype(np.int32), where)
-            _put(band, where, handler((colour, level - 1, o, p), group, group_signs,
-                                      at(band, where) if known else None, (c, rows, cols, where)))
+                    group_signs[:8] = neighbours_at(np.where(done, np.sign(band), 0).astype(np.int32), where)
+            put(band, where, handler((colour, level - 1, o, p), group, group_signs,
+                                     at(band, where) if known else None, (c, rows, cols, where)))
             done[where] = True
         remember((c, level, orientation), band)
 
@@ -420,18 +151,18 @@ def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarra
         d = q - above
         residual[:, 0] = d[:, 0]
         residual[:, 1:] = np.diff(d, axis=1)
-    luma = _mag(ll_residuals[0]) if c > 0 else None
-    cb = _mag(ll_residuals[1]) if c == 2 else None
+    luma = magnitudes(ll_residuals[0]) if c > 0 else None
+    cb = magnitudes(ll_residuals[1]) if c == 2 else None
     for i in range(h):
         features = np.zeros((scheme.features, w), dtype=np.int32)
         if i > 0:
-            r1 = _mag(residual[i - 1])
+            r1 = magnitudes(residual[i - 1])
             features[0] = r1
             features[1] = np.concatenate([[0], r1[:-1]]) + np.concatenate([r1[1:], [0]])
-            grad = _mag(np.diff(q[i - 1])) if w > 1 else np.zeros(0, dtype=np.int32)
+            grad = magnitudes(np.diff(q[i - 1])) if w > 1 else np.zeros(0, dtype=np.int32)
             features[2] = np.concatenate([[0], grad]) + np.concatenate([grad, [0]])
             if i > 1:
-                features[3] = _mag(residual[i - 2])
+                features[3] = magnitudes(residual[i - 2])
         if luma is not None:
             features[4] = luma[i]
         if cb is not None:
@@ -444,11 +175,6 @@ def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarra
                 raise FczError("corrupt file: a wavelet LL value outside the format's range")
             band[i] = q[i]
     return residual
-
-
-def channels_coded(mode: str) -> int:
-    """Planes in the payload: Y only for a greyscale image (its Cb and Cr are zero), else all three."""
-    return 1 if mode == "L" else 3
 
 
 # --- letters and escapes -------------------------------------------------------------------------------

@@ -1,173 +1,197 @@
-"""The codec's one path for the data, each step a named call::
+"""The codec's one path for the data, batch-first, each step a named call::
 
-    encode: image -> padded tensor -> g_a -> latent codec: quantize -> symbols -> range coder -> .fcz container bytes
-    decode: .fcz bytes -> container -> range decoder -> symbols -> latent codec: dequantize -> g_s -> crop -> image
-            (``reduce``: the wavelet family decodes only the coarse levels, into a smaller image)
+    encode_many: images -> padded tensors (same-size images stacked) -> g_a (analyse) -> family.quantize
+                 -> integer symbols -> family.entropy_encode -> container bytes, one .fcz file per image
+    decode_many: .fcz bytes -> container (open_fcz) -> family.entropy_decode -> symbols -> family.dequantize
+                 -> features (same-shape files stacked) -> g_s (synthesise) -> crop -> images
+                 (``reduce``: the wavelet family decodes only the coarse levels, into a smaller image)
 
-How features become symbols, and symbols payload bytes, depends on the model family
-and is asked of the weights' latent codec (facecodec.latent), chosen once when the
-weights load: quality levels for the default model, per-image ranges at a bit depth
-for the seed's Theis model, quality levels and context-adaptive coding for the
-wavelet family.
+``encode`` and ``decode`` are the same path for one image; folder runs (facecodec.runner) call the ``_many``
+functions on each chunk of files. How features become symbols, and symbols payload bytes, is asked of the
+weights' family (facecodec.families), chosen once when the weights load.
 
-Both networks run in overlapping tiles of ``TILE`` pixels (facecodec.tiling), so
-memory stays bounded for large photos; images up to ``TILE`` a side take one pass.
-A model whose ``tile`` is None (the wavelet transform) runs over the whole image at once; its
-latent codec then codes an image larger than its own tile side as a grid of tiles, each analysed,
-quantized, coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its
-memory too follows the tile and the picture is held whole only as 8-bit pixels.
+Each file's bytes are those of its image coded alone: quantization and entropy coding are per image, and the
+networks' convolutions run on one kernel family whatever the batch size and thread count (facecodec.numerics).
+
+The networks run in overlapping tiles of ``NETWORK_TILE`` pixels (facecodec.models.tiling), so memory stays
+bounded for large photos. A model whose ``tile`` is None (the wavelet transform) runs over the whole image at
+once; its family then codes an image larger than its tile side as a grid of tiles, each analysed, quantized,
+coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its memory too follows the
+tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
+from facecodec.batching import batches
 from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.tiles import Box
-from facecodec.header import FczSource, check_decodable, fcz_bytes
+from facecodec.devices import resolve_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
+from facecodec.models.tiling import run_in_tiles
 from facecodec.numerics import consistent_convolutions
+from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
+from facecodec.reading import FczSource, check_decodable, fcz_bytes
 from facecodec.tensors import to_image, to_padded_tensor, to_pixels
-from facecodec.tiling import run_in_tiles
-from facecodec.zoo import SizeTarget, Weights, choose, load_weights, size_target
+from facecodec.zoo import Weights, choose, load_weights
 
-TILE = 512  # pixels a side per network pass: bounds memory for large images
+NETWORK_TILE = 512  # pixels a side per network pass: bounds memory for large images
+
+Outcome = TypeVar("Outcome")
 
 
-def resolve_device(device: str = "auto") -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FczError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    if device not in ("cpu", "cuda"):
-        raise FczError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return device
+@dataclass(frozen=True)
+class EncodeSettings:
+    """An encode's settings, checked once against the weights (``encode_settings``); picklable for worker processes."""
+
+    weights_id: str
+    setting: int                       # the family's quality or bit depth
+    effort: int                        # the encoder's search effort
+    tile: int | None = None            # the coding tile side, for families that code large images in tiles
+    target: SizeTarget | None = None   # a file size to fit instead of ``setting``
+
+
+def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
+                    effort: int | None = None, size: int | None = None, bpp: float | None = None,
+                    tile: int | None = None) -> EncodeSettings:
+    """Check what an encode asks for against the weights it picks -> its settings, or FczError saying what is wrong.
+
+    ``quality`` (1 = smallest file) or ``bits`` (the seed's per-image-range model, which it selects unless
+    ``weights_id`` is given); ``effort``: how hard the encoder searches for smaller symbols at the same quality
+    (None: the family's default); ``size`` (bytes) or ``bpp`` (bits per pixel of the whole file) instead of a
+    quality: the best setting whose file is no larger; ``tile``: the side of the tiles a large image is coded in
+    (the wavelet family; None: 1024).
+    """
+    spec, setting = choose(quality, bits, weights_id)
+    return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
+                          size_target(size, bpp, given=quality is not None or bits is not None))
+
+
+def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
+           weights_id: str | None = None, device: str = "auto",
+           max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
+           size: int | None = None, bpp: float | None = None, tile: int | None = None) -> bytes:
+    """Compress an image to the bytes of a .fcz file.
+
+    ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a binary file object. Images of
+    more than ``max_pixels`` pixels are refused (None: no limit). The settings are ``encode_settings``'s; FczError
+    when one does not fit the weights, or when even the smallest file is larger than ``size`` / ``bpp`` asks.
+    """
+    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile), image, device, max_pixels)
+
+
+def encode_with(settings: EncodeSettings, image: ImageInput, device: str = "auto",
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
+    """``encode`` with settings checked before (``encode_settings``): one image to the bytes of its .fcz file."""
+    return _one(encode_many([open_image(image, max_pixels)], settings, device))
+
+
+@torch.inference_mode()
+def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSettings, device: str = "auto",
+                batch_size: int = 1) -> list[bytes | Exception]:
+    """RGB images, each with the mode to code (``open_image``'s pair) -> per image, in order, its .fcz bytes or the
+    exception that stopped it alone (the others are still coded). Same-size images go through ``g_a``
+    ``batch_size`` at a time (facecodec.batching); each file's bytes are those of its image coded alone."""
+    weights = load_weights(settings.weights_id, resolve_device(device))
+    outcomes: list[Any] = [None] * len(images)
+    padded = {}
+    for i, (rgb, mode) in enumerate(images):
+        boxes = weights.family.tile_boxes(*rgb.size, settings.tile)
+        if boxes is None:
+            padded[i] = to_padded_tensor(rgb, weights.stride)
+        else:  # its tiles make their own tensors, one at a time
+            outcomes[i] = _attempt(partial(tiled_fcz, weights, rgb, mode, boxes, settings))
+    for batch in batches(list(padded), key=lambda i: padded[i][0].shape, pixels=lambda i: padded[i][0][0, 0].numel(),
+                         batch_size=batch_size):
+        try:
+            y = analyse(weights, torch.cat([padded[i][0] for i in batch]).to(weights.device))
+        except Exception as exc:  # noqa: BLE001  (out of memory, say: the batch's images fail, the others go on)
+            for i in batch:
+                outcomes[i] = exc
+            continue
+        for k, i in enumerate(batch):
+            rgb, mode = images[i]
+            outcomes[i] = _attempt(partial(features_to_fcz, weights, y[k:k + 1], settings, rgb.size, mode,
+                                           *padded[i][1:]))
+    return outcomes
 
 
 @consistent_convolutions()
-def analyse(weights: Weights, x: torch.Tensor) -> torch.Tensor:
-    """g_a over a padded image tensor, tile by tile -> float32 features."""
+def analyse(weights: Weights, x: torch.Tensor, tile: int = NETWORK_TILE) -> torch.Tensor:
+    """g_a over padded image tensors ``N x 3 x H x W``, in network tiles of ``tile`` pixels -> float32 features."""
     model = weights.model
     if _whole_image(model):
         return model.encode(x).float()
-    return run_in_tiles(model.encode, x, TILE, model.encode_margin, 1, weights.stride).float()
+    return run_in_tiles(model.encode, x, tile, model.encode_margin, 1, weights.stride).float()
 
 
 @consistent_convolutions()
-def synthesise(weights: Weights, y: torch.Tensor, reduce: int = 0) -> torch.Tensor:
-    """g_s over dequantized features, tile by tile -> padded image as uint8 pixels.
+def synthesise(weights: Weights, y: torch.Tensor, reduce: int = 0, tile: int = NETWORK_TILE) -> torch.Tensor:
+    """g_s over dequantized features, in network tiles of ``tile`` pixels -> padded images as uint8 pixels.
 
-    Each tile is rounded to 8 bits as it leaves the network, so peak memory follows the
-    tile, not the image: the whole picture is only ever held as bytes. ``reduce`` > 0 (only
-    for families whose latent codec has ``max_reduce``): an image 1 / 2^reduce the size.
+    Each tile is rounded to 8 bits as it leaves the network, so peak memory follows the tile, not the image: the
+    whole picture is only ever held as bytes. ``reduce`` > 0 (only for families with ``max_reduce``): images
+    1 / 2^reduce the size.
     """
     model = weights.model
     if reduce:
         return to_pixels(model.decode(y, reduce))
     if _whole_image(model):
         return to_pixels(model.decode(y))
-    return run_in_tiles(lambda tile: to_pixels(model.decode(tile)), y, TILE // weights.stride,
-                        model.decode_margin, weights.stride, 1)
+    return run_in_tiles(lambda part: to_pixels(model.decode(part)), y, tile // weights.stride, model.decode_margin,
+                        weights.stride, 1)
 
 
 def _whole_image(model: torch.nn.Module) -> bool:
     """Whether ``model`` transforms whole images only (``tile = None``: the wavelet family), never in tiles."""
-    return getattr(model, "tile", TILE) is None
+    return getattr(model, "tile", NETWORK_TILE) is None
 
 
-@torch.inference_mode()
-def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
-           weights_id: str | None = None, device: str = "auto",
-           max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
-           size: int | None = None, bpp: float | None = None) -> bytes:
-    """Compress an image to the bytes of a .fcz file.
+def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], settings: EncodeSettings) -> bytes:
+    """An image coded as the grid of tiles ``boxes`` (format 4) -> its .fcz bytes; each tile is analysed, quantized
+    and coded as an image of its own, so the whole picture is held only as 8-bit pixels."""
+    def coded(setting: int) -> bytes:
+        headers, payloads = [], []
+        for box in boxes:
+            tile = rgb.crop(box)
+            x, pad_right, pad_bottom = to_padded_tensor(tile, weights.stride)
+            symbols, fields = weights.family.quantize(weights.model, analyse(weights, x.to(weights.device)), setting,
+                                                      settings.effort, weights.entropy_tables)
+            header, payload = to_payload(weights, symbols[0], fields[0], tile.size, mode, pad_right, pad_bottom)
+            headers.append(header)
+            payloads.append(payload)
+        return pack(*weights.family.join_tiles(headers, payloads, *rgb.size, settings.tile))
 
-    ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a
-    binary file object. ``quality`` (1 = smallest file) applies to the default model;
-    ``bits`` (1..8) to the seed's per-image-range model, which it selects unless
-    ``weights_id`` is given. Images of more than ``max_pixels`` pixels are refused (None: no limit).
-    ``effort``: how hard the encoder searches for smaller symbols at the same quality
-    (the weights' latent codec says which efforts exist; None: its default).
-    ``size`` (bytes) or ``bpp`` (bits per pixel, of the whole file) instead of a quality: the
-    best setting whose file is no larger; FczError if even the smallest is.
-    """
-    spec, setting = choose(quality, bits, weights_id)
-    effort = spec.latent.choose_effort(effort)
-    target = size_target(size, bpp, given=quality is not None or bits is not None)
-    weights = load_weights(spec.weights_id, resolve_device(device))
-    rgb, mode = open_image(image, max_pixels)
-    return image_to_fcz(weights, rgb, mode, setting, effort, target)
+    return fitted(weights, coded, settings, rgb.size)
 
 
-def image_to_fcz(weights: Weights, rgb: Image.Image, mode: str, setting: int, effort: int,
-                 target: SizeTarget | None = None) -> bytes:
-    """One RGB image -> its .fcz bytes: in one pass, or tile by tile where the weights' latent codec codes
-    an image of its size in tiles (format 4), so that the whole picture is held only as 8-bit pixels."""
-    boxes = weights.latent.tile_boxes(*rgb.size)
-    if boxes is None:
-        x, pad_right, pad_bottom = to_padded_tensor(rgb, weights.stride)
-        y = analyse(weights, x.to(weights.device))
-        return features_to_fcz(weights, y, setting, effort, rgb.size, mode, pad_right, pad_bottom, target)
-    return best_fit(weights, lambda at: tiles_to_fcz(weights, rgb, mode, boxes, at, effort), setting, rgb.size,
-                    target)
+def features_to_fcz(weights: Weights, y: torch.Tensor, settings: EncodeSettings, size: tuple[int, int], mode: str,
+                    pad_right: int, pad_bottom: int) -> bytes:
+    """One image's features ``1 x C x h x w`` -> its .fcz bytes."""
+    def coded(setting: int) -> bytes:
+        symbols, fields = weights.family.quantize(weights.model, y, setting, settings.effort, weights.entropy_tables)
+        return pack(*to_payload(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom))
+
+    return fitted(weights, coded, settings, size)
 
 
-def tiles_to_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], setting: int, effort: int
-                 ) -> bytes:
-    """An image -> the .fcz bytes of its tiles ``boxes``, each analysed, quantized and coded as an image of its own."""
-    headers, payloads = [], []
-    for box in boxes:
-        tile = rgb.crop(box)
-        x, pad_right, pad_bottom = to_padded_tensor(tile, weights.stride)
-        symbols, fields = weights.latent.quantize(weights.model, analyse(weights, x.to(weights.device)), setting,
-                                                  effort, weights.entropy_tables)
-        header, payload = to_payload(weights, symbols[0], fields[0], tile.size, mode, pad_right, pad_bottom)
-        headers.append(header)
-        payloads.append(payload)
-    return pack(*weights.latent.join_tiles(headers, payloads, *rgb.size))
-
-
-def features_to_fcz(weights: Weights, y: torch.Tensor, setting: int, effort: int, size: tuple[int, int], mode: str,
-                    pad_right: int, pad_bottom: int, target: SizeTarget | None = None) -> bytes:
-    """One image's features ``1 x C x h x w`` -> its .fcz bytes at ``setting`` (batches share this)."""
-    def coded(at: int) -> bytes:
-        symbols, fields = weights.latent.quantize(weights.model, y, at, effort, weights.entropy_tables)
-        return to_fcz(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom)
-
-    return best_fit(weights, coded, setting, size, target)
-
-
-def best_fit(weights: Weights, coded: Callable[[int], bytes], setting: int, size: tuple[int, int],
-             target: SizeTarget | None) -> bytes:
-    """``coded(setting)``, the .fcz bytes of an image of ``size`` at a setting; with a ``target``, instead the
-    highest of the weights' settings whose file fits: a bisection, as file sizes grow with the setting
-    (about log2(settings) encodes, 7 for 100 qualities)."""
-    if target is None:
-        return coded(setting)
-    limit, settings = target.limit(*size), weights.latent.settings
-    low, high, best, smallest = 0, len(settings) - 1, None, None
-    while low <= high:
-        middle = (low + high) // 2
-        data = coded(settings[middle])
-        if len(data) <= limit:
-            best, low = data, middle + 1
-        else:
-            high = middle - 1
-            smallest = len(data) if middle == 0 else smallest
-    if best is None:
-        raise FczError(f"no {weights.latent.noun} fits in {limit:,} bytes: the smallest file "
-                       f"({weights.latent.describe(settings[0])}) takes {smallest:,}")
-    return best
-
-
-def to_fcz(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
-           pad_right: int, pad_bottom: int) -> bytes:
-    """One image's symbols ``C x h x w`` and header fields -> the bytes of its .fcz file (batches share this)."""
-    return pack(*to_payload(weights, symbols, fields, size, mode, pad_right, pad_bottom))
+def fitted(weights: Weights, coded: Callable[[int], bytes], settings: EncodeSettings, size: tuple[int, int]) -> bytes:
+    """``coded(setting)`` at the settings' setting; with a size target, the highest of the weights' settings whose
+    file fits (facecodec.ratecontrol), or FczError when even the smallest does not."""
+    if settings.target is None:
+        return coded(settings.setting)
+    limit, family = settings.target.limit(*size), weights.family
+    setting, data, over = largest_fitting(family.settings, coded, limit)
+    if over:
+        raise FczError(f"no {family.noun} fits in {limit:,} bytes: the smallest file "
+                       f"({family.describe(setting)}) takes {len(data):,}")
+    return data
 
 
 def to_payload(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[int, int], mode: str,
@@ -175,23 +199,52 @@ def to_payload(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[
     """One image's (or tile's) symbols ``C x h x w`` and header fields -> its header and entropy-coded payload."""
     header = FczHeader(weights_id=weights.weights_id, width=size[0], height=size[1], mode=mode,
                        pad_right=pad_right, pad_bottom=pad_bottom, latent_shape=symbols.shape, **fields)
-    return header, weights.latent.entropy_encode(symbols, weights.table(header), header)
+    return header, weights.family.entropy_encode(symbols, weights.table(header), header)
 
 
-@torch.inference_mode()
 def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
            reduce: int = 0) -> Image.Image:
     """Decompress a .fcz file to a PIL image (mode "RGB" or "L", as encoded).
 
-    ``data``: the file's bytes (or bytearray, memoryview), its path or a binary file
-    object. Files claiming more than ``max_pixels`` pixels are refused before any
-    decoding (None: no limit); peak memory then stays bounded by tiles and the output's bytes.
-    ``reduce`` > 0 decodes an image ``1 / 2^reduce`` the size (each side rounded up) from the
-    coarse levels alone, faster than a full decode: the wavelet family only (JPEG 2000's reduce).
+    ``data``: the file's bytes (or bytearray, memoryview), its path or a binary file object. Files claiming more
+    than ``max_pixels`` pixels are refused before any decoding (None: no limit); peak memory then stays bounded by
+    tiles and the output's bytes. ``reduce`` > 0 decodes an image ``1 / 2^reduce`` the size (each side rounded up)
+    from the coarse levels alone, faster than a full decode: the wavelet family only (JPEG 2000's reduce).
     """
-    header, weights, parts = open_fcz(fcz_bytes(data), device, max_pixels, reduce)
-    width, height = reduced_size(header.width, header.height, reduce)
-    return to_image(parts_to_pixels(weights, parts, header, reduce), width, height, header.mode)
+    return _one(decode_many([fcz_bytes(data)], device, max_pixels, reduce))
+
+
+@torch.inference_mode()
+def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                reduce: int = 0, batch_size: int = 1) -> list[Image.Image | Exception]:
+    """The bytes of .fcz files -> per file, in order, its image or the exception that stopped it alone. Files of
+    the same weights and shape go through ``g_s`` ``batch_size`` at a time; a file coded in tiles goes alone."""
+    device = resolve_device(device)
+    outcomes: list[Any] = [None] * len(files)
+    opened = {}
+    for i, data in enumerate(files):
+        try:
+            header, weights, parts = open_fcz(data, device, max_pixels, reduce)
+            if len(parts) > 1:
+                outcomes[i] = to_image(parts_to_pixels(weights, parts, header, reduce),
+                                       *reduced_size(header.width, header.height, reduce), header.mode)
+            else:
+                opened[i] = header, weights, parts[0][1]()
+        except Exception as exc:  # noqa: BLE001  (a damaged file fails alone)
+            outcomes[i] = exc
+    for batch in batches(list(opened), key=lambda i: (opened[i][1].weights_id, tuple(opened[i][2].shape)),
+                         pixels=lambda i: opened[i][2][0, 0].numel() * opened[i][1].stride ** 2,
+                         batch_size=batch_size):
+        try:
+            pixels = synthesise(opened[batch[0]][1], torch.cat([opened[i][2] for i in batch]), reduce)
+        except Exception as exc:  # noqa: BLE001
+            for i in batch:
+                outcomes[i] = exc
+            continue
+        for k, i in enumerate(batch):
+            header = opened[i][0]
+            outcomes[i] = to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce), header.mode)
+    return outcomes
 
 
 def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
@@ -204,30 +257,30 @@ Part = tuple[Box, Callable[[], torch.Tensor]]   # a coded part's box in the imag
 
 def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
              ) -> tuple[FczHeader, Weights, list[Part]]:
-    """The bytes of one .fcz file -> (header, weights, its coded parts); batches share this.
+    """The bytes of one .fcz file -> (header, weights, its coded parts).
 
     A part is the whole image, or one tile of a file coded in tiles; calling its function range-decodes and
     dequantizes it into the features ``g_s`` takes, so a tiled file's features exist one tile at a time.
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
-    reduce = spec.latent.check_reduce(reduce, spec.weights_id)
+    reduce = spec.family.check_reduce(reduce, spec.weights_id)
     weights = load_weights(spec.weights_id, resolve_device(device))
     return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce))
-                             for box, part, part_payload in weights.latent.tiles(header, payload)]
+                             for box, part, part_payload in weights.family.tiles(header, payload)]
 
 
 def part_features(weights: Weights, table: Any, header: FczHeader, payload: bytes, reduce: int = 0) -> torch.Tensor:
     """One untiled payload (a whole file's, or a tile's) -> the features ``g_s`` takes."""
-    symbols = weights.latent.entropy_decode(payload, table, header, reduce)
-    return weights.latent.dequantize(weights.model, symbols, header)
+    symbols = weights.family.entropy_decode(payload, table, header, reduce)
+    return weights.family.dequantize(weights.model, symbols, header)
 
 
 def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, reduce: int = 0) -> torch.Tensor:
     """A file's parts (``open_fcz``) -> its uint8 pixels ``1 x 3 x H' x W'``, 1 / 2^reduce of the size.
 
-    A file of one part gives its pixels as ``synthesise`` makes them (padded to the stride); the tiles of
-    a tiled file are decoded one by one into the output, which alone holds the whole picture, as bytes.
-    Tiles start at multiples of 16 pixels (bitstream/tiles.py), so reduced tiles start at whole pixels.
+    A file of one part gives its pixels as ``synthesise`` makes them (padded to the stride); the tiles of a tiled
+    file are decoded one by one into the output, which alone holds the whole picture, as bytes. Tiles start at
+    multiples of 16 pixels (bitstream/tiles.py), so reduced tiles start at whole pixels.
     """
     if len(parts) == 1:
         return synthesise(weights, parts[0][1](), reduce)
@@ -240,3 +293,18 @@ def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, redu
         (w, h), scale = reduced_size(right - left, bottom - top, reduce), 2 ** reduce
         out[..., top // scale:top // scale + h, left // scale:left // scale + w] = pixels[..., :h, :w]
     return out
+
+
+def _attempt(work: Callable[[], Outcome]) -> Outcome | Exception:
+    """``work()``, or the exception it raised: one image's failure is its own."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001
+        return exc
+
+
+def _one(outcomes: list[Outcome | Exception]) -> Outcome:
+    """The outcome of a one-image ``_many`` call: its result, or its exception raised."""
+    if isinstance(outcomes[0], Exception):
+        raise outcomes[0]
+    return outcomes[0]

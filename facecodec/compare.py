@@ -9,7 +9,8 @@ The image is encoded with fcz (the given quality, bits and weights, or the defau
 setting), then with each classical codec at the project's benchmark settings
 (facecodec.classical) at the largest file size not above fcz's:
 
-  * JPEG 4:2:0, WebP and AVIF 4:4:4: bisection over their integer quality. Sizes rise with
+  * JPEG 4:2:0, WebP and AVIF 4:4:4: bisection over their integer quality (facecodec.ratecontrol, as
+    fcz's own ``--size``). Sizes rise with
     quality almost everywhere, so the file found is within one quality step of fcz's size.
     Where even the lowest quality gives a bigger file, that file is kept and flagged
     (``Result.over_target``), with a note saying so.
@@ -47,6 +48,7 @@ from facecodec import classical
 from facecodec.bitstream import FczError
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
 from facecodec.metrics import bits_per_pixel, psnr
+from facecodec.ratecontrol import largest_fitting
 from facecodec.zoo import choose
 
 COMPARED = ["jpeg-420", "jpeg2000", "webp", "avif-444"]  # classical.CODECS ids, in table order
@@ -104,32 +106,6 @@ def _skipped(codec: classical.Codec, note: str) -> Result:
 
 
 # --- matching a file size -----------------------------------------------------------------------------
-
-def match_quality(encode: Callable[[int], bytes], target: int, lowest: int, highest: int
-                  ) -> tuple[int, bytes, bool]:
-    """(quality, data, over_target): the largest file not above ``target`` bytes, by bisection over quality.
-
-    Where even ``lowest`` gives a bigger file, that smallest file comes back with over_target True.
-    Every file tried is remembered, so a quality whose size breaks the rise with quality cannot
-    lose a fitting file found before it.
-    """
-    tried: dict[int, bytes] = {}
-
-    def size(q: int) -> int:
-        if q not in tried:
-            tried[q] = encode(q)
-        return len(tried[q])
-
-    if size(highest) > target:
-        if size(lowest) > target:
-            return lowest, tried[lowest], True
-        lo, hi = lowest, highest  # size(lo) <= target < size(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if size(mid) <= target else (lo, mid)
-    q = max((q for q, d in tried.items() if len(d) <= target), key=lambda q: (len(tried[q]), q))
-    return q, tried[q], False
-
 
 def match_rate(encode: Callable[[float], bytes], target: int, first_rate: float,
                tolerance: float = J2K_TOLERANCE, steps: int = J2K_STEPS) -> tuple[float, bytes, bool]:
@@ -200,9 +176,9 @@ def compare(image: ImageInput, quality: int | None = None, bits: int | None = No
     with warnings.catch_warnings():  # open_image has warned already; the converted image cannot again
         warnings.simplefilter("ignore")
         data = encode(rgb.convert("L") if mode == "L" else rgb, weights_id=spec.weights_id, device=device,
-                      max_pixels=None, **{spec.latent.option: setting})
+                      max_pixels=None, **{spec.family.option: setting})
     decoded = decode(data, device=device, max_pixels=None)
-    results = [_measure("fcz", "fcz", f"{spec.latent.option}={setting}", setting, ".fcz", data, decoded, original)]
+    results = [_measure("fcz", "fcz", f"{spec.family.option}={setting}", setting, ".fcz", data, decoded, original)]
     for name in COMPARED if codecs is None else codecs:
         if name not in classical.CODECS:
             raise ValueError(f"unknown codec {name!r}: known are {', '.join(classical.CODECS)}")
@@ -223,7 +199,7 @@ def match(codec: classical.Codec, original: np.ndarray, target: int) -> Result:
             value, data, over = match_rate(lambda r: codec.encode(image, r), target, first)
         else:
             lowest, highest = classical.QUALITY_RANGES[codec.format]
-            value, data, over = match_quality(lambda q: codec.encode(image, q), target, lowest, highest)
+            value, data, over = largest_fitting(range(lowest, highest + 1), lambda q: codec.encode(image, q), target)
         decoded = classical.decode(data)
     except (OSError, ValueError, MemoryError) as exc:  # e.g. WebP refuses sides above 16383 pixels
         return _skipped(codec, f"skipped: the {codec.label} encoder failed on this image: {exc}")

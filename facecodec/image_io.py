@@ -115,3 +115,18 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise FczError(f"arrays must be uint8 H x W or H x W x 3 (or 4); got {array.dtype} {array.shape}")
     return Image.fromarray(array)
+
+
+# The image formats decode and restore write: Pillow writes them all. Each file extension names its format;
+# a format's outputs take its first extension.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".bmp": "BMP"}
+FORMAT_SUFFIXES = {fmt: next(s for s, f in OUTPUT_FORMATS.items() if f == fmt) for fmt in dict.fromkeys(OUTPUT_FORMATS.values())}
+LOSSY_FORMATS = ("JPEG", "WEBP")  # the formats a save quality applies to
+
+
+def image_file(image: Image.Image, fmt: str, quality: int | None = None) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (Pillow's name), at ``quality`` for JPEG and WebP."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": quality} if quality is not None else {}))
+    return buffer.getvalue()

@@ -14,7 +14,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from facecodec.bitstream import FczError
 from facecodec.bitstream.container import MAGIC
-from facecodec.header import check_decodable
+from facecodec.reading import check_decodable
 
 FORMAT = "FCZ"
 
@@ -43,7 +43,7 @@ class FczImageFile(ImageFile.ImageFile):
             raise FczImageError(str(exc)) from None
         self._size = (header.width, header.height)
         self._mode = header.mode
-        self.info[spec.latent.option] = spec.latent.setting_of(header)  # "quality" or "bits", as save() takes it
+        self.info[spec.family.option] = spec.family.setting_of(header)  # "quality" or "bits", as save() takes it
         self.info["weights_id"] = header.weights_id
         self.tile = []
 

@@ -10,7 +10,7 @@ and keeps the one with the least
 where ``u`` is the coefficient in units of its step and ``bits`` the letter's (and any
 escape's) code length in the table its already decided neighbours put it in. The
 steps were set so that a unit of ``u^2`` costs the same pixel MSE in every subband
-(facecodec.models.wavelet_tables), so one ``mu`` serves the whole image. The high-rate
+(facecodec.train.wavelet_tables), so one ``mu`` serves the whole image. The high-rate
 theory of a uniform quantizer gives ``mu = ln 2 / 6 = 0.1155`` (Sullivan & Wiegand 1998).
 Measured on 30 faces/val over all 8 levels of wavelet-v0, against the plain dead-zone
 quantizer: BD-rate -1.5 % at mu 0.08, -1.9 % at 0.1155, -1.4 % at 0.16, 0.0 % at 0.22.
@@ -24,29 +24,31 @@ choice does not look ahead at the contexts it changes for later groups. The LL b
 left as rounded (its residuals are few and costly to get wrong). The output is ordinary
 symbols: the decoder does not know or care how they were chosen.
 
-Effort levels (facecodec.latent.WaveletCodec.efforts): 0 is the plain dead-zone quantizer; 1 (the
+Effort levels (facecodec.families.wavelet.WaveletFamily.efforts): 0 is the plain dead-zone quantizer; 1 (the
 default) one pass of the above.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from facecodec.bitstream import contexts as wc
+from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet as wb
 
 MU = 0.08        # see the module docstring
 
 
-def letter_bits(model: wb.ContextModel) -> np.ndarray:
+def letter_bits(model: wc.ContextModel) -> np.ndarray:
     """Code length in bits of every letter in every table row of every class: ``model.rows``' shape, floats."""
     counts = model.rows.astype(np.float64)
     return np.log2(counts.sum(axis=-1, keepdims=True)) - np.log2(counts)
 
 
-def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode: str = "RGB",
+def refine(scaled: np.ndarray, model: wc.ContextModel, recon_offset: float, mode: str = "RGB",
            mu: float = MU) -> np.ndarray:
     """Coefficients in step units ``3 x H x W`` -> signed integer symbols chosen for rate and distortion.
 
-    ``scaled`` is ``y / step`` per coefficient (facecodec.models.wavelet.step_planes); the LL band is
+    ``scaled`` is ``y / step`` per coefficient (facecodec.models.wavelet_transform.step_planes); the LL band is
     rounded, as the plain quantizer does.
     """
     bits = letter_bits(model)
@@ -57,7 +59,7 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
         if location is None:       # an LL residual row: keep the rounded values
             return values
         c, rows, cols, where = location
-        u = wb.at(magnitude[c][rows, cols], where)
+        u = wc.at(magnitude[c][rows, cols], where)
         sign = np.sign(values)
         table = bits[key]                                  # rows x ALPHABET
         context, negate = model.contexts(key, features, sign_features)   # a row per value
@@ -65,7 +67,7 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
         for candidate in (np.abs(values), np.maximum(np.abs(values) - 1, 0), np.zeros_like(values)):
             v = sign * candidate
             recon = np.where(candidate > 0, candidate + recon_offset, 0.0)
-            rate = table[context, wb.letters(wb.oriented(v, negate))] + wb.escape_cost(v)
+            rate = table[context, wb.letters(wc.oriented(v, negate))] + wb.escape_cost(v)
             cost = (u - recon) ** 2 + mu * rate
             if best is None:
                 best, best_cost = v, cost
@@ -75,5 +77,5 @@ def refine(scaled: np.ndarray, model: wb.ContextModel, recon_offset: float, mode
         return best
 
     planes = rounded.copy()
-    wb.traverse(planes, wb.channels_coded(mode), handler, known=True, scheme=model.scheme)
+    wb.traverse(planes, ws.channels_coded(mode), handler, known=True, scheme=model.scheme)
     return planes

@@ -21,16 +21,19 @@ except from ``colorize``.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from PIL import Image
 
 from facecodec.bitstream import FczError
-from facecodec.codec import resolve_device
+from facecodec.batching import batches
 from facecodec.damage import DAMAGE, HOLE_VALUE, condition_of, greyscale, upscale_bicubic
+from facecodec.devices import resolve_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, check_size, open_image
 from facecodec.numerics import consistent_convolutions
 from facecodec.tensors import to_image, to_padded_tensor, to_pixels
-from facecodec.tiling import run_in_tiles
+from facecodec.models.tiling import run_in_tiles
 from facecodec.zoo import RestoreWeights, default_restore_id, load_restore_weights
 
 CONDITIONS = tuple(DAMAGE)  # the network's one-hot conditions: TASKS with superres split by scale
@@ -103,7 +106,7 @@ def prepare(image: ImageInput, task: str, scale: int | None = None,
     return rgb, mode
 
 
-def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str) -> torch.Tensor:
+def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str, tile: int = TILE) -> torch.Tensor:
     """Padded images ``N x 3 x H x W`` in [0, 1] (H, W multiples of the stride) -> restored uint8 pixels, tile by tile."""
     if weights.conditions != CONDITIONS:  # network_input codes the conditions in this order
         raise FczError(f"weights {weights.weights_id!r} were trained for the conditions {', '.join(weights.conditions)}; "
@@ -117,10 +120,9 @@ def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str) -> 
             out = torch.where(black_pixels(tile)[:, None], out, tile)
         return to_pixels(out)
 
-    return run_in_tiles(run, x, TILE, MARGIN)
+    return run_in_tiles(run, x, tile, MARGIN)
 
 
-@torch.inference_mode()
 def restore(image: ImageInput, task: str, scale: int | None = None, weights_id: str | None = None,
             device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Restore a damaged face -> PIL image (the input's size and mode; superres: ``scale`` times the size;
@@ -131,9 +133,32 @@ def restore(image: ImageInput, task: str, scale: int | None = None, weights_id: 
     inpaint, pure-black pixels are the holes. Images of more than ``max_pixels`` pixels
     (superres: outputs) are refused (None: no limit). Raises FczError for bad inputs.
     """
-    rgb, mode = prepare(image, task, scale, max_pixels)
+    outcome = restore_many([prepare(image, task, scale, max_pixels)], task, scale, weights_id, device)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@torch.inference_mode()
+def restore_many(images: Sequence[tuple[Image.Image, str]], task: str, scale: int | None = None,
+                 weights_id: str | None = None, device: str = "auto", batch_size: int = 1
+                 ) -> list[Image.Image | Exception]:
+    """Images as ``prepare`` gives them (the RGB input and the output's mode) -> per image, in order, the restored
+    image or the exception that stopped it alone. Same-size images go through the network ``batch_size`` at a time;
+    each comes out as it would alone (facecodec.numerics)."""
     condition = condition_of(task, scale)
     weights = load(device, weights_id, condition)
-    x, _, _ = to_padded_tensor(rgb, weights.model.stride)
-    pixels = restore_pixels(weights, x.to(weights.device), condition)
-    return to_image(pixels, rgb.width, rgb.height, mode)
+    padded = [to_padded_tensor(rgb, weights.model.stride)[0] for rgb, _ in images]
+    outcomes: list = [None] * len(images)
+    for batch in batches(range(len(images)), key=lambda i: tuple(padded[i].shape), pixels=lambda i: padded[i][0, 0].numel(),
+                         batch_size=batch_size):
+        try:
+            pixels = restore_pixels(weights, torch.cat([padded[i] for i in batch]).to(weights.device), condition)
+        except Exception as exc:  # noqa: BLE001  (out of memory, say: the batch fails, the others go on)
+            for i in batch:
+                outcomes[i] = exc
+            continue
+        for k, i in enumerate(batch):
+            rgb, mode = images[i]
+            outcomes[i] = to_image(pixels[k:k + 1], rgb.width, rgb.height, mode)
+    return outcomes

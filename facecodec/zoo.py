@@ -7,12 +7,12 @@ can only be decoded by the exact weights that wrote it.
 Each ``ID.safetensors`` holds the network's state dict (fp16) and its entropy
 tables: integer symbol counts, one row per feature channel (see
 facecodec.bitstream.entropy; the wavelet family's context tables, weights and
-thresholds: facecodec.bitstream.wavelet), stored as ``entropy.<table name>`` where
-the family's latent codec (facecodec.latent) names one table per setting.
+thresholds: facecodec.bitstream.contexts), stored as ``entropy.<table name>`` where
+the weights' family (facecodec.families) names one table per setting.
 safetensors cannot execute code on load, unlike a pickle.
 
-Loading happens in two steps. ``load_spec`` reads what a file promises (latent
-codec, stride, channels, entropy tables) without torch, which is all that
+Loading happens in two steps. ``load_spec`` reads what a file promises (family,
+stride, channels, entropy tables) without torch, which is all that
 header checks and ``fcz info`` need. ``load_weights`` adds the network on a device.
 
 Entries with ``"kind": "restore"`` are restoration networks for ``fcz restore``
@@ -36,7 +36,7 @@ import numpy as np
 from safetensors.numpy import load as load_safetensors
 
 from facecodec.bitstream import FczError, FczHeader
-from facecodec.latent import OPTION_NOUNS, LatentCodec, codec_class
+from facecodec.families import OPTION_NOUNS, Family, family_class
 
 if TYPE_CHECKING:
     import torch
@@ -52,22 +52,22 @@ class WeightsSpec:
     weights_id: str
     stride: int
     channels: int
-    latent: LatentCodec
+    family: Family
     entropy_tables: dict[str, np.ndarray]  # table name ("quality3", "bits6", ...) -> C x alphabet counts
 
     def table(self, header: FczHeader) -> Any:
         """The entropy model that codes ``header``'s payload, after checking the header fits these weights.
 
         For the per-channel families an integer count table ``C x alphabet``; whatever the
-        latent codec's ``entropy_model`` makes of the weights' tables for others.
+        family's ``entropy_model`` makes of the weights' tables for others.
         """
         if header.latent_shape[0] != self.channels or header.stride != self.stride:
             raise FczError(f"corrupt file: latent shape {header.latent_shape} is not what weights "
                            f"{self.weights_id!r} produce ({self.channels} channels, stride {self.stride})")
         if header.pad_right >= self.stride or header.pad_bottom >= self.stride:
             raise FczError("corrupt file: padding is not smaller than the model's stride")
-        setting = self.latent.check_header(header, self.weights_id)
-        return self.latent.entropy_model(self.entropy_tables, setting)
+        setting = self.family.check_header(header, self.weights_id)
+        return self.family.entropy_model(self.entropy_tables, setting)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ class RestoreWeights:
     device: torch.device
 
 
+@functools.lru_cache(maxsize=1)
 def manifest() -> dict:
+    """weights/manifest.json, parsed once (``clear_caches`` forgets it)."""
     return json.loads(resources.files("facecodec.weights").joinpath("manifest.json").read_text())
 
 
@@ -115,7 +117,7 @@ def default_weights_id(option: str | None = None) -> str:
     listing = manifest()
     entries = sorted(_entries(CODEC), key=lambda e: e["id"] != listing["default"])  # the default first
     for entry in entries:
-        if option is None or codec_class(entry["quantizer"]).option == option:
+        if option is None or family_class(entry["family"]).option == option:
             return entry["id"]
     raise FczError(f"no installed weights take a {OPTION_NOUNS.get(option, option)}")
 
@@ -132,44 +134,16 @@ def choose(quality: int | None = None, bits: int | None = None,
         raise FczError("give a quality level or a bit depth, not both")
     option, value = next(iter(given.items()), (None, None))
     spec = load_spec(weights_id or default_weights_id(option))
-    latent = spec.latent
-    if option not in (None, latent.option):
-        raise FczError(f"weights {spec.weights_id!r} take a {latent.noun} "
-                       f"({latent.settings[0]}..{latent.settings[-1]}), not a {OPTION_NOUNS[option]}")
-    return spec, latent.choose(value)
+    family = spec.family
+    if option not in (None, family.option):
+        raise FczError(f"weights {spec.weights_id!r} take a {family.noun} "
+                       f"({family.settings[0]}..{family.settings[-1]}), not a {OPTION_NOUNS[option]}")
+    return spec, family.choose(value)
 
 
 def file_size(weights_id: str, kind: str = CODEC) -> int:
     """Bytes of an installed weights file (the size budget counts these)."""
     return len(resources.files("facecodec.weights").joinpath(manifest_entry(weights_id, kind)["file"]).read_bytes())
-
-
-@dataclass(frozen=True)
-class SizeTarget:
-    """A file size to fit, in bytes or in bits per pixel of the whole file."""
-
-    size: int | None = None
-    bpp: float | None = None
-
-    def limit(self, width: int, height: int) -> int:
-        """The largest file allowed for an image of ``width`` x ``height``, in bytes."""
-        return self.size if self.size is not None else int(self.bpp * width * height / 8)
-
-
-def size_target(size: int | None, bpp: float | None, given: bool = False) -> SizeTarget | None:
-    """Check a target file size (``size`` bytes or ``bpp``); None when neither is asked for.
-
-    ``given``: a quality or bit depth was asked for too, which a target size replaces.
-    """
-    if size is None and bpp is None:
-        return None
-    if given or (size is not None and bpp is not None):
-        raise FczError("give one of a quality (or bit depth), a size and a bpp, not several")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
-        raise FczError(f"size must be a whole number of bytes, at least 1, got {size!r}")
-    if bpp is not None and (isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not 0 < bpp < 1000):
-        raise FczError(f"bpp must be a number above 0, got {bpp!r}")
-    return SizeTarget(size, bpp)
 
 
 @functools.lru_cache(maxsize=8)
@@ -194,7 +168,7 @@ def load_spec(weights_id: str) -> WeightsSpec:
     entry = manifest_entry(weights_id)
     tensors = _verified_tensors(weights_id)
     tables = {name[len(ENTROPY_PREFIX):]: array for name, array in tensors.items() if name.startswith(ENTROPY_PREFIX)}
-    return WeightsSpec(weights_id, entry["stride"], entry["channels"], codec_class(entry["quantizer"]).from_entry(entry),
+    return WeightsSpec(weights_id, entry["stride"], entry["channels"], family_class(entry["family"]).from_entry(entry),
                        tables)
 
 
@@ -266,6 +240,7 @@ def load_restore_weights(weights_id: str, device: str = "cpu") -> RestoreWeights
 
 def clear_caches() -> None:
     """Forget loaded weights (tests that forge the manifest call this)."""
+    manifest.cache_clear()
     _verified_tensors.cache_clear()
     load_weights.cache_clear()
     load_restore_weights.cache_clear()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,8 @@ def forged_checksums(monkeypatch):
 
     real = zoo.manifest()
     forged = {**real, "weights": [{**e, "sha256": "0" * 64} for e in real["weights"]]}
-    monkeypatch.setattr(zoo, "manifest", lambda: forged)
+    # cached like the real one, whose cache zoo.clear_caches forgets
+    monkeypatch.setattr(zoo, "manifest", functools.lru_cache(maxsize=1)(lambda: forged))
     zoo.clear_caches()
     yield
     zoo.clear_caches()

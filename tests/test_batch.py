@@ -1,4 +1,4 @@
-"""Folder runs (facecodec.batch; ``fcz encode DIR -o OUT``): the walk, the manifest, resuming, worker processes and
+"""Folder runs (facecodec.runner; ``fcz encode DIR -o OUT``): the walk, the manifest, resuming, worker processes and
 batches, whose files must be byte for byte those of encoding each image alone."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,16 @@ from PIL import Image
 from skimage.data import astronaut
 
 import facecodec
-from facecodec import batch, zoo
+from facecodec import zoo
+from facecodec.bitstream import pack
 from facecodec.cli import main
-from facecodec.codec import analyse, open_fcz, synthesise, to_fcz
+from facecodec.codec import analyse, encode_settings, open_fcz, synthesise, to_payload
+from facecodec.runner import MANIFEST_NAME, encode_folder
+from facecodec.runner.convert import convert_chunk
+from facecodec.runner.executors import Processes, threads_per_job
+from facecodec.runner.folder import _Lock
+from facecodec.runner.jobs import Conversion, Job, plan
+from facecodec.runner.manifest import FIELDS
 from facecodec.metrics import bits_per_pixel
 from facecodec.zoo import load_weights
 
@@ -30,9 +38,9 @@ INPUTS = ["a.png", "b.png", "c.jpg", "d.png", "e.png", "sub/deeper/g.png", "sub/
 
 
 def rows(out: Path) -> dict[str, dict[str, str]]:
-    with open(out / batch.MANIFEST_NAME, newline="") as f:
+    with open(out / MANIFEST_NAME, newline="") as f:
         records = list(csv.DictReader(f))
-    assert list(records[0]) == list(batch.FIELDS) if records else True
+    assert list(records[0]) == list(FIELDS) if records else True
     return {row["input"]: row for row in records}
 
 
@@ -57,7 +65,7 @@ def test_a_folder_run_mirrors_the_tree_and_lists_every_file(runner, face_folder,
     out = tmp_path / "out"
     result = runner.invoke(main, ["encode", str(face_folder), "-o", str(out), "-r", "--jobs", "1"])
     assert result.exit_code == 0, result.output
-    assert tree(out) == {fcz_name(name) for name in INPUTS} | {batch.MANIFEST_NAME}
+    assert tree(out) == {fcz_name(name) for name in INPUTS} | {MANIFEST_NAME}
     manifest = rows(out)
     assert sorted(manifest) == INPUTS  # not the text file, not the hidden one
     for name, row in manifest.items():
@@ -66,11 +74,11 @@ def test_a_folder_run_mirrors_the_tree_and_lists_every_file(runner, face_folder,
         assert row == {"input": name, "output": fcz_name(name), "bytes": str(len(data)),
                        "bpp": f"{bits_per_pixel(len(data), header.width, header.height):.4f}", "status": "ok",
                        "error": "", "run": "1"}
-    assert result.output.splitlines() == [f"7 of 7 files done; 1 other file ignored; manifest {out / batch.MANIFEST_NAME}"]
+    assert result.output.splitlines() == [f"7 of 7 files done; 1 other file ignored; manifest {out / MANIFEST_NAME}"]
 
     top = tmp_path / "top"  # without -r: the folder's own files only
     assert runner.invoke(main, ["encode", str(face_folder), "-o", str(top), "--jobs", "1"]).exit_code == 0
-    assert tree(top) == {"a.fcz", "b.fcz", "c.fcz", "d.fcz", "e.fcz", batch.MANIFEST_NAME}
+    assert tree(top) == {"a.fcz", "b.fcz", "c.fcz", "d.fcz", "e.fcz", MANIFEST_NAME}
 
 
 def test_without_o_the_outputs_go_beside_the_inputs_and_decode_takes_a_format(runner, face_folder):
@@ -115,7 +123,7 @@ def test_a_bad_file_is_listed_and_the_rest_finish(runner, face_folder, tmp_path)
     assert errors == [f"error: {face_folder / 'bad.png'}: not an image Pillow can read",
                       f"error: {face_folder / 'sub' / 'empty.jpg'}: not an image Pillow can read"]
     assert f"7 of 9 files done; failed: {face_folder / 'bad.png'}, {face_folder / 'sub' / 'empty.jpg'}" in result.output
-    assert tree(out) == {fcz_name(name) for name in INPUTS} | {batch.MANIFEST_NAME}
+    assert tree(out) == {fcz_name(name) for name in INPUTS} | {MANIFEST_NAME}
 
 
 def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(runner, face_folder, tmp_path):
@@ -144,7 +152,7 @@ def test_folder_options_without_a_folder_are_usage_errors(runner, face_folder, a
 def test_one_output_folder_takes_one_run_at_a_time(runner, face_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    lock = batch._Lock(out)
+    lock = _Lock(out)
     try:
         result = runner.invoke(main, ["encode", str(face_folder), "-o", str(out), "--jobs", "1"])
     finally:
@@ -160,9 +168,9 @@ def test_a_rerun_skips_finished_files_and_does_the_rest(runner, face_folder, tmp
     assert runner.invoke(main, ["encode", str(face_folder), "-o", str(out), "-r", "--jobs", "1"]).exit_code == 0
     # Make it look like a run killed halfway: the manifest's last line cut off in the middle of an append (d.png,
     # whose output was written just before), g.png written but never recorded, e.png and f.png never done.
-    lines = (out / batch.MANIFEST_NAME).read_text().splitlines(keepends=True)
+    lines = (out / MANIFEST_NAME).read_text().splitlines(keepends=True)
     kept = [line for line in lines if line.startswith(("input,", "a.png", "b.png", "c.jpg"))]
-    (out / batch.MANIFEST_NAME).write_text("".join(kept) + "d.png,d.fcz,31")
+    (out / MANIFEST_NAME).write_text("".join(kept) + "d.png,d.fcz,31")
     (out / "e.fcz").unlink()
     (out / "sub" / "f.fcz").unlink()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.fcz")}
@@ -198,7 +206,7 @@ def test_an_interrupted_run_keeps_what_it_finished(face_folder, tmp_path, jobs):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        batch.encode_folder(face_folder, out, recursive=True, jobs=jobs, chunk_size=1, device="cpu",
+        encode_folder(face_folder, out, recursive=True, jobs=jobs, chunk_size=1, device="cpu",
                             progress=interrupt_after_two)
     assert not multiprocessing.active_children()
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
@@ -207,7 +215,7 @@ def test_an_interrupted_run_keeps_what_it_finished(face_folder, tmp_path, jobs):
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*.fcz")}
     assert 2 <= len(written) < 20
 
-    report = batch.encode_folder(face_folder, out, recursive=True, jobs=1, device="cpu")
+    report = encode_folder(face_folder, out, recursive=True, jobs=1, device="cpu")
     assert (report.total, report.converted, report.already, report.failed) == (20, 20 - len(written), len(written), [])
     assert {p: p.stat().st_mtime_ns for p in written} == written
     assert all(rows(out)[name]["run"] == "1" for name in first)
@@ -253,7 +261,7 @@ def test_a_killed_run_resumes_without_redoing_a_file(tmp_path, stop):
     process = subprocess.Popen(FCZ + ["encode", str(folder), "-o", str(out), "--jobs", "2", "--model", "gained-q8-v1"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    manifest = out / batch.MANIFEST_NAME
+    manifest = out / MANIFEST_NAME
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if manifest.exists() and len(manifest.read_text().splitlines()) > 8:
@@ -293,8 +301,8 @@ def test_a_killed_run_resumes_without_redoing_a_file(tmp_path, stop):
 # --- worker processes and batches ------------------------------------------------------------------------------
 
 def test_two_worker_processes_write_the_bytes_of_one(runner, face_folder, tmp_path, monkeypatch):
-    started, real_init = [], batch.Processes.__init__
-    monkeypatch.setattr(batch.Processes, "__init__",
+    started, real_init = [], Processes.__init__
+    monkeypatch.setattr(Processes, "__init__",
                         lambda self, *args: started.append(args) or real_init(self, *args))
     outputs = {}
     for jobs in ("1", "2"):
@@ -305,24 +313,24 @@ def test_two_worker_processes_write_the_bytes_of_one(runner, face_folder, tmp_pa
         assert result.exit_code == 0, result.output
         outputs[jobs] = {name: (out / fcz_name(name)).read_bytes() for name in INPUTS}
     assert outputs["1"] == outputs["2"]
-    assert started == [(2, batch.threads_per_job(2))]  # --jobs 1 ran here, --jobs 2 in two processes
+    assert started == [(2, threads_per_job(2))]  # --jobs 1 ran here, --jobs 2 in two processes
 
 
 @pytest.mark.parametrize("setting", [{"quality": 2}, {"bits": 6}]
                          + [{"weights_id": weights_id} for weights_id in zoo.installed_ids()])
 def test_batches_give_the_bytes_of_one_at_a_time(face_folder, tmp_path, setting, keep_threads):
     torch.set_num_threads(1)  # quicker on a busy machine; the thread count changes nothing (the test below)
-    jobs, _, _ = batch.plan(face_folder, tmp_path, ".fcz", "encode", recursive=True)
-    encode = batch.Conversion("encode", ".fcz", device="cpu", **setting)
-    decode = batch.Conversion("decode", ".png", device="cpu")
+    jobs, _, _ = plan(face_folder, tmp_path, ".fcz", "encode", recursive=True)
+    encode = Conversion("encode", ".fcz", encode_settings(**setting), device="cpu")
+    decode = Conversion("decode", ".png", device="cpu")
     files, pictures = {}, {}
     for size in (1, 3, 8):
         encoded = [replace(job, target=str(tmp_path / f"bs{size}" / job.output)) for job in jobs]
-        assert [r.status for r in batch.convert_chunk(encode, encoded, size)] == ["ok"] * len(jobs)
+        assert [r.status for r in convert_chunk(encode, encoded, size)] == ["ok"] * len(jobs)
         files[size] = [Path(job.target).read_bytes() for job in encoded]
-        decoded = [batch.Job(job.output, job.target, job.name, str(tmp_path / f"png{size}" / f"{job.name}.png"))
+        decoded = [Job(job.output, job.target, job.name, str(tmp_path / f"png{size}" / f"{job.name}.png"))
                    for job in encoded]
-        assert [r.status for r in batch.convert_chunk(decode, decoded, size)] == ["ok"] * len(jobs)
+        assert [r.status for r in convert_chunk(decode, decoded, size)] == ["ok"] * len(jobs)
         pictures[size] = [np.asarray(Image.open(job.target)) for job in decoded]
     assert files[1] == files[3] == files[8] == [facecodec.encode(job.source, **setting) for job in jobs]
     for size in (3, 8):
@@ -345,15 +353,16 @@ def test_network_outputs_do_not_depend_on_batch_or_threads(weights_id, keep_thre
             assert torch.equal(analyse(weights, x), alone)
             features[threads] = alone
             # the decoder's input, as a .fcz file gives it (the wavelet family's carries the quality level too)
-            inputs = torch.cat([open_fcz(to_fcz(weights, *_quantized(weights, alone[i:i + 1]), (48, 48), "RGB", 0, 0))[2]
-                                [0][1]() for i in range(5)])
+            files = [pack(*to_payload(weights, *_quantized(weights, alone[i:i + 1]), (48, 48), "RGB", 0, 0))
+                     for i in range(5)]
+            inputs = torch.cat([open_fcz(data)[2][0][1]() for data in files])
             pixels = torch.cat([synthesise(weights, inputs[i:i + 1]) for i in range(5)])
             assert torch.equal(synthesise(weights, inputs), pixels)
     assert torch.equal(features[1], features[2])
 
 
 def _quantized(weights, y: torch.Tensor) -> tuple[np.ndarray, dict]:
-    symbols, fields = weights.latent.quantize(weights.model, y, weights.latent.default)
+    symbols, fields = weights.family.quantize(weights.model, y, weights.family.default)
     return symbols[0], fields[0]
 
 
@@ -361,17 +370,17 @@ def _crash_on_a_file_named_crash(conversion, jobs, batch_size):
     """A worker task that dies, as a crash in an image library would, on any file named crash.png."""
     if any(Path(job.source).name == "crash.png" for job in jobs):
         os._exit(3)
-    return batch.convert_chunk(conversion, jobs, batch_size)
+    return convert_chunk(conversion, jobs, batch_size)
 
 
 def test_a_file_that_kills_its_worker_is_reported_and_the_rest_finish(face_folder, tmp_path):
     """About 8 s: three pools start (the first, the one-by-one rerun, and one after the crash)."""
     (face_folder / "crash.png").write_bytes((face_folder / "a.png").read_bytes())
-    jobs, _, _ = batch.plan(face_folder, tmp_path / "out", ".fcz", "encode")
-    conversion = batch.Conversion("encode", ".fcz", device="cpu")
+    jobs, _, _ = plan(face_folder, tmp_path / "out", ".fcz", "encode")
+    conversion = Conversion("encode", ".fcz", encode_settings(), device="cpu")
     chunks = [jobs[i:i + 2] for i in range(0, len(jobs), 2)]
-    results = [r for chunk in batch.Processes(2, 1, _crash_on_a_file_named_crash).run(conversion, chunks, 1)
-               for r in chunk]
+    task = partial(_crash_on_a_file_named_crash, conversion, batch_size=1)
+    results = [r for chunk in Processes(2, 1).run(task, chunks) for r in chunk]
     assert sorted((r.job.name, r.status, r.error) for r in results) == sorted(
         [(job.name, "ok", "") for job in jobs if job.name != "crash.png"]
         + [("crash.png", "error", "the worker process died converting this file")])

@@ -39,7 +39,9 @@ def bench_module(name: str, *needs: str):
 
 @pytest.fixture()
 def bdrate():
-    return bench_module("bdrate", "scipy")
+    pytest.importorskip("scipy", reason="facecodec.train.bdrate needs scipy, from the bench extra: "
+                                         "pip install -e '.[test,bench]'")
+    return importlib.import_module("facecodec.train.bdrate")
 
 
 @pytest.fixture()
@@ -206,7 +208,7 @@ def test_rate_distortion_end_to_end(tmp_path):
     assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
                                           *(f"fcz/{i}" for i in zoo.installed_ids())}
     for weights_id in zoo.installed_ids():  # the whole sweep of every weights, even in --quick
-        latent = zoo.load_spec(weights_id).latent
+        latent = zoo.load_spec(weights_id).family
         settings = [f"{latent.option}={s}" for s in latent.sweep()]
         assert sorted(r["setting"] for r in rows if r["codec"] == f"fcz/{weights_id}") == sorted(settings)
     for r in rows:

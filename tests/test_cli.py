@@ -30,7 +30,7 @@ def test_encode_decode_info(runner, face_png, face_fcz):
     assert Image.open(face_png.with_name("out.png")).size == Image.open(face_png).size
     result = runner.invoke(main, ["info", str(face_fcz)])
     assert result.exit_code == 0
-    default_quality = zoo.load_spec(zoo.default_weights_id()).latent.default
+    default_quality = zoo.load_spec(zoo.default_weights_id()).family.default
     assert "144x160 RGB" in result.output and f"quality {default_quality}," in result.output and "bpp" in result.output
 
 
@@ -47,11 +47,11 @@ def test_bits_select_the_seeds_fixed_depth_path(runner, face_png):
     (["--effort", "2"], "effort must be between 0 and 1"),
     (["--effort", "1", "--model", "gained-q8-v1"], "no encoder search"),
     (["--size", "3000", "--quality", "5"], "not several"),
-    (["--quality", "0"], "0 is not in the range"),
+    (["--quality", "0"], "error: quality must be between 1 and 100, got 0"),
     (["--quality", "2", "--bits", "6"], "not both"),
     (["--quality", "2", "--model", "theis-c24-v1"], "not a quality level"),
     (["--bits", "6", "--model", "gained-q8-v1"], "not a bit depth"),
-    (["--model", "nonesuch"], "nonesuch"),
+    (["--model", "nonesuch"], "weights 'nonesuch' are not installed (installed: "),
 ])
 def test_bad_options_are_usage_errors(runner, face_png, options, message):
     result = runner.invoke(main, ["encode", str(face_png), *options])
@@ -96,7 +96,7 @@ def test_several_inputs_finish_despite_a_bad_one(runner, face_png, tmp_path):
 def test_bits_out_of_range(runner, face_png, bits):
     result = runner.invoke(main, ["encode", str(face_png), "--bits", bits])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "bits must be between 1 and 8" in result.output or "0 is not in the range" in result.output
+    assert f"error: bits must be between 1 and 8, got {bits}" in result.output
     assert not face_png.with_suffix(".fcz").exists()
 
 

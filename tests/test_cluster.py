@@ -1,4 +1,4 @@
-"""The folder job on a Dask cluster (facecodec.cluster): a LocalCluster of 2 worker processes, 1 thread each.
+"""The folder job on a Dask cluster (facecodec.runner.cluster): a LocalCluster of 2 worker processes, 1 thread each.
 
 The cluster takes about 5 s to start (once for this module); its workers load torch and the weights on
 their first task. Skipped when dask.distributed is not installed (it comes with the test extra).
@@ -10,9 +10,9 @@ import csv
 import pytest
 
 import facecodec
-from facecodec import batch
 from facecodec.bitstream import FczError
 from facecodec.cli import main
+from facecodec.runner import MANIFEST_NAME, encode_folder
 
 pytestmark = pytest.mark.cluster
 
@@ -20,14 +20,14 @@ INPUTS = ["a.png", "b.png", "c.jpg", "d.png", "e.png", "sub/deeper/g.png", "sub/
 
 
 def rows(out):
-    with open(out / batch.MANIFEST_NAME, newline="") as f:
+    with open(out / MANIFEST_NAME, newline="") as f:
         return {row["input"]: row for row in csv.DictReader(f)}
 
 
 def test_a_cluster_run_writes_the_bytes_of_one_at_a_time(dask_client, face_folder, tmp_path):
     out = tmp_path / "out"
-    report = batch.encode_folder(face_folder, out, recursive=True, client=dask_client, batch_size=4, chunk_size=2,
-                                 device="cpu")
+    report = encode_folder(face_folder, out, recursive=True, client=dask_client, batch_size=4, chunk_size=2,
+                           device="cpu")
     assert (report.total, report.converted, report.failed) == (7, 7, [])
     for name in INPUTS:
         target = out / (name.rsplit(".", 1)[0] + ".fcz")
@@ -62,7 +62,7 @@ def test_fcz_with_scheduler_lists_a_bad_file_and_resumes(runner, dask_client, fa
 
 
 def test_an_unreachable_scheduler_is_one_error():
-    from facecodec.cluster import DaskExecutor
+    from facecodec.runner.cluster import DaskExecutor
 
     with pytest.raises(FczError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
         DaskExecutor("tcp://127.0.0.1:1", timeout=1)

@@ -34,7 +34,7 @@ def test_round_trip_quality_and_size(face):
     assert decoded.size == (face.shape[1], face.shape[0]) and decoded.mode == "RGB"
     assert psnr(face, decoded) >= DEFAULT_FLOOR_DB
     header = facecodec.read_header(data)
-    assert header.quality == load_spec(default_weights_id()).latent.default
+    assert header.quality == load_spec(default_weights_id()).family.default
     raw_6bit_bytes = header.symbol_count * 6 / 8
     assert len(data) < raw_6bit_bytes  # entropy coding beats packing the 6-bit symbols as they are
     assert bits_per_pixel(len(data), *decoded.size) < 24 / 4
@@ -58,7 +58,7 @@ def test_odd_sizes_are_padded_and_cropped_back(odd_face):
 
 
 def test_higher_quality_levels_give_larger_files_and_better_pictures(face):
-    levels = load_spec(default_weights_id()).latent.settings
+    levels = load_spec(default_weights_id()).family.settings
     sizes, scores = [], []
     for quality in levels:
         data = facecodec.encode(face, quality=quality)
@@ -102,13 +102,13 @@ def test_settings_that_do_not_fit_the_weights_are_refused(face, setting, message
 def test_the_decoder_gets_back_the_encoders_symbols(odd_face, setting):
     spec, value = choose(**setting)
     weights = load_weights(spec.weights_id)
-    effort = weights.latent.choose_effort(None)
+    effort = weights.family.choose_effort(None)
     with torch.inference_mode():  # the encoder's own steps, up to the symbols it hands the range coder
         x, _, _ = to_padded_tensor(open_image(odd_face)[0], weights.stride)
-        symbols, _ = weights.latent.quantize(weights.model, codec.analyse(weights, x), value, effort,
+        symbols, _ = weights.family.quantize(weights.model, codec.analyse(weights, x), value, effort,
                                              weights.entropy_tables)
     header, payload = unpack(facecodec.encode(odd_face, **setting))
-    decoded = weights.latent.entropy_decode(payload, weights.table(header), header)
+    decoded = weights.family.entropy_decode(payload, weights.table(header), header)
     assert decoded.shape == symbols.shape[1:] and np.array_equal(decoded, symbols[0])
     assert len(np.unique(decoded)) > 2  # a real picture's symbols, not a constant that would match anyway
 

@@ -13,9 +13,9 @@ import facecodec
 from facecodec import classical
 from facecodec.bitstream import FczError
 from facecodec.cli import main
-from facecodec.compare import (COMPARED, MAX_PANEL, Result, compare, match_quality, match_rate, side_by_side, ssim,
-                               table)
+from facecodec.compare import COMPARED, MAX_PANEL, Result, compare, match_rate, side_by_side, ssim, table
 from facecodec.metrics import psnr
+from facecodec.ratecontrol import largest_fitting
 
 from benchmarks import operating_points
 
@@ -37,7 +37,7 @@ def results(small_face) -> list[Result]:
 
 def test_fcz_first_then_every_codec_at_most_fczs_size_or_flagged(results):
     fcz = results[0]
-    default = facecodec.zoo.load_spec(facecodec.zoo.default_weights_id()).latent.default
+    default = facecodec.zoo.load_spec(facecodec.zoo.default_weights_id()).family.default
     assert (fcz.codec, fcz.setting) == ("fcz", f"quality={default}")
     assert [r.codec for r in results[1:]] == COMPARED
     for r in results[1:]:
@@ -53,11 +53,11 @@ def test_quality_bisection_finds_the_largest_file_not_above_the_target(sizes):
     encode = lambda q: bytes(sizes[q])  # noqa: E731
     rising = sizes == sorted(sizes)
     for target in range(100, 450, 7):
-        q, data, over = match_quality(encode, target, 0, len(sizes) - 1)
+        q, data, over = largest_fitting(range(len(sizes)), encode, target)
         assert not over and len(data) == sizes[q] <= target
         if rising:
             assert len(data) == max(s for s in sizes if s <= target)
-    q, data, over = match_quality(encode, 99, 0, len(sizes) - 1)
+    q, data, over = largest_fitting(range(len(sizes)), encode, 99)
     assert (q, len(data), over) == (0, 100, True)  # even the lowest quality is bigger: kept, flagged
 
 

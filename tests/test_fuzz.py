@@ -12,7 +12,7 @@ each coded by its own latent codec, in format versions 3 and 2 (the wavelet
 family's resolution- and plane-ordered payloads) and, for the wavelet family,
 4 (a tile table and the tiles' payloads), and the property is also
 checked for reduced decodes (``reduce``: the wavelet family's smaller images;
-every other family must refuse). tests/fuzz/fuzz_decode.py runs the same idea
+every other family must refuse). benchmarks/fuzz/fuzz_decode.py runs the same idea
 at length (100,000 inputs and more).
 """
 from __future__ import annotations
@@ -37,11 +37,12 @@ import facecodec
 from facecodec import FczError
 from facecodec import read_header
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
+from facecodec.bitstream import contexts as wc
+from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet as wb
+from facecodec.bitstream.contexts import ContextModel
 from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
-from facecodec.bitstream.wavelet import ContextModel
 from facecodec.codec import reduced_size
-from facecodec.latent import WaveletCodec
 from facecodec.zoo import installed_ids, load_spec, load_weights
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -71,7 +72,7 @@ def real_files() -> tuple[bytes, ...]:
              for (w, h), mode, bits in [((40, 48), "RGB", 6), ((16, 24), "L", 1), ((9, 17), "RGB", 8),
                                         ((33, 8), "L", 3)]]
     for weights_id in installed_ids():
-        latent = load_spec(weights_id).latent
+        latent = load_spec(weights_id).family
         for (w, h), mode, setting in [((40, 48), "RGB", latent.settings[0]), ((21, 35), "L", latent.settings[-1])]:
             files.append(facecodec.encode(crop(w, h, mode), weights_id=weights_id, **{latent.option: setting}))
     return tuple(files)
@@ -88,8 +89,8 @@ def version_2_files() -> tuple[bytes, ...]:
         spec = load_spec(weights_id)
         table = spec.table(header)
         old = replace(header, version=2)
-        symbols = spec.latent.entropy_decode(payload, table, header)
-        files.append(pack(old, spec.latent.entropy_encode(symbols, table, old)))
+        symbols = spec.family.entropy_decode(payload, table, header)
+        files.append(pack(old, spec.family.entropy_encode(symbols, table, old)))
     return tuple(files)
 
 
@@ -104,7 +105,7 @@ def random_symbols(rng: np.random.Generator, model, header: FczHeader) -> np.nda
     escapes = rng.random(values.shape) < 0.08
     k = rng.integers(0, 19, size=int(escapes.sum()))
     values[escapes] = rng.choice([-1, 1], size=len(k)) * (wb.DIRECT + 2 ** k + rng.integers(0, 2 ** k))
-    values[wb.channels_coded(header.mode):] = 0
+    values[ws.channels_coded(header.mode):] = 0
     return values.astype(np.int32)
 
 
@@ -116,7 +117,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
     files = []
     for n, weights_id in enumerate(installed_ids()):
         weights = load_weights(weights_id)
-        latent, s = weights.latent, weights.stride
+        latent, s = weights.family, weights.stride
         for k, setting in enumerate([latent.settings[len(latent.settings) // 2], latent.settings[-1]]):
             width, height = [(24, 16), (13, 30), (40, 20), (8, 8)][(2 * n + k) % 4]
             h, w = -(-height // s), -(-width // s)
@@ -135,15 +136,14 @@ def tiled_files() -> tuple[bytes, ...]:
     """Per installed weights id whose latent codec codes large images in tiles (the wavelet family), an 80 x 70
     crop coded in 64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads)."""
     picture = astronaut()[30:100, 170:250]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(WaveletCodec, "TILE", 64)
-        return tuple(facecodec.encode(picture, weights_id=weights_id) for weights_id in installed_ids()
-                     if tiles_large_images(weights_id))
+    return tuple(facecodec.encode(picture, weights_id=weights_id, tile=64) for weights_id in installed_ids()
+                 if tiles_large_images(weights_id))
 
 
 def tiles_large_images(weights_id: str) -> bool:
     """Whether the weights' latent codec codes large images in tiles (format 4)."""
-    return load_spec(weights_id).latent.tile_boxes(16384, 16384) is not None
+    family = load_spec(weights_id).family
+    return family.tile_boxes(16384, 16384, family.choose_tile(None)) is not None
 
 
 def all_files() -> tuple[bytes, ...]:
@@ -219,7 +219,7 @@ def decodes_or_refuses(data: bytes, reduce: int = 0) -> Image.Image | None:
         assert isinstance(image, Image.Image)
         assert (image.width, image.height, image.mode) == (*reduced_size(header.width, header.height, reduce),
                                                            header.mode)
-        assert reduce <= load_spec(header.weights_id).latent.max_reduce, "decoded at a reduce its weights lack"
+        assert reduce <= load_spec(header.weights_id).family.max_reduce, "decoded at a reduce its weights lack"
     return image
 
 
@@ -248,7 +248,7 @@ def test_unmutated_files_decode():
         where = offsets(data)
         assert data[where["payload"]:where["crc"]] == unpack(data)[1]  # offsets() reads FORMAT.md right
         assert decodes_or_refuses(data) is not None
-        levels = load_spec(read_header(data).weights_id).latent.max_reduce
+        levels = load_spec(read_header(data).weights_id).family.max_reduce
         for reduce in range(1, 6):
             if reduce <= levels:
                 assert decodes_or_refuses(data, reduce) is not None
@@ -462,7 +462,7 @@ def test_handbuilt_files_with_random_tables(bits, c, h, w, seed, edits):
 def _random_context_model(rng: np.random.Generator) -> ContextModel:
     """A wavelet context model of either scheme with random counts, context weights and bucket (and sign)
     thresholds (as a weights file holds)."""
-    scheme = wb.SCHEMES[int(rng.integers(1, 3))]
+    scheme = wc.SCHEMES[int(rng.integers(1, 3))]
     counts = rng.integers(1, 1000, size=scheme.table_shape)
     if rng.random() < 0.5:  # some very skewed buckets: the cheapest letters cost almost nothing
         counts[..., wb.DIRECT] = rng.integers(1, 10**6, size=scheme.table_shape[:-1])
@@ -508,8 +508,8 @@ def test_handbuilt_wavelet_payloads_with_random_tables(h, w, mode, resolution_or
         return
     assert decoded.shape == (3, h, w) and decoded.dtype == np.int32
     assert np.abs(decoded).max(initial=0) <= wb.MAX_SYMBOL
-    assert not decoded[wb.channels_coded(mode):].any()
-    for level, orientation, rows, cols in wb.subbands(h, w):
+    assert not decoded[ws.channels_coded(mode):].any()
+    for level, orientation, rows, cols in ws.subbands(h, w):
         if orientation != "LL" and level <= reduce:
             assert not decoded[:, rows, cols].any()
 
@@ -529,7 +529,7 @@ def _tiny_file_claiming(width: int, height: int, payload: bytes) -> bytes:
 @pytest.mark.parametrize("zero_bytes", [0, 16, 4096])
 @pytest.mark.parametrize("side", [1024, 16384])
 def test_tiny_file_claiming_a_huge_image_is_refused_at_once(side, zero_bytes):
-    """Found by fuzzing (tests/fuzz/crashes/timeout-*): the range decoder reads zeros past the end of
+    """Found by fuzzing (benchmarks/fuzz/crashes/timeout-*): the range decoder reads zeros past the end of
     its data and, from an all-zero state, decodes any number of symbols without error, so a 253-byte
     file claiming 16384 x 16384 pixels went on to run the network on 268 megapixels. The payload must
     now be long enough to hold the symbols the header promises."""
@@ -540,7 +540,7 @@ def test_tiny_file_claiming_a_huge_image_is_refused_at_once(side, zero_bytes):
 
 
 def test_fuzzer_input_with_zero_payload_is_refused():
-    """tests/fuzz/crashes/timeout-9a411edb9fc9.fcz: an 8 x 8 greyscale 2-bit file (its payload 16 zero bytes)
+    """benchmarks/fuzz/crashes/timeout-9a411edb9fc9.fcz: an 8 x 8 greyscale 2-bit file (its payload 16 zero bytes)
     re-labelled as 3253 x 849, which decoded in full before the fix."""
     data = bytearray(facecodec.encode(Image.fromarray(astronaut()[:8, :8]).convert("L"), bits=2))
     where = offsets(data)

@@ -3,12 +3,13 @@ the encoder's exact residuals, the decoder's fast ones and the training transfor
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from facecodec.models import wavelet as wt
+from facecodec.models import wavelet_transform as wt
 from facecodec.models.lifting import LearnedLifting
 
 SHAPES = [(1, 1), (2, 3), (5, 4), (17, 33), (31, 16), (101, 97)]
@@ -95,7 +96,8 @@ def test_the_table_builder_counts_through_and_ships_the_lifting(tmp_path, odd_fa
     from safetensors.torch import save_file
     from skimage.data import astronaut
 
-    from facecodec.models import build_model, wavelet_tables
+    from facecodec.models import build_model
+    from facecodec.train import wavelet_tables
 
     faces = tmp_path / "faces"
     faces.mkdir()
@@ -109,7 +111,7 @@ def test_the_table_builder_counts_through_and_ships_the_lifting(tmp_path, odd_fa
     wavelet_tables.main(["--train", str(faces), "--images", "3", "--scheme", "2", "--id", "test-v3",
                          "--weights-dir", str(out), "--filter-from", "wavelet-v2",
                          "--lifting-from", str(tmp_path / "lifting.safetensors")])
-    entry = json.loads((out / "manifest.json").read_text())["weights"][0]
+    entry = exported(out)[0]
     assert entry["model"]["lifting_levels"] == 1 and entry["lifting"] == {"steps": 7, "seconds": 1}
     tensors = load_file(out / "test-v3.safetensors")
     model = build_model("wavelet", channels=3, **entry["model"])
@@ -139,7 +141,7 @@ def test_the_trainer_resumes_and_exports_what_the_table_builder_reads(tmp_path):
     from PIL import Image
     from skimage.data import astronaut
 
-    from facecodec.models.wavelet_tables import load_lifting
+    from facecodec.train.wavelet_tables import load_lifting
     from facecodec.train import train_lifting
 
     faces = tmp_path / "faces"
@@ -154,3 +156,13 @@ def test_the_trainer_resumes_and_exports_what_the_table_builder_reads(tmp_path):
     lifting, meta = load_lifting(tmp_path / "lifting.safetensors")
     assert meta["steps"] == "3" and lifting.learned_levels == 1
     assert any(p.abs().sum() > 0 for name, p in lifting.named_parameters() if "outer" in name)   # it learned
+
+
+def exported(weights_dir) -> list[dict]:
+    """An export's manifest entries in ``weights_dir``, each with its model card's record (facecodec.train.cards):
+    the manifest holds only the fields the runtime reads."""
+    from facecodec.train.cards import RUNTIME_FIELDS, card_record
+
+    entries = json.loads((Path(weights_dir) / "manifest.json").read_text())["weights"]
+    assert all(set(entry) <= set(RUNTIME_FIELDS) for entry in entries)
+    return [{**card_record(weights_dir, entry["id"]), **entry} for entry in entries]

@@ -10,11 +10,13 @@ from PIL import Image
 from skimage.restoration import inpaint_biharmonic
 
 import facecodec
-from facecodec import batch, restoration, zoo
+from facecodec import restoration, zoo
 from facecodec.bitstream import FczError
 from facecodec.cli import main
-from facecodec.damage import gaussian_noise, missing_blocks
+from facecodec.damage import condition_of, gaussian_noise, missing_blocks
 from facecodec.metrics import psnr
+from facecodec.runner import MANIFEST_NAME
+from facecodec.tensors import to_image, to_padded_tensor
 
 TASKS = [("denoise", None), ("inpaint", None), ("deblur", None), ("depixelate", None), ("dejpeg", None),
          ("superres", 4), ("superres", 8), ("colorize", None)]
@@ -46,11 +48,18 @@ def test_inpainting_refines_the_biharmonic_fill_and_keeps_the_rest(face):
     assert np.array_equal(face[known], restored[known])  # the known pixels come back as they were
 
 
-def test_tiles_agree_with_one_whole_pass(face, monkeypatch):
+def test_tiles_agree_with_one_whole_pass(face):
     picture = np.tile(face, (2, 2, 1))[:304, :272]  # 304 x 272: several tiles of 96 with a 96-pixel margin
-    whole = np.asarray(facecodec.restore(picture, task="deblur"), dtype=np.int16)
-    monkeypatch.setattr(restoration, "TILE", 96)
-    tiled = np.asarray(facecodec.restore(picture, task="deblur"), dtype=np.int16)
+    restored = np.asarray(facecodec.restore(picture, task="deblur"), dtype=np.int16)
+    rgb, mode = restoration.prepare(picture, "deblur")
+    condition = condition_of("deblur")
+    weights = restoration.load(condition=condition)
+    x = to_padded_tensor(rgb, weights.model.stride)[0].to(weights.device)
+    assert 96 < max(x.shape[-2:]) <= restoration.TILE  # one pass by default; tiles of 96 make several
+    with torch.inference_mode():
+        whole, tiled = (np.asarray(to_image(restoration.restore_pixels(weights, x, condition, **tile), rgb.width,
+                                            rgb.height, mode), dtype=np.int16) for tile in ({}, {"tile": 96}))
+    assert np.array_equal(whole, restored)  # the default tile is restore's own whole pass
     assert np.abs(whole - tiled).max() <= restoration.MAX_TILE_ERROR
 
 
@@ -143,7 +152,7 @@ def test_cli_folder_run_restores_every_image_once(runner, face_folder, tmp_path)
     assert result.exit_code == 0, result.output
     assert "7 of 7 files done" in result.output
     assert Image.open(out / "sub" / "deeper" / "g-colorize.png").size == (40, 30)
-    rows = (out / batch.MANIFEST_NAME).read_text().splitlines()
+    rows = (out / MANIFEST_NAME).read_text().splitlines()
     assert len(rows) == 8 and all(",ok," in row for row in rows[1:])
     beside = runner.invoke(main, ["restore", str(face_folder), "--task", "dejpeg"])
     assert beside.exit_code == 0, beside.output

@@ -62,7 +62,7 @@ def test_a_stopped_run_resumes_logs_every_condition_and_exports(tiny_run, capsys
     assert set(records[-1]["val_psnr"]) == {*CONDITIONS, "mean"}
 
     export_restore.main(["restore.toml", "--id", "tiny-restore-v1", "--runs-dir", "runs", "--weights-dir", "w"])
-    entry = json.loads((tiny_run / "w/manifest.json").read_text())["weights"][0]
+    entry = exported(tiny_run / "w")[0]
     assert entry["kind"] == "restore" and entry["conditions"] == list(CONDITIONS)
     assert entry["stage1"]["steps"] == 4 and entry["validation"]["step"] == 4
     tensors = load_file(tiny_run / "w/tiny-restore-v1.safetensors")
@@ -83,7 +83,7 @@ def test_stage_2_fine_tunes_stage_1_with_its_condition_weights_and_is_what_expor
     assert stage2["step"] == 4 and not torch.equal(stage1["model"]["first.weight"], stage2["model"]["first.weight"])
 
     export_restore.main(["restore.toml", "--id", "tiny-restore-v2", "--runs-dir", "runs", "--weights-dir", "w"])
-    entry = json.loads((tiny_run / "w/manifest.json").read_text())["weights"][0]
+    entry = exported(tiny_run / "w")[0]
     assert entry["stage1"]["steps"] == 4 and entry["stage2"]["steps"] == 4
     tensors = load_file(tiny_run / "w/tiny-restore-v2.safetensors")
     torch.testing.assert_close(tensors["first.weight"].float(), stage2["model"]["first.weight"], atol=1e-3, rtol=1e-3)
@@ -112,7 +112,7 @@ def test_a_specialist_starts_from_installed_weights_and_serves_only_its_task(tin
                                            + "[stage1.conditions]\ndejpeg = 1\n")
     train_restore.main(["restore.toml", "--threads", "1", "--runs-dir", "runs"])
     export_restore.main(["restore.toml", "--id", "tiny-dejpeg-v1", "--runs-dir", "runs", "--weights-dir", "w"])
-    entry = json.loads((tiny_run / "w/manifest.json").read_text())["weights"][0]
+    entry = exported(tiny_run / "w")[0]
     assert entry["serves"] == ["dejpeg"] and entry["init_weights"] == shipped["id"]
     start = restoration.load("cpu", shipped["id"]).model.state_dict()["first.weight"]
     trained = torch.load(tiny_run / "runs/tiny-restore/stage1.pt", weights_only=True)["model"]["first.weight"]
@@ -140,3 +140,13 @@ def test_config_mistakes_are_one_line_errors_naming_them(tiny_run, change, repla
     (tiny_run / "restore.toml").write_text(CONFIG.format(precision="fp32").replace(change, replacement))
     with pytest.raises(SystemExit, match=f"^error: .*{message}"):
         train_restore.main(["restore.toml", "--threads", "1", "--runs-dir", "runs"])
+
+
+def exported(weights_dir) -> list[dict]:
+    """An export's manifest entries in ``weights_dir``, each with its model card's record (facecodec.train.cards):
+    the manifest holds only the fields the runtime reads."""
+    from facecodec.train.cards import RUNTIME_FIELDS, card_record
+
+    entries = json.loads((Path(weights_dir) / "manifest.json").read_text())["weights"]
+    assert all(set(entry) <= set(RUNTIME_FIELDS) for entry in entries)
+    return [{**card_record(weights_dir, entry["id"]), **entry} for entry in entries]

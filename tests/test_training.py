@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from facecodec.models.gained import SYMBOL_MAX, SYMBOL_MIN, GainedFactorized
-from facecodec.train.export import entropy_tables, latent_codec
+from facecodec.train.export import entropy_tables, model_family
 from facecodec.train.train_rd import rd_forward
 
 
@@ -50,7 +50,7 @@ def test_stage_2_leaves_the_encoder_without_gradients():
 def test_exported_tables_count_every_symbol_once_plus_one():
     model = small_model().eval()
     images = np.random.default_rng(0).integers(0, 256, size=(3, 40, 40, 3), dtype=np.uint8)
-    tables = entropy_tables(model, latent_codec(model), images)
+    tables = entropy_tables(model, model_family(model), images)
     assert sorted(tables) == ["entropy.quality1", "entropy.quality2", "entropy.quality3"]
     alphabet = SYMBOL_MAX - SYMBOL_MIN + 1
     positions = 3 * 3 * 3  # 3 images, each padded to 48 x 48 -> 3 x 3 latent positions

@@ -21,7 +21,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from facecodec import codec, zoo
-from facecodec.latent import codec_class
+from facecodec.families import family_class
 from facecodec.metrics import psnr
 from facecodec.train import export, series, train, train_rd, train_restore
 from facecodec.train.config import ConfigError, Config, load_config
@@ -277,14 +277,14 @@ def test_export_writes_weights_and_manifest_entry(theis_run, workdir, monkeypatc
     weights = workdir / "weights"  # the default --weights-dir, under the current directory
     manifest = json.loads((weights / "manifest.json").read_text())
     assert manifest["default"] == "tiny-theis-v1"  # the first weights in a new manifest
-    [entry] = manifest["weights"]
-    assert entry["quantizer"] == "ranges" and entry["settings"] == [1, 8] and entry["default_setting"] == 6
+    [entry] = exported(weights)
+    assert entry["family"] == "ranges" and entry["settings"] == [1, 8] and entry["default_setting"] == 6
     assert entry["model"] == {"res_blocks": 1} and "lambdas" not in entry and "default_quality" not in entry
     assert (entry["channels"], entry["stride"]) == (4, 8)
     assert entry["stage1"]["steps"] == 4 and entry["stage2"]["steps"] == 2 and entry["config"] == "configs/theis.toml"
 
     tensors = load_file(weights / "tiny-theis-v1.safetensors")
-    latent = codec_class(entry["quantizer"]).from_entry(entry)
+    latent = family_class(entry["family"]).from_entry(entry)
     tables = {name: array for name, array in tensors.items() if name.startswith(zoo.ENTROPY_PREFIX)}
     assert sorted(tables) == sorted(zoo.ENTROPY_PREFIX + latent.table_name(s) for s in latent.settings)
     positions = 6 * 8 * 8  # all 6 training faces (fewer than --table-images), 64x64 -> 8x8 latent positions
@@ -300,15 +300,15 @@ def test_export_writes_weights_and_manifest_entry(theis_run, workdir, monkeypatc
     decoded = codec.decode(codec.encode(face, bits=5, weights_id="tiny-theis-v1"))
     assert decoded.size == (64, 64) and psnr(np.asarray(Image.open(face)), decoded) > 5
     spec = zoo.load_spec("tiny-theis-v1")
-    assert spec.latent.default == 6 and set(spec.entropy_tables) == {latent.table_name(s) for s in latent.settings}
+    assert spec.family.default == 6 and set(spec.entropy_tables) == {latent.table_name(s) for s in latent.settings}
 
 
 def test_export_of_a_gained_model_with_a_default_setting(gained_run, workdir, tmp_path, monkeypatch, clean_zoo):
     monkeypatch.chdir(workdir)
     export.main(["configs/gained.toml", "--id", "tiny-gained-v1", "--weights-dir", str(tmp_path),
                  "--default-setting", "2", "--table-images", "3"])
-    [entry] = json.loads((tmp_path / "manifest.json").read_text())["weights"]
-    assert entry["quantizer"] == "gained" and entry["settings"] == [1, 3] and entry["default_setting"] == 2
+    [entry] = exported(tmp_path)
+    assert entry["family"] == "gained" and entry["settings"] == [1, 3] and entry["default_setting"] == 2
     assert entry["model"] == {"hidden": 8, "levels": 3} and entry["lambdas"] == [0.01, 0.04, 0.16]
     tables = {k: v for k, v in load_file(tmp_path / "tiny-gained-v1.safetensors").items() if k.startswith("entropy.")}
     assert sorted(tables) == ["entropy.quality1", "entropy.quality2", "entropy.quality3"]
@@ -357,3 +357,13 @@ def test_series_end_to_end(workdir, tmp_path, monkeypatch, capsys):
     series.main(["--configs", str(config), "--bits", "3", "--runs-dir", str(tmp_path / "runs"),  # all finished:
                  "--results-dir", str(tmp_path / "results"), "--table-images", "4"])  # scores only, trains nothing
     assert "facecodec.train.train" not in capsys.readouterr().out
+
+
+def exported(weights_dir) -> list[dict]:
+    """An export's manifest entries in ``weights_dir``, each with its model card's record (facecodec.train.cards):
+    the manifest holds only the fields the runtime reads."""
+    from facecodec.train.cards import RUNTIME_FIELDS, card_record
+
+    entries = json.loads((Path(weights_dir) / "manifest.json").read_text())["weights"]
+    assert all(set(entry) <= set(RUNTIME_FIELDS) for entry in entries)
+    return [{**card_record(weights_dir, entry["id"]), **entry} for entry in entries]

@@ -10,14 +10,16 @@ from PIL import Image
 
 import facecodec
 from facecodec.bitstream import FczError, pack, unpack
+from facecodec.bitstream import contexts as wc
+from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet as wb
-from facecodec.header import inspect
+from facecodec.reading import inspect
 from facecodec.metrics import psnr
-from facecodec.models import wavelet as wt
+from facecodec.models import wavelet_transform as wt
 from facecodec.zoo import load_spec, load_weights
 
 WEIGHTS = "wavelet-v0"
-S1 = wb.SCHEMES[1]
+S1 = wc.SCHEMES[1]
 # Measured on the astronaut crop (160x144) with the shipped tables (28.81, 39.22, 49.20 dB); each floor
 # sits 1 dB below. Quality 8 also shows the transform reaching 48 dB through the whole codec.
 QUALITY_FLOORS_DB = {1: 27.8, 5: 38.2, 8: 48.2}
@@ -27,10 +29,10 @@ def planes(image: np.ndarray) -> np.ndarray:
     return image.transpose(2, 0, 1).astype(np.float32)
 
 
-def uniform_model() -> wb.ContextModel:
+def uniform_model() -> wc.ContextModel:
     """A valid model of the right shapes with flat tables: codes anything, models nothing."""
-    return wb.ContextModel(np.ones(S1.table_shape, np.int32), np.ones(S1.weights_shape, np.int32),
-                           np.tile(np.arange(1, wb.BUCKETS, dtype=np.int32), S1.thresholds_shape[:-1] + (1,)))
+    return wc.ContextModel(np.ones(S1.table_shape, np.int32), np.ones(S1.weights_shape, np.int32),
+                           np.tile(np.arange(1, wc.BUCKETS, dtype=np.int32), S1.thresholds_shape[:-1] + (1,)))
 
 
 # --- the transform --------------------------------------------------------------------------------------
@@ -44,7 +46,7 @@ def test_lifting_is_invertible_at_every_size(shape):
 
 
 def test_fine_steps_reach_48_db(face):
-    steps = np.full((3, wb.LEVELS + 1, 3), 0.5, np.float32)
+    steps = np.full((3, ws.LEVELS + 1, 3), 0.5, np.float32)
     q = wt.quantize(wt.analysis(planes(face)), steps, 0.5)
     decoded = np.clip(np.round(wt.synthesis(wt.dequantize(q, steps, 0.0))), 0, 255).astype(np.uint8)
     assert psnr(face, decoded.transpose(1, 2, 0)) >= 48
@@ -52,19 +54,19 @@ def test_fine_steps_reach_48_db(face):
 
 def test_transform_is_near_orthonormal():
     gains = wt.subband_gains()
-    assert len(gains) == 3 * wb.LEVELS + 1 and all(0.85 < g < 1.2 for g in gains.values())
+    assert len(gains) == 3 * ws.LEVELS + 1 and all(0.85 < g < 1.2 for g in gains.values())
 
 
 def test_subbands_tile_the_plane():
     for shape in [(1, 1), (150, 150), (101, 97), (7, 200)]:
         cover = np.zeros(shape, int)
-        for _, _, rows, cols in wb.subbands(*shape):
+        for _, _, rows, cols in ws.subbands(*shape):
             cover[rows, cols] += 1
         assert (cover == 1).all()
 
 
 def test_dead_zone_quantizer():
-    steps = np.ones((3, wb.LEVELS + 1, 3), np.float32)
+    steps = np.ones((3, ws.LEVELS + 1, 3), np.float32)
     y = np.zeros((3, 32, 32), np.float32)
     y[:, 0, 0] = 2.6                  # LL: plain rounding
     y[:, 31, 31] = [0.69, 0.71, -1.7]  # level-1 HH: floor(|y| + 0.3)
@@ -137,13 +139,13 @@ def spec():
 
 def test_manifest_entry_is_not_the_default(spec):
     assert facecodec.zoo.default_weights_id() != WEIGHTS
-    assert spec.latent.name == "wavelet" and spec.stride == 1 and spec.channels == 3
-    assert len(spec.latent.settings) == 8
+    assert spec.family.name == "wavelet" and spec.stride == 1 and spec.channels == 3
+    assert len(spec.family.settings) == 8
 
 
 def test_every_quality_round_trips_odd_sizes_and_greyscale(odd_face, spec):
     grey = odd_face[..., 1].copy()
-    for quality in spec.latent.settings:
+    for quality in spec.family.settings:
         data = facecodec.encode(odd_face, quality=quality, weights_id=WEIGHTS)
         header = facecodec.read_header(data)
         assert (header.width, header.height, header.latent_shape) == (97, 101, (3, 101, 97))
@@ -161,7 +163,7 @@ def test_every_quality_round_trips_odd_sizes_and_greyscale(odd_face, spec):
 
 def test_sizes_and_psnr_rise_with_quality(face, spec):
     sizes, scores = [], []
-    for quality in spec.latent.settings:
+    for quality in spec.family.settings:
         data = facecodec.encode(face, quality=quality, weights_id=WEIGHTS)
         sizes.append(len(data))
         scores.append(psnr(face, facecodec.decode(data)))
@@ -175,10 +177,10 @@ def test_sizes_and_psnr_rise_with_quality(face, spec):
 def test_decoder_gets_the_encoders_symbols(face, spec, effort):
     weights = load_weights(WEIGHTS)
     rgb = torch.from_numpy(face.transpose(2, 0, 1).copy())[None].float() / 255
-    symbols, _ = weights.latent.quantize(weights.model, weights.model.encode(rgb), 4, effort, weights.entropy_tables)
+    symbols, _ = weights.family.quantize(weights.model, weights.model.encode(rgb), 4, effort, weights.entropy_tables)
     data = facecodec.encode(face, quality=4, weights_id=WEIGHTS, effort=effort)
     header, payload = unpack(data)
-    assert np.array_equal(spec.latent.entropy_decode(payload, spec.table(header), header), symbols[0])
+    assert np.array_equal(spec.family.entropy_decode(payload, spec.table(header), header), symbols[0])
 
 
 # both context schemes, and a learned lifting
@@ -228,7 +230,7 @@ def test_noise_at_the_finest_quality_fits_the_format():
 
 
 def test_payload_bound_holds_for_real_files(face, spec):
-    for quality in spec.latent.settings:
+    for quality in spec.family.settings:
         header, payload = unpack(facecodec.encode(face, quality=quality, weights_id=WEIGHTS))
         model = spec.table(header)
         assert 8 * len(payload) >= wb.min_payload_bits(model, (header.height, header.width))
@@ -238,7 +240,7 @@ def test_payload_bound_holds_for_real_files(face, spec):
 
 def test_rdoq_lowers_the_rate_distortion_cost(face, spec):
     """Effort 1 must beat plain rounding on D + mu * R, measured on the real file and decode."""
-    from facecodec.models.wavelet_tables import BASE_STEPS
+    from facecodec.train.wavelet_tables import BASE_STEPS
     from facecodec.rdoq import MU
 
     x = planes(face)
@@ -275,7 +277,7 @@ def _v2_file(data: bytes, spec) -> bytes:
     """The same content as a format-2 file: plane-by-plane payload order, version byte 2."""
     header, payload = unpack(data)
     table = spec.table(header)
-    symbols = spec.latent.entropy_decode(payload, table, header)
+    symbols = spec.family.entropy_decode(payload, table, header)
     return pack(replace(header, version=2), wb.encode_planes(symbols, table, header.mode, resolution_order=False))
 
 
@@ -301,9 +303,9 @@ def test_reduced_decoding_stops_early_and_matches_the_full_coefficients(odd_face
     header, payload = unpack(data)
     table = spec.table(header)
     partial = wb.decode_planes(payload, table, header.latent_shape[1:], header.mode, reduce=reduce)
-    full = spec.latent.entropy_decode(payload, table, header)
+    full = spec.family.entropy_decode(payload, table, header)
     coarse = np.zeros(full.shape[1:], dtype=bool)
-    for level, orientation, rows, cols in wb.subbands(*full.shape[1:]):
+    for level, orientation, rows, cols in ws.subbands(*full.shape[1:]):
         coarse[rows, cols] = orientation == "LL" or level > reduce
     assert np.array_equal(partial[:, coarse], full[:, coarse]) and not partial[:, ~coarse].any()
     small = facecodec.decode(data, reduce=reduce)
@@ -353,17 +355,17 @@ def test_a_target_size_gets_the_best_quality_that_fits(face):
 # --- continuous quality ---------------------------------------------------------------------------------
 
 def test_continuous_quality_interpolates_the_level_tables():
-    from facecodec.latent import WaveletCodec
+    from facecodec.families.wavelet import WaveletFamily
 
     steps = np.stack([np.full((3, 5, 3), s, np.float32) for s in (40.0, 20.0, 10.0)])
     assert np.array_equal(wt.steps_at(steps, 2), steps[1])                      # a trained level: its table
     assert wt.steps_at(steps, 1.5)[0, 0, 0] == pytest.approx(np.sqrt(40 * 20))  # log-linear between
     assert wt.steps_at(steps, 0.5)[0, 0, 0] == pytest.approx(40 * np.sqrt(2))   # extended past the ends
     assert wt.steps_at(steps, 4)[0, 0, 0] == pytest.approx(5)
-    codec = WaveletCodec(WaveletCodec.CONTINUOUS, 50, levels=3, continuous=True)
+    codec = WaveletFamily(WaveletFamily.CONTINUOUS, 50, levels=3, continuous=True)
     assert [codec.level(q) for q in (1, 15, 30, 100)] == [0.1, 1.5, 3.0, 10.0]
     assert [codec.nearest_level(q) for q in (1, 14, 15, 26, 100)] == [1, 1, 2, 3, 3]
-    levels = WaveletCodec(range(1, 4), 2)
+    levels = WaveletFamily(range(1, 4), 2)
     assert [levels.level(q) for q in (1, 3)] == [1.0, 3.0] and levels.nearest_level(3) == 3
 
 
@@ -389,7 +391,7 @@ def test_an_untrained_postfilter_is_the_identity_and_tiles_match_one_pass():
         assert torch.equal(pf(x, torch.tensor([1, 8])), x)   # zero-initialised last layer
         pf.convs[-1].weight.normal_(0, 0.1)
         whole = pf(x, torch.tensor([3.0, 5.5]))
-        from facecodec.tiling import run_in_tiles
+        from facecodec.models.tiling import run_in_tiles
         tiled = run_in_tiles(lambda t: pf(t, torch.tensor([3.0, 5.5])), x, 16, pf.margin)
     assert not torch.equal(whole, x) and torch.allclose(whole, tiled, atol=1e-5)
 

@@ -1,6 +1,7 @@
 """Tiled coding of the wavelet family (format 4): large images as a grid of independent tiles.
 
-``WaveletCodec.TILE`` is 1024; here it is 128, so a 300 x 200 picture makes 3 x 2 tiles in a few seconds.
+The coding tile side (``WaveletFamily.DEFAULT_TILE``) is 1024; here the encodes ask for ``tile=128``, so a 300 x 200
+picture makes 3 x 2 tiles in a few seconds.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from PIL import Image
 from skimage.data import astronaut
 
 import facecodec
-from facecodec import batch
 from facecodec.bitstream import FczError, pack, unpack
 from facecodec.bitstream.container import TILED_VERSION, UNTILED_VERSION
 from facecodec.bitstream.tiles import join_tiles, split_tiles, tile_grid
-from facecodec.codec import analyse, features_to_fcz, reduced_size
-from facecodec.header import inspect
-from facecodec.latent import WaveletCodec
+from facecodec.codec import EncodeSettings, analyse, encode_settings, features_to_fcz, reduced_size
+from facecodec.reading import inspect
+from facecodec.families.wavelet import WaveletFamily
 from facecodec.metrics import psnr
+from facecodec.runner.convert import convert_chunk
+from facecodec.runner.jobs import Conversion, Job
 from facecodec.tensors import to_padded_tensor
 from facecodec.zoo import load_spec, load_weights
 
@@ -33,11 +35,6 @@ def picture() -> np.ndarray:
     return np.hstack([a[20:220, 150:300], a[200:400, 0:150]])
 
 
-@pytest.fixture
-def small_tiles(monkeypatch):
-    monkeypatch.setattr(WaveletCodec, "TILE", TILE)
-
-
 @pytest.fixture(scope="module")
 def untiled(picture) -> bytes:
     return facecodec.encode(picture, device="cpu")
@@ -45,9 +42,7 @@ def untiled(picture) -> bytes:
 
 @pytest.fixture(scope="module")
 def tiled(picture) -> bytes:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(WaveletCodec, "TILE", TILE)
-        return facecodec.encode(picture, device="cpu")
+    return facecodec.encode(picture, device="cpu", tile=TILE)
 
 
 def test_the_grid_covers_the_image_in_raster_order():
@@ -68,8 +63,9 @@ def test_small_images_keep_the_bytes_they_had_before_tiles():
         assert data[4] == UNTILED_VERSION and hashlib.sha256(data).hexdigest() == digest
     weights = load_weights(facecodec.zoo.default_weights_id(), "cpu")
     x, pad_right, pad_bottom = to_padded_tensor(crop, weights.stride)
-    one_pass = features_to_fcz(weights, analyse(weights, x), weights.latent.default, weights.latent.default_effort,
-                               crop.size, "RGB", pad_right, pad_bottom)
+    settings = EncodeSettings(weights.weights_id, weights.family.default, weights.family.default_effort,
+                              weights.family.choose_tile(None))
+    one_pass = features_to_fcz(weights, analyse(weights, x), settings, crop.size, "RGB", pad_right, pad_bottom)
     assert facecodec.encode(crop, device="cpu") == one_pass
 
 
@@ -85,12 +81,12 @@ def test_a_tiled_file_round_trips_close_to_one_pass(picture, tiled, untiled):
     assert inspect(tiled)[0] == header
 
 
-def test_each_tile_is_the_file_of_its_crop(picture, tiled, small_tiles):
+def test_each_tile_is_the_file_of_its_crop(picture, tiled):
     """A tile's payload is the version-3 payload of its crop coded alone: the reuse FORMAT.md promises."""
     _, payload = unpack(tiled)
     _, boxes, parts = split_tiles(payload, 300, 200)
     for (left, top, right, bottom), part in zip(boxes, parts):
-        alone = facecodec.encode(picture[top:bottom, left:right], device="cpu")
+        alone = facecodec.encode(picture[top:bottom, left:right], device="cpu", tile=TILE)
         assert unpack(alone)[1] == bytes(part)
 
 
@@ -102,23 +98,24 @@ def test_reduced_decoding_of_a_tiled_file(tiled, untiled, reduce):
     assert psnr(np.asarray(one_pass), np.asarray(small)) > 30
 
 
-def test_greyscale_and_a_size_target_in_tiles(picture, small_tiles):
+def test_greyscale_and_a_size_target_in_tiles(picture):
     grey = Image.fromarray(picture).convert("L")
-    data = facecodec.encode(grey, device="cpu", quality=30)
+    data = facecodec.encode(grey, device="cpu", quality=30, tile=TILE)
     decoded = facecodec.decode(data, device="cpu")
     assert data[4] == TILED_VERSION and decoded.mode == "L" and decoded.size == (300, 200)
     assert psnr(np.asarray(grey), np.asarray(decoded)) > 30
-    fitted = facecodec.encode(grey, device="cpu", size=len(data))
+    fitted = facecodec.encode(grey, device="cpu", size=len(data), tile=TILE)
     assert len(fitted) <= len(data) and unpack(fitted)[0].quality >= 30
 
 
-def test_batches_code_a_tiled_image_as_alone(picture, tiled, small_tiles, tmp_path):
+def test_batches_code_a_tiled_image_as_alone(picture, tiled, tmp_path):
     Image.fromarray(picture).save(tmp_path / "big.png")
-    jobs = [batch.Job("big.png", str(tmp_path / "big.png"), "big.fcz", str(tmp_path / "big.fcz"))]
-    assert [r.status for r in batch.convert_chunk(batch.Conversion("encode", ".fcz", device="cpu"), jobs, 4)] == ["ok"]
+    jobs = [Job("big.png", str(tmp_path / "big.png"), "big.fcz", str(tmp_path / "big.fcz"))]
+    encode = Conversion("encode", ".fcz", encode_settings(tile=TILE), device="cpu")
+    assert [r.status for r in convert_chunk(encode, jobs, 4)] == ["ok"]
     assert (tmp_path / "big.fcz").read_bytes() == tiled
-    back = [batch.Job("big.fcz", str(tmp_path / "big.fcz"), "big.png", str(tmp_path / "out.png"))]
-    assert [r.status for r in batch.convert_chunk(batch.Conversion("decode", ".png", device="cpu"), back, 4)] == ["ok"]
+    back = [Job("big.fcz", str(tmp_path / "big.fcz"), "big.png", str(tmp_path / "out.png"))]
+    assert [r.status for r in convert_chunk(Conversion("decode", ".png", device="cpu"), back, 4)] == ["ok"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(facecodec.decode(tiled, device="cpu")))
 
 
@@ -168,6 +165,10 @@ def test_the_writer_refuses_a_tile_side_readers_refuse():
 
 
 def test_only_the_wavelet_family_tiles():
-    assert load_spec("gained-q8-v1").latent.tile_boxes(5000, 5000) is None
-    assert len(load_spec("wavelet-v1").latent.tile_boxes(5000, 5000)) == 25
-    assert load_spec("wavelet-v1").latent.tile_boxes(1024, 1024) is None
+    gained, wavelet = load_spec("gained-q8-v1").family, load_spec("wavelet-v1").family
+    assert gained.tile_boxes(5000, 5000, gained.choose_tile(None)) is None
+    with pytest.raises(FczError, match="takes no tile size"):
+        gained.choose_tile(TILE)
+    assert wavelet.choose_tile(None) == WaveletFamily.DEFAULT_TILE == 1024
+    assert len(wavelet.tile_boxes(5000, 5000, wavelet.choose_tile(None))) == 25
+    assert wavelet.tile_boxes(1024, 1024, wavelet.choose_tile(None)) is None

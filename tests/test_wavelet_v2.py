@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +13,17 @@ from skimage.data import astronaut
 
 import facecodec
 from facecodec.bitstream import unpack
+from facecodec.bitstream import contexts as wc
+from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet as wb
-from facecodec.latent import WaveletCodec
+from facecodec.families.wavelet import WaveletFamily
 from facecodec.metrics import psnr
-from facecodec.models import wavelet as wt
-from facecodec.models import wavelet_tables
+from facecodec.models import wavelet_transform as wt
+from facecodec.train import wavelet_tables
 from facecodec.zoo import load_spec, load_weights, weights_tensors
 
 WEIGHTS = "wavelet-v2"
-S2 = wb.SCHEMES[2]
+S2 = wc.SCHEMES[2]
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +34,18 @@ def spec():
 @pytest.mark.parametrize("shape", [(1, 1), (1, 4), (5, 1), (2, 3), (7, 6), (13, 8)])
 def test_the_four_passes_cover_a_band_once_in_raster_order(shape):
     index = np.arange(shape[0] * shape[1]).reshape(shape)
-    passes = [wb.at(index, where) for where in S2.phases(shape)]
+    passes = [wc.at(index, where) for where in S2.phases(shape)]
     assert [len(p) for p in passes] == S2.pass_sizes(*shape)
     assert sorted(np.concatenate(passes).tolist()) == list(range(index.size))
     assert all((np.diff(p) > 0).all() for p in passes)
 
 
 def test_the_weights_use_scheme_2_and_their_own_quality_scale(spec):
-    assert spec.latent.scheme is S2 and spec.latent.continuous
-    assert spec.latent.level(1) == pytest.approx(-0.5) and spec.latent.level(10) == 1.0
-    levels = [spec.latent.level(q) for q in range(1, 101)]
+    assert spec.family.scheme is S2 and spec.family.continuous
+    assert spec.family.level(1) == pytest.approx(-0.5) and spec.family.level(10) == 1.0
+    levels = [spec.family.level(q) for q in range(1, 101)]
     assert levels == sorted(levels) and len(set(levels)) == 100
-    assert load_spec("wavelet-v1").latent.level(1) == pytest.approx(0.1)   # older weights keep their scale
+    assert load_spec("wavelet-v1").family.level(1) == pytest.approx(0.1)   # older weights keep their scale
 
 
 @pytest.mark.parametrize("quality", [1, 4, 10, 37, 50, 73, 100])
@@ -54,9 +57,9 @@ def test_qualities_and_efforts_round_trip_odd_sizes_and_greyscale(odd_face, spec
         table = spec.table(header)
         weights = load_weights(WEIGHTS)
         rgb = torch.from_numpy(odd_face.transpose(2, 0, 1).copy())[None].float() / 255
-        symbols, _ = weights.latent.quantize(weights.model, weights.model.encode(rgb), quality, effort,
+        symbols, _ = weights.family.quantize(weights.model, weights.model.encode(rgb), quality, effort,
                                              weights.entropy_tables)
-        assert np.array_equal(spec.latent.entropy_decode(payload, table, header), symbols[0])
+        assert np.array_equal(spec.family.entropy_decode(payload, table, header), symbols[0])
         assert facecodec.decode(data).size == (97, 101)
         grey_data = facecodec.encode(grey, quality=quality, weights_id=WEIGHTS, effort=effort)
         assert facecodec.decode(grey_data).mode == "L" and len(grey_data) < len(data)
@@ -94,7 +97,7 @@ def test_extreme_values_escape_and_round_trip(spec):
     planes = rng.integers(-40, 41, (3, 23, 19)).astype(np.int32)
     planes[0, 5, 7], planes[1, 20, 3], planes[2, 0, 18] = wb.MAX_SYMBOL, -wb.MAX_SYMBOL, 2 ** 20 + 12345
     planes[:, :2, :2] = 0   # the LL band: its residuals must stay in range
-    model = spec.latent.entropy_model(spec.entropy_tables, 50)
+    model = spec.family.entropy_model(spec.entropy_tables, 50)
     payload = wb.encode_planes(planes, model)
     assert np.array_equal(wb.decode_planes(payload, model, (23, 19)), planes)
 
@@ -104,9 +107,9 @@ def test_reduced_decoding_matches_the_full_coefficients(odd_face, spec, reduce):
     data = facecodec.encode(odd_face, quality=50, weights_id=WEIGHTS)
     header, payload = unpack(data)
     table = spec.table(header)
-    full = spec.latent.entropy_decode(payload, table, header)
-    part = spec.latent.entropy_decode(payload, table, header, reduce=reduce)
-    for level, orientation, rows, cols in wb.subbands(101, 97):
+    full = spec.family.entropy_decode(payload, table, header)
+    part = spec.family.entropy_decode(payload, table, header, reduce=reduce)
+    for level, orientation, rows, cols in ws.subbands(101, 97):
         expected = full[:, rows, cols] if orientation == "LL" or level > reduce else 0
         assert np.array_equal(part[:, rows, cols], expected + np.zeros_like(part[:, rows, cols]))
     small = facecodec.decode(data, reduce=reduce)
@@ -133,15 +136,25 @@ def test_the_table_builder_writes_scheme_2_weights_that_code(tmp_path, odd_face)
     wavelet_tables.main(["--train", str(faces), "--images", "3", "--max-scale", "1.6", "--scheme", "2",
                          "--id", "test-v2", "--weights-dir", str(out), "--filter-from", "wavelet-v1",
                          "--lowest-level", "-0.5", "--default-setting", "50"])
-    entry = json.loads((out / "manifest.json").read_text())["weights"][0]
+    entry = exported(out)[0]
     assert entry["model"]["context_scheme"] == 2 and entry["model"]["lowest_level"] == -0.5
     assert "--filter-from wavelet-v1" in entry["notes"] and entry["settings"] == [1, 100]
     tensors = load_file(out / "test-v2.safetensors")
     shipped = weights_tensors("wavelet-v1")
     assert all(np.array_equal(tensors[n], shipped[n]) for n in shipped if n.startswith("postfilter."))
     assert tensors["entropy.quality5"].dtype == np.uint16 and tensors["entropy.quality5"].min() >= 1
-    latent = WaveletCodec.from_entry(entry)
+    latent = WaveletFamily.from_entry(entry)
     model = latent.entropy_model({n[len("entropy."):]: a for n, a in tensors.items() if n.startswith("entropy.")}, 50)
     assert model.scheme is S2 and np.abs(model.sign_weights).max() > 0   # a vote was fitted
     q = wt.quantize(wt.analysis(odd_face.transpose(2, 0, 1).astype(np.float32)), tensors["steps"][4], 0.25)
     assert np.array_equal(wb.decode_planes(wb.encode_planes(q, model), model, q.shape[1:]), q)
+
+
+def exported(weights_dir) -> list[dict]:
+    """An export's manifest entries in ``weights_dir``, each with its model card's record (facecodec.train.cards):
+    the manifest holds only the fields the runtime reads."""
+    from facecodec.train.cards import RUNTIME_FIELDS, card_record
+
+    entries = json.loads((Path(weights_dir) / "manifest.json").read_text())["weights"]
+    assert all(set(entry) <= set(RUNTIME_FIELDS) for entry in entries)
+    return [{**card_record(weights_dir, entry["id"]), **entry} for entry in entries]

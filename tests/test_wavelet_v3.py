@@ -8,7 +8,7 @@ import torch
 import facecodec
 from facecodec.bitstream import unpack
 from facecodec.metrics import psnr
-from facecodec.models import wavelet as wt
+from facecodec.models import wavelet_transform as wt
 from facecodec.zoo import load_spec, load_weights
 
 WEIGHTS = "wavelet-v3"
@@ -54,9 +54,9 @@ def test_qualities_and_efforts_round_trip_odd_sizes_and_greyscale(odd_face, qual
     for effort in (0, 1):
         data = facecodec.encode(odd_face, quality=quality, weights_id=WEIGHTS, effort=effort)
         header, payload = unpack(data)
-        symbols, _ = weights.latent.quantize(weights.model, weights.model.encode(as_tensor(odd_face)), quality,
+        symbols, _ = weights.family.quantize(weights.model, weights.model.encode(as_tensor(odd_face)), quality,
                                              effort, weights.entropy_tables)
-        assert np.array_equal(spec.latent.entropy_decode(payload, spec.table(header), header), symbols[0])
+        assert np.array_equal(spec.family.entropy_decode(payload, spec.table(header), header), symbols[0])
         assert facecodec.decode(data).size == (97, 101)
         grey = facecodec.encode(odd_face[..., 1].copy(), quality=quality, weights_id=WEIGHTS, effort=effort)
         assert facecodec.decode(grey).mode == "L"

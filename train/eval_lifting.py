@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bdrate import bd_rate
+from facecodec.train.bdrate import bd_rate
+from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import wavelet as wb
 from facecodec.metrics import psnr
-from facecodec.models import wavelet as wt
-from facecodec.models import wavelet_tables as tables
+from facecodec.models import wavelet_transform as wt
+from facecodec.train import wavelet_tables as tables
 from facecodec.models.lifting import LearnedLifting
 from facecodec.rdoq import letter_bits
 
@@ -28,18 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 LEVELS = (2, 4, 6, 8)
 
 
-def ideal_bits(model: wb.ContextModel, bits: np.ndarray, q: np.ndarray, scheme: wb.Scheme) -> float:
+def ideal_bits(model: wc.ContextModel, bits: np.ndarray, q: np.ndarray, scheme: wc.Scheme) -> float:
     """Bits of symbols ``q`` under ``model``, whose ``letter_bits`` are ``bits``."""
     total = 0.0
     for key, features, sign_features, values in wb.collect(q, scheme=scheme):
         rows, negate = model.contexts(key, features, sign_features)
-        total += bits[key][rows, wb.letters(wb.oriented(values, negate))].sum() + wb.escape_cost(values).sum()
+        total += bits[key][rows, wb.letters(wc.oriented(values, negate))].sum() + wb.escape_cost(values).sum()
     return total
 
 
 def curve(lifting: LearnedLifting | None, train: list[np.ndarray], val: list[np.ndarray]) -> list[tuple[float, float]]:
     """(bpp, PSNR) per level of ``LEVELS``."""
-    scheme = wb.SCHEMES[2]
+    scheme = wc.SCHEMES[2]
     encode = None if lifting is None else lifting.steps(exact=True)
     decode = None if lifting is None else lifting.steps(exact=False)
     train_planes = tables.coefficients(train, encode)

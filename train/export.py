@@ -13,13 +13,13 @@ package ships (facecodec.zoo reads them from there).
 Writes the network in fp16 (half the size; the decoder's output changes by far
 less than one 8-bit level) and the entropy tables: per-channel symbol counts of
 the quantized features of ``--table-images`` whole training faces, plus one so
-every symbol stays codable, one table for every setting of the model's latent
-codec (facecodec.latent: quality levels, bit depths), named as that codec names
+every symbol stays codable, one table for every setting of the model's family
+(facecodec.families: quality levels, bit depths), named as that family names
 them. Counting real symbols gives integer tables that match what the encoder
 emits (better than sampling the training prior), and integers decode identically
-on every machine. The manifest entry records the latent codec's fields
-(``quantizer``, ``settings``, ``default_setting``: ``--default-setting``, else the
-codec's default), the config's extra model options and ``lambdas`` where it has
+on every machine. The manifest entry records the family's fields
+(``family``, ``settings``, ``default_setting``: ``--default-setting``, else the
+family's default), the config's extra model options and ``lambdas`` where it has
 them, the SHA-256, steps and time.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ from safetensors.torch import save_file
 
 from facecodec.bitstream.container import WEIGHTS_ID
 from facecodec.bitstream.entropy import symbol_histograms
-from facecodec.latent import LatentCodec, codec_class
+from facecodec.families import Family, family_class
+from facecodec.train.cards import split_entry, write_card_record
 from facecodec.tensors import pad_to_stride
 from facecodec.train import checkpoints
 from facecodec.train.config import (DEFAULT_RUNS_DIR, DEFAULT_WEIGHTS_DIR, TrainingError, load_config,
@@ -49,27 +50,27 @@ from facecodec.zoo import CODEC, ENTROPY_PREFIX
 UTKFACE = "UTKFace faces/train (22,317 aligned 200x200 faces); research use only"  # what the shipped weights saw
 
 
-def latent_codec(model: torch.nn.Module, default: int | None = None) -> LatentCodec:
-    """The latent codec of ``model``'s family (its ``quantizer``), with every setting the model supports."""
-    return codec_class(model.quantizer).for_model(model, default)
+def model_family(model: torch.nn.Module, default: int | None = None) -> Family:
+    """The family of ``model`` (its ``family``), with every setting the model supports."""
+    return family_class(model.family).for_model(model, default)
 
 
 @torch.no_grad()
-def entropy_tables(model: torch.nn.Module, latent: LatentCodec, images: np.ndarray,
+def entropy_tables(model: torch.nn.Module, family: Family, images: np.ndarray,
                    settings: Iterable[int] | None = None, batch: int = 50) -> dict[str, torch.Tensor]:
-    """Per setting of ``latent`` (or only ``settings``): int32 ``C x alphabet`` counts of ``images``' symbols plus one.
+    """Per setting of ``family`` (or only ``settings``): int32 ``C x alphabet`` counts of ``images``' symbols plus one.
 
-    Named ``ENTROPY_PREFIX + latent.table_name(setting)``, as facecodec.zoo looks them up.
+    Named ``ENTROPY_PREFIX + family.table_name(setting)``, as facecodec.zoo looks them up.
     """
     model.eval()
     device = next(model.parameters()).device
-    histograms = {setting: 0 for setting in (latent.settings if settings is None else settings)}
+    histograms = {setting: 0 for setting in (family.settings if settings is None else settings)}
     for start in range(0, len(images), batch):
         y = model.encode(pad_to_stride(to_tensor(images[start:start + batch], device), model.stride)[0])
         for setting in histograms:
-            symbols, _ = latent.quantize(model, y, setting)
-            histograms[setting] = histograms[setting] + symbol_histograms(symbols, latent.alphabet(setting))
-    return {ENTROPY_PREFIX + latent.table_name(setting): torch.from_numpy((counts + 1).astype(np.int32))
+            symbols, _ = family.quantize(model, y, setting)
+            histograms[setting] = histograms[setting] + symbol_histograms(symbols, family.alphabet(setting))
+    return {ENTROPY_PREFIX + family.table_name(setting): torch.from_numpy((counts + 1).astype(np.int32))
             for setting, counts in histograms.items()}
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage", type=int, choices=(1, 2), default=2, help="checkpoint to export")
     parser.add_argument("--default", action="store_true", help="make these the weights `fcz encode` uses")
     parser.add_argument("--default-setting", type=int,
-                        help="the quality level / bit depth used when none is given (default: the latent codec's)")
+                        help="the quality level / bit depth used when none is given (default: the family's)")
     parser.add_argument("--training-data", default=UTKFACE, help="the manifest's description of the training data")
     add_output_options(parser)
     args = parser.parse_args(argv)
@@ -110,12 +111,16 @@ def check_id(weights_id: str, option: str = "--id") -> None:
 def record_in_manifest(weights_dir: Path, entry: dict, default: bool = False) -> Path:
     """Add ``entry`` to ``WEIGHTS_DIR/manifest.json`` (replacing one of the same id) -> the manifest's path.
 
+    The manifest keeps the fields the runtime reads; the rest goes into the model card's record (facecodec.train.cards).
+
     ``default``: make these the weights ``fcz encode`` uses; the first codec weights of a new manifest
     become the default anyway. Written beside and renamed over, as several exports may run at once.
     """
     path = Path(weights_dir) / "manifest.json"
+    runtime, record = split_entry(entry)
+    write_card_record(weights_dir, entry["id"], record)
     manifest = json.loads(path.read_text()) if path.exists() else {"weights": []}
-    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != entry["id"]] + [entry]
+    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != entry["id"]] + [runtime]
     if default or ("default" not in manifest and entry.get("kind", CODEC) == CODEC):
         manifest["default"] = entry["id"]
     tmp = path.with_suffix(".tmp")
@@ -138,14 +143,14 @@ def export(args: argparse.Namespace) -> Path:
     model.load_state_dict(stages[args.stage]["model"])
     model.eval()
     try:
-        latent = latent_codec(model, args.default_setting)
+        family = model_family(model, args.default_setting)
     except ValueError as e:
         raise TrainingError(f"--default-setting: {e}") from None
 
     images = load_folder(config.data.train, cache_dir=Path(args.runs_dir) / "cache")
     picks = np.random.default_rng(0).choice(len(images), min(args.table_images, len(images)), replace=False)
     tensors = {name: (t.half() if t.is_floating_point() else t) for name, t in model.state_dict().items()}
-    tensors.update(entropy_tables(model, latent, images[np.sort(picks)]))
+    tensors.update(entropy_tables(model, family, images[np.sort(picks)]))
 
     weights_dir = Path(args.weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,7 @@ def export(args: argparse.Namespace) -> Path:
         "architecture": config.architecture,
         "channels": model.channels,
         "stride": model.stride,
-        **latent.manifest_fields(),
+        **family.manifest_fields(),
         **({"model": options} if options else {}),
         **({"lambdas": list(config.lambdas)} if config.lambdas is not None else {}),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),

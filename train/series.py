@@ -14,7 +14,7 @@ then scores the checkpoints on the validation faces:
   * PSNR after stage 2 (the retrained decoder on the same symbols);
   * bpp of real .fcz bytes: header and range-coded payload, with entropy tables
     counted on ``--table-images`` training faces, as export.py builds them
-    (through the model's latent codec, facecodec.latent).
+    (through the model's family, facecodec.families).
 
 Runs go to ``--runs-dir`` (default ``train/runs``) and the results to
 ``RESULTS_DIR/series_results.json`` and ``RESULTS_DIR/series_results.md``
@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from facecodec.bitstream import FczHeader, encode_symbols, pack
-from facecodec.latent import LatentCodec
+from facecodec.families import Family
 from facecodec.metrics import bits_per_pixel
 from facecodec.tensors import pad_to_stride
 from facecodec.train import checkpoints
 from facecodec.train.config import DEFAULT_RUNS_DIR, Config, load_config, user_errors
 from facecodec.train.data import load_folder
-from facecodec.train.export import entropy_tables, latent_codec
+from facecodec.train.export import entropy_tables, model_family
 from facecodec.train.train import SERIES_BITS, checkpoint_path, evaluate, to_tensor
 from facecodec.zoo import ENTROPY_PREFIX
 
@@ -70,10 +70,10 @@ def load(runs_dir: Path, config: Config, stage: int, bits: int | None) -> tuple[
 
 
 @torch.no_grad()
-def mean_bpp(model: torch.nn.Module, latent: LatentCodec, val: torch.Tensor, tables: np.ndarray, setting: int) -> float:
+def mean_bpp(model: torch.nn.Module, family: Family, val: torch.Tensor, tables: np.ndarray, setting: int) -> float:
     """Mean bits per pixel of real .fcz files for the validation faces."""
     x, pad_right, pad_bottom = pad_to_stride(val, model.stride)
-    symbols, fields = latent.quantize(model, model.encode(x), setting)
+    symbols, fields = family.quantize(model, model.encode(x), setting)
     sizes = []
     for s, f in zip(symbols, fields):
         header = FczHeader(weights_id="series", width=val.shape[3], height=val.shape[2], mode="RGB",
@@ -92,15 +92,15 @@ def score(configs: list[Config], bits_list: tuple[int, ...], runs_dir: Path, tab
         unquantized = evaluate(stage1, val, None)
         for bits in bits_list:
             stage2, ckpt2 = load(runs_dir, config, 2, bits)
-            latent = latent_codec(stage2)
-            tables = entropy_tables(stage2, latent, images[picks], settings=[bits])
+            family = model_family(stage2)
+            tables = entropy_tables(stage2, family, images[picks], settings=[bits])
             channels, stride = stage2.channels, stage2.stride
             rows.append({
                 "channels": channels, "sparsity": f"1/{3 * stride * stride // channels}", "bits": bits,
                 "psnr_unquantized": round(unquantized, 2),
                 "psnr_quantized": round(evaluate(stage1, val, bits), 2),
                 "psnr_after_stage2": round(evaluate(stage2, val, bits), 2),
-                "bpp": round(mean_bpp(stage2, latent, val, tables[ENTROPY_PREFIX + latent.table_name(bits)].numpy(),
+                "bpp": round(mean_bpp(stage2, family, val, tables[ENTROPY_PREFIX + family.table_name(bits)].numpy(),
                                       bits), 3),
                 "stage1_steps": ckpt1["step"], "stage1_seconds": round(ckpt1["elapsed_s"]),
                 "stage2_steps": ckpt2["step"], "stage2_seconds": round(ckpt2["elapsed_s"]),

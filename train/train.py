@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facecodec.quantizer import MAX_BITS, MIN_BITS, fake_quantize
+from facecodec.models.ranges import MAX_BITS, MIN_BITS, fake_quantize
 from facecodec.train import checkpoints, distributed
 from facecodec.train.config import DEFAULT_RUNS_DIR, Config, ConfigError, TrainingError, load_config, user_errors
 from facecodec.train.data import RandomCrops, load_folder

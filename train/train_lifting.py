@@ -7,7 +7,7 @@
 Starts from a zero-initialised ``LearnedLifting``, which is exactly the fixed wavelet, and keeps the
 step tables and offsets of ``--steps-from`` (wavelet-v2). Each step takes ``--batch`` random
 ``--crop`` squares of training faces, each face shrunk by a random factor up to 1.6
-(facecodec.models.wavelet_tables.scaled_down, as the tables and the post-filter see them), codes
+(facecodec.train.wavelet_tables.scaled_down, as the tables and the post-filter see them), codes
 them at a random trained quality level and minimises the encoder's own rate-distortion cost
 (facecodec.rdoq)::
 
@@ -30,7 +30,7 @@ then 6,000 with ``--postfilter-from wavelet-v1`` (the README's Training section 
 Checkpoints every ``--save-every`` steps in ``OUT/lifting.pt`` (model, rate model, optimizer,
 step, seconds); the same command resumes, and a larger ``--steps`` trains on. ``--export FILE``
 writes the residuals as fp16 safetensors for the table builder
-(``python -m facecodec.models.wavelet_tables --lifting-from FILE``).
+(``python -m facecodec.train.wavelet_tables --lifting-from FILE``).
 """
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from facecodec.bitstream.wavelet import subbands
-from facecodec.models import wavelet as wt
+from facecodec.bitstream.subbands import subbands
+from facecodec.models import wavelet_transform as wt
 from facecodec.models.lifting import LearnedLifting
 from facecodec.models.postfilter import PostFilter
-from facecodec.models.wavelet_tables import BASE_STEPS, load_faces, scaled_down
+from facecodec.train.wavelet_tables import BASE_STEPS, load_faces, scaled_down
 from facecodec.rdoq import MU
 from facecodec.train import checkpoints
 from facecodec.zoo import manifest_entry, state_dict, weights_tensors
@@ -59,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def quantized(u: torch.Tensor, ll: torch.Tensor, offsets: tuple[float, float]) -> torch.Tensor:
     """What the codec's dead-zone quantizer and dequantizer make of ``u`` (step units;
-    facecodec.models.wavelet.quantize), with the gradient of the identity (straight through)."""
+    facecodec.models.wavelet_transform.quantize), with the gradient of the identity (straight through)."""
     rounding, recon = offsets
     magnitude = torch.floor(u.abs() + torch.where(ll, 0.5, rounding))
     value = torch.sign(u) * torch.where(ll | (magnitude == 0), magnitude, magnitude + recon)
@@ -82,7 +82,7 @@ class ContextRate(nn.Module):
     """Bits of noisy coefficients under a Laplacian whose scale follows each value's neighbourhood.
 
     The codec's tables pick a value's distribution by the magnitudes decoded around it
-    (facecodec.bitstream.wavelet); a Laplacian per band would instead reward shrinking every value
+    (facecodec.bitstream.contexts); a Laplacian per band would instead reward shrinking every value
     alike. Here the scale of value ``u`` in band ``b`` of plane ``c`` is
     ``softplus(floor[c, b]) + softplus(slope[c, b]) * mean |u| of its 8 neighbours``, its two
     parameters trained with the transform to minimise the bits; the bits are the mass of

@@ -6,7 +6,7 @@
         [--weights-dir weights]
 
 The wavelet family's stage 1 is the fixed transform with its step table and counted context
-tables (``python -m facecodec.models.wavelet_tables``); the config's ``init_weights`` names
+tables (``python -m facecodec.train.wavelet_tables``); the config's ``init_weights`` names
 the installed weights it produced. Everything they hold stays frozen here, as the seed's
 stage 2 freezes the encoder: only the post-filter (facecodec.models.postfilter) learns.
 
@@ -36,16 +36,17 @@ import numpy as np
 import torch
 from safetensors.numpy import save as save_safetensors
 
-from facecodec.latent import codec_class
-from facecodec.models import wavelet as wt
-from facecodec.models.wavelet_tables import shrunk
+from facecodec.families import family_class
+from facecodec.models import wavelet_transform as wt
+from facecodec.train.cards import installed_entry
+from facecodec.train.wavelet_tables import shrunk
 from facecodec.train import checkpoints
 from facecodec.train.config import DEFAULT_WEIGHTS_DIR, Config, ConfigError, TrainingError, load_config, user_errors
 from facecodec.train.data import load_folder
 from facecodec.train.export import check_id, record_in_manifest
 from facecodec.train.train import (add_run_options, check_stop_at, checkpoint_path, cosine_lr, psnr, start_run,
                                    to_tensor)
-from facecodec.zoo import manifest_entry, state_dict, weights_tensors
+from facecodec.zoo import state_dict, weights_tensors
 
 STAGE = 2
 
@@ -95,7 +96,7 @@ def frozen_model(config: Config) -> wt.WaveletTransform:
     (an untrained filter where they have none; one they have is fine-tuned)."""
     if config.init_weights is None:
         raise ConfigError(f"{config.path}: train_postfilter.py needs `init_weights`, the weights stage 2 starts from")
-    base = manifest_entry(config.init_weights)
+    base = installed_entry(config.init_weights)
     if base["architecture"] != "wavelet" or config.architecture != "wavelet":
         raise ConfigError(f"{config.path}: train_postfilter.py trains the wavelet family's post-filter; "
                           f"`architecture` and `init_weights` must be wavelet ones")
@@ -129,7 +130,7 @@ def train(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     if args.stage != STAGE:
         raise TrainingError("the wavelet family's stage 1 is the fixed transform and its counted tables "
-                            "(python -m facecodec.models.wavelet_tables), installed as the config's "
+                            "(python -m facecodec.train.wavelet_tables), installed as the config's "
                             "`init_weights`; this trainer runs --stage 2")
     stage = config.stage(STAGE)
     config.require(f"stage{STAGE}.clip_grad_norm", by="train_postfilter.py")
@@ -204,9 +205,9 @@ def export(args: argparse.Namespace) -> Path:
     path = weights_dir / f"{args.export}.safetensors"
     path.write_bytes(blob)
 
-    base = manifest_entry(config.init_weights)
+    base = installed_entry(config.init_weights)
     try:
-        latent = codec_class(base["quantizer"]).for_model(model, args.default_setting)
+        latent = family_class(base["family"]).for_model(model, args.default_setting)
     except ValueError as e:
         raise TrainingError(f"--default-setting: {e}") from None
     entry = {**{key: value for key, value in base.items() if key not in ("results", "notes")},
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export", metavar="ID", help="write the finished filter as weights ID instead of training")
     parser.add_argument("--default", action="store_true", help="with --export: make them the weights fcz encode uses")
     parser.add_argument("--default-setting", type=int,
-                        help="with --export: the quality used when none is given (default: the latent codec's)")
+                        help="with --export: the quality used when none is given (default: the family's)")
     parser.add_argument("--notes", default="", help="with --export: free text for the manifest")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR,
                         help="with --export: where ID.safetensors and manifest.json go (default: %(default)s)")

@@ -10,7 +10,7 @@ from torch import nn
 from facecodec.models.gained import GainedFactorized
 from facecodec.models.restore_net import RestoreNet
 from facecodec.models.theis import TheisAutoencoder
-from facecodec.models.wavelet import WaveletTransform
+from facecodec.models.wavelet_transform import WaveletTransform
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "theis": TheisAutoencoder,

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecodec.latent import SYMBOL_BITS
+from facecodec.bitstream.entropy import SYMBOL_BITS
 
 SYMBOL_MIN, SYMBOL_MAX = -2 ** (SYMBOL_BITS - 1), 2 ** (SYMBOL_BITS - 1) - 1  # the coded integers, -32..31
 
@@ -110,9 +110,9 @@ class FactorizedDensity(nn.Module):
 class GainedFactorized(nn.Module):
     """``g_a``, ``g_s``, per-level gains and the training prior; the codec does the rounding."""
 
-    quantizer = "gained"  # its latent codec (facecodec.latent.GainedCodec): quality levels
+    family = "gained"  # how its features are quantized (facecodec.families.gained): quality levels
     stride = 16  # four stride-2 convolutions
-    # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.tiling).
+    # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.models.tiling).
     # g_a: four 5x5 stride-2 convs see 2 + 4 + 8 + 16 = 30 px each side of a feature's centre -> 64.
     # g_s: four 5x5 transposed convs reach about 2 latent positions; 4 leaves room.
     encode_margin = 64  # pixels

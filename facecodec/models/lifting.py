@@ -1,7 +1,7 @@
-"""Learned lifting: the CDF 9/7 wavelet of facecodec.models.wavelet with a learned residual on its steps.
+"""Learned lifting: the CDF 9/7 wavelet of facecodec.models.wavelet_transform with a learned residual on its steps.
 
 Each of the four lifting steps of the CDF 9/7 wavelet along an axis is
-``target += coefficient * (left + right)`` (facecodec.models.wavelet._lift). Here each step of the
+``target += coefficient * (left + right)`` (facecodec.models.wavelet_transform._lift). Here each step of the
 finest ``learned_levels`` levels also adds ``f(source)``, a small CNN of the step's source samples
 (all three planes, so a step can use the other colours), as iWave (Ma et al. 2020) and Li, Naman &
 Taubman (2024) do::
@@ -28,7 +28,7 @@ One function, three ways to run it, all reading the same weights:
   is invisible, and the symbols were already decoded bit-exactly.
 
 The kernel's axes are (across, along) the lifting axis: torch sees a step's source as
-``N x 3 x across x along``, the numpy transform as ``along x 3 x across`` (facecodec.models.wavelet).
+``N x 3 x across x along``, the numpy transform as ``along x 3 x across`` (facecodec.models.wavelet_transform).
 A source of ``n_s`` samples feeds a target of ``n_t`` (equal, or one more or fewer): ``f`` maps
 ``n_s`` to ``n_s`` samples, cut or edge-extended to ``n_t`` (``fit``).
 """
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecodec.bitstream.wavelet import LEVELS, level_sizes
+from facecodec.bitstream.subbands import LEVELS, level_sizes
 
 # CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
 ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
@@ -122,7 +122,7 @@ def _conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, rows_per_block
 
 def _neighbour_sum(source: torch.Tensor, n_target: int, predict: bool) -> torch.Tensor:
     """``source[left] + source[right]`` along the last axis for each of ``n_target`` targets, mirrored as
-    facecodec.models.wavelet._lift does."""
+    facecodec.models.wavelet_transform._lift does."""
     n_s = source.shape[-1]
     if predict:      # left = k, right = k + 1 (the last target of an even-length signal mirrors onto k)
         left = source[..., :n_target]
@@ -137,7 +137,7 @@ class LearnedLifting(nn.Module):
     """The residuals of the finest ``learned_levels`` levels, and the transform they belong to in torch.
 
     ``forward``: YCbCr planes ``N x 3 x H x W`` (Y level-shifted, 0..255 scale) -> coefficient planes in
-    Mallat layout, as facecodec.models.wavelet.forward_2d; ``inverse``: back.
+    Mallat layout, as facecodec.models.wavelet_transform.forward_2d; ``inverse``: back.
     """
 
     def __init__(self, learned_levels: int = 1, hidden: int = 8) -> None:
@@ -151,7 +151,7 @@ class LearnedLifting(nn.Module):
             for _ in range(learned_levels))
 
     def steps(self, exact: bool) -> NumpyResiduals:
-        """The residuals for facecodec.models.wavelet's numpy transform: ``exact`` for the encoder."""
+        """The residuals for facecodec.models.wavelet_transform's numpy transform: ``exact`` for the encoder."""
         return {(level + 1, axis): [r.exact if exact else r.fast for r in by_step]
                 for level, by_axis in enumerate(self.residuals) for axis, by_step in enumerate(by_axis)}
 

@@ -21,7 +21,7 @@ Data flow::
 
 Working at half resolution keeps it cheap (a 150x150 face costs about what 75x75 would),
 while each 3x3 layer still sees 6x6 pixels. Its receptive-field radius is ``margin`` pixels,
-so it runs in overlapping tiles (facecodec.tiling) and large images stay in bounded memory.
+so it runs in overlapping tiles (facecodec.models.tiling) and large images stay in bounded memory.
 
 Quality conditioning is additive, one learned vector per level and layer (a FiLM bias;
 Perez et al. 2018), blended linearly for a level between two trained ones; the residual design and zero-initialised last layer follow the

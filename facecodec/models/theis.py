@@ -56,9 +56,9 @@ class SubPixelUp(nn.Sequential):
 class TheisAutoencoder(nn.Module):
     """Analysis transform ``g_a`` and synthesis transform ``g_s``; quantization lives outside."""
 
-    quantizer = "ranges"  # its latent codec (facecodec.latent.RangesCodec): per-image ranges, 1..8 bits
+    family = "ranges"  # how its features are quantized (facecodec.families.ranges): per-image ranges, 1..8 bits
     stride = 8  # three stride-2 convolutions
-    # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.tiling):
+    # Receptive-field radii, rounded up to whole strides, for tiled inference (facecodec.models.tiling):
     # g_a sees 77x77 pixels around a feature; g_s about 6 features around a pixel.
     encode_margin = 48  # pixels
     decode_margin = 8   # latent positions

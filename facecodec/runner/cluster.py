@@ -1,6 +1,6 @@
-"""The folder job (facecodec.batch) on a Dask cluster: ``fcz encode DIR -o OUT --scheduler tcp://HOST:8786``.
+"""A folder run on a Dask cluster: ``fcz encode DIR -o OUT --scheduler tcp://HOST:8786``.
 
-Each chunk of files is one Dask task, ``facecodec.batch.convert_chunk``, run by whichever
+Each chunk of files is one Dask task (facecodec.runner.convert.convert_chunk), run by whichever
 worker the scheduler picks. The worker reads the inputs and writes the outputs itself, at
 the paths this process planned (absolute paths), so every worker must see DIR and OUT at
 the same paths, i.e. on shared storage mounted alike; only the small results (sizes,
@@ -18,11 +18,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from facecodec.batch import Conversion, Job, Result, _failed, convert_chunk
 from facecodec.bitstream import FczError
+from facecodec.runner.executors import Task
+from facecodec.runner.jobs import Job, Result, failed
 
 
-def _distributed():
+def dask_distributed():
+    """The dask.distributed module, or FczError saying how to install it."""
     try:
         import distributed
     except ImportError:
@@ -37,7 +39,7 @@ class DaskExecutor:
     """
 
     def __init__(self, client: Any, timeout: float = 30) -> None:
-        distributed = _distributed()
+        distributed = dask_distributed()
         self.owned = isinstance(client, str)
         if self.owned:
             try:
@@ -53,17 +55,16 @@ class DaskExecutor:
         if self.owned:
             self.client.close()
 
-    def run(self, conversion: Conversion, chunks: list[list[Job]], batch_size: int) -> Iterator[list[Result]]:
-        distributed = _distributed()
+    def run(self, task: Task, chunks: list[list[Job]]) -> Iterator[list[Result]]:
+        distributed = dask_distributed()
         run_id = uuid.uuid4().hex[:12]
-        futures = {self.client.submit(convert_chunk, conversion, chunk, batch_size, pure=False,
-                                      key=f"fcz-{conversion.direction}-{run_id}-{i}"): chunk
+        futures = {self.client.submit(task, chunk, pure=False, key=f"fcz-{run_id}-{i}"): chunk
                    for i, chunk in enumerate(chunks)}
         try:
             for future in distributed.as_completed(futures):
                 try:
                     yield future.result()
                 except Exception as exc:  # noqa: BLE001  (KilledWorker, a lost scheduler, a worker without facecodec)
-                    yield _failed(futures[future], f"cluster task failed: {type(exc).__name__}: {exc}")
+                    yield failed(futures[future], f"cluster task failed: {type(exc).__name__}: {exc}")
         finally:  # interrupted, or done: nothing of this run may keep running on the cluster
             self.client.cancel([future for future in futures if not future.done()])

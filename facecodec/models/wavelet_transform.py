@@ -13,7 +13,7 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         v
         y: 3 x H x W coefficient planes in Mallat layout (LL4 top left, then HL/LH/HH of levels 4..1)
         |  dead-zone quantizer, one step per (plane, level, orientation) and quality
-        |  (facecodec.latent.WaveletCodec)
+        |  (facecodec.families.WaveletFamily)
         v
         q: signed integers  --context-adaptive range coder (facecodec.bitstream.wavelet)-->
         |  (|q| + recon_offset) * sign(q) * step
@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecodec.bitstream.wavelet import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
+from facecodec.bitstream.subbands import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
 from facecodec.models.lifting import (ALPHA, BETA, COLUMNS, DELTA, GAMMA, HIGH_SCALE, LOW_SCALE, ROWS,
                                       LearnedLifting, NumpyResiduals, StepResidual, fit)
 from facecodec.models.postfilter import PostFilter
-from facecodec.tiling import run_in_tiles
+from facecodec.models.tiling import run_in_tiles
 
 # ICT: RGB -> YCbCr, and its inverse (JPEG 2000 Part 1, Annex G.2).
 RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
@@ -293,8 +293,8 @@ class WaveletTransform(nn.Module):
 
     ``continuous_quality``: the weights take ``quality`` 1..100 instead of the table's levels; a quality
     stands for level ``quality / 10`` (below 10: from ``lowest_level`` at quality 1), its steps
-    interpolated between the levels' tables (``steps_at``; facecodec.latent.WaveletCodec has the mapping).
-    ``context_scheme``: how the payload's contexts are formed (facecodec.bitstream.wavelet.Scheme).
+    interpolated between the levels' tables (``steps_at``; facecodec.families.WaveletFamily has the mapping).
+    ``context_scheme``: how the payload's contexts are formed (facecodec.bitstream.contexts.Scheme).
 
     With ``lifting_levels`` > 0 the lifting steps of the finest that many levels add a learned residual
     (facecodec.models.lifting, trained by train/train_lifting.py): the encoder runs it exactly, the same
@@ -303,7 +303,7 @@ class WaveletTransform(nn.Module):
     """
 
     encode_margin = decode_margin = 0
-    tile = None  # the transform runs over its input in one pass (large images arrive as tiles: latent.WaveletCodec)
+    tile = None  # the transform runs over its input in one pass (large images arrive as tiles: facecodec.families.wavelet)
     filter_tile = 512
 
     def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,

@@ -1,4 +1,4 @@
-"""Reading a .fcz file's header and checking it against the installed weights, without running a network.
+"""Reading .fcz files: their bytes from any source, their header, and every check decode makes before a network runs.
 
 Everything here works without torch, so ``fcz info`` answers in a fraction of a
 second and refuses exactly the files that ``decode`` would refuse before its
@@ -48,7 +48,7 @@ def check_decodable(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS
     check_size(header.width, header.height, max_pixels)
     spec = load_spec(header.weights_id)
     table = spec.table(header)
-    spec.latent.check_payload(payload, table, header)
+    spec.family.check_payload(payload, table, header)
     return header, payload, spec, table
 
 
@@ -59,6 +59,6 @@ def inspect(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[F
     fraction of a decode's time), so a damaged payload is found too.
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
-    for _, part, part_payload in spec.latent.tiles(header, payload):  # a tile at a time: memory follows the tile
-        spec.latent.entropy_decode(part_payload, table, part)
+    for _, part, part_payload in spec.family.tiles(header, payload):  # a tile at a time: memory follows the tile
+        spec.family.entropy_decode(part_payload, table, part)
     return header, spec

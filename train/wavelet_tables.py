@@ -1,13 +1,13 @@
 """Build the wavelet family's weights file: step sizes per quality, and integer context models counted on faces.
 
-    python -m facecodec.models.wavelet_tables [--train ../shared/data/faces/train] [--images 800]
+    python -m facecodec.train.wavelet_tables [--train ../shared/data/faces/train] [--images 800]
         [--id wavelet-v0] [--weights-dir weights] [--scheme 1|2] [--filter-from ID] [--lowest-level L]
         [--default]
 
-Nothing is trained by gradient: the transform is the fixed CDF 9/7 wavelet (facecodec.models.wavelet).
+Nothing is trained by gradient: the transform is the fixed CDF 9/7 wavelet (facecodec.models.wavelet_transform).
 For every quality level this quantizes ``--images`` training faces (a fixed random choice, seed 0; with
 ``--max-scale``, each shrunk by a random factor up to it, ``scaled_down``) and,
-per context class (luma/chroma, level, orientation, pass; facecodec.bitstream.wavelet):
+per context class (luma/chroma, level, orientation, pass; facecodec.bitstream.contexts):
 
 1. fits the class's integer context weights: non-negative least squares of the value's capped
    magnitude on the context features (a 5 % sample of the values), scaled to at most 16;
@@ -26,7 +26,7 @@ It writes ``ID.safetensors`` (the transform's step table and reconstruction offs
 ``--default``). ``--filter-from`` ships an installed post-filter with the new tables: wavelet-v2 is
 wavelet-v1's steps and filter with scheme-2 tables counted on 2,000 faces,
 
-    python -m facecodec.models.wavelet_tables --images 2000 --max-scale 1.6 --scheme 2 --id wavelet-v2 \
+    python -m facecodec.train.wavelet_tables --images 2000 --max-scale 1.6 --scheme 2 --id wavelet-v2 \
         --filter-from wavelet-v1 --lowest-level -0.5 --default-setting 50 --default
 
 Needs scipy (the `bench` extra). Scheme 1: 8 minutes for 800 faces and 8 qualities on 2 busy CPU
@@ -45,8 +45,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from facecodec.bitstream import contexts as wc
+from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet as wb
-from facecodec.models import wavelet as wt
+from facecodec.models import wavelet_transform as wt
 from facecodec.models.lifting import LearnedLifting
 
 # The quality ladder: the luma step of a level-1..4 band of unit gain, quality 1 (smallest files) first.
@@ -64,14 +66,14 @@ def step_table(base: float, chroma_factor: float = CHROMA_FACTOR) -> np.ndarray:
     """One quality's steps ``3 x (LEVELS + 1) x 3``: base / sqrt(band gain) / sqrt(colour gain), chroma x factor."""
     gains = wt.subband_gains()
     colour = wt.colour_gains()
-    steps = np.ones((3, wb.LEVELS + 1, 3), dtype=np.float32)
+    steps = np.ones((3, ws.LEVELS + 1, 3), dtype=np.float32)
     for (level, orientation), gain in gains.items():
         for c in range(3):
             value = base / np.sqrt(gain) / np.sqrt(colour[c]) * (chroma_factor if c else 1.0)
             if orientation == "LL":
-                steps[c, wb.LL_INDEX, :] = value
+                steps[c, ws.LL_INDEX, :] = value
             else:
-                steps[c, level - 1, wb.ORIENTATIONS.index(orientation)] = value
+                steps[c, level - 1, ws.ORIENTATIONS.index(orientation)] = value
     return steps
 
 
@@ -125,12 +127,12 @@ def load_lifting(path: Path) -> tuple[LearnedLifting, dict[str, str]]:
 
 
 def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_offset: float = ROUNDING_OFFSET,
-                      sample: float = SAMPLE, seed: int = 0, scheme: wb.Scheme = wb.SCHEMES[1]) -> wb.ContextModel:
+                      sample: float = SAMPLE, seed: int = 0, scheme: wc.Scheme = wc.SCHEMES[1]) -> wc.ContextModel:
     """Context weights, thresholds and counts for one quality from coefficient planes of training faces."""
     from scipy.optimize import nnls
 
     rng = np.random.default_rng(seed)
-    samples: dict[wb.Key, list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]] = {}
+    samples: dict[wc.Key, list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]] = {}
     quantized = [wt.quantize(y, steps, rounding_offset) for y in planes]
     for q in quantized:
         for key, features, sign_features, values in wb.collect(q, scheme=scheme):
@@ -147,7 +149,7 @@ def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_
     for key, parts in samples.items():
         features = np.concatenate([f for f, _, _ in parts], axis=1).astype(np.float64)
         values = np.concatenate([v for _, _, v in parts])
-        target = np.minimum(np.abs(values), wb.CAP).astype(np.float64)
+        target = np.minimum(np.abs(values), wc.CAP).astype(np.float64)
         used = features.any(axis=1)
         w = np.zeros(scheme.features)
         if used.any() and target.any():
@@ -161,14 +163,14 @@ def fit_context_model(planes: Sequence[np.ndarray], steps: np.ndarray, rounding_
             sign_weights[key], sign_thresholds[key] = _fit_sign_vote(
                 np.concatenate([s for _, s, _ in parts], axis=1), values, scheme.sign_contexts)
     counts = np.zeros(scheme.table_shape, dtype=np.int64)
-    model = wb.ContextModel(np.ones(scheme.table_shape, dtype=np.int32), weights, thresholds, scheme,
+    model = wc.ContextModel(np.ones(scheme.table_shape, dtype=np.int32), weights, thresholds, scheme,
                             sign_weights, sign_thresholds)
     rows = counts.reshape(model.rows.shape)
     for q in quantized:
         for key, features, sign_features, values in wb.collect(q, scheme=scheme):
             context, negate = model.contexts(key, features, sign_features)
-            np.add.at(rows[key], (context, wb.letters(wb.oriented(values, negate))), 1)
-    return wb.ContextModel((counts * COUNT_SCALE + COUNT_FLOOR).astype(np.int32), weights, thresholds, scheme,
+            np.add.at(rows[key], (context, wb.letters(wc.oriented(values, negate))), 1)
+    return wc.ContextModel((counts * COUNT_SCALE + COUNT_FLOOR).astype(np.int32), weights, thresholds, scheme,
                            sign_weights, sign_thresholds)
 
 
@@ -207,19 +209,19 @@ def _thresholds(activity: np.ndarray) -> np.ndarray:
     positive = np.sort(activity[activity > 0])
     cuts = [1]
     if positive.size:
-        for k in range(1, wb.BUCKETS - 1):
-            cuts.append(int(positive[min(positive.size - 1, k * positive.size // (wb.BUCKETS - 1))]))
+        for k in range(1, wc.BUCKETS - 1):
+            cuts.append(int(positive[min(positive.size - 1, k * positive.size // (wc.BUCKETS - 1))]))
     out = []
     for cut in cuts:  # strictly increasing; a value without data of its own becomes an empty bucket
         out.append(max(cut, out[-1] + 1) if out else cut)
-    while len(out) < wb.BUCKETS - 1:
+    while len(out) < wc.BUCKETS - 1:
         out.append(out[-1] + 1 if out else 1)
     return np.array(out, dtype=np.int32)
 
 
 def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chroma_factor: float = CHROMA_FACTOR,
           rounding_offset: float = ROUNDING_OFFSET, recon_offset: float = RECON_OFFSET,
-          scheme: wb.Scheme = wb.SCHEMES[1], lifting: LearnedLifting | None = None,
+          scheme: wc.Scheme = wc.SCHEMES[1], lifting: LearnedLifting | None = None,
           log=print) -> dict[str, np.ndarray]:
     """Every tensor of a wavelet weights file, from training faces (coded through ``lifting``, if given)."""
     planes = coefficients(faces, None if lifting is None else lifting.steps(exact=True))
@@ -248,12 +250,12 @@ def build(faces: Sequence[np.ndarray], bases: Sequence[float] = BASE_STEPS, chro
 def manifest_entry(weights_id: str, file: str, digest: str, qualities: int, default: int, images: int,
                    seconds: float, bases: Sequence[float], command: str, scheme: int = 1,
                    max_scale: float = 1.0) -> dict:
-    model = {"levels": wb.LEVELS, "qualities": qualities}
+    model = {"levels": ws.LEVELS, "qualities": qualities}
     if scheme != 1:
         model["context_scheme"] = scheme
     return {
         "id": weights_id, "file": file, "architecture": "wavelet", "channels": 3, "stride": 1,
-        "quantizer": "wavelet", "settings": [1, qualities], "default_setting": default,
+        "family": "wavelet", "settings": [1, qualities], "default_setting": default,
         "model": model,
         "sha256": digest,
         "training_data": f"UTKFace faces/train ({images} faces chosen with seed 0, for the count tables only); "
@@ -272,7 +274,8 @@ def with_filter_of(entry: dict, tensors: dict[str, np.ndarray], source_id: str) 
     The filter sees only decoded pixels, and those follow from the symbols and the steps alone, so a
     filter trained over one set of tables serves another set over the same steps unchanged.
     """
-    from facecodec.zoo import manifest_entry as installed_entry, weights_tensors
+    from facecodec.train.cards import installed_entry
+    from facecodec.zoo import weights_tensors
 
     source, source_tensors = installed_entry(source_id), weights_tensors(source_id)
     if not np.array_equal(source_tensors["steps"].astype(np.float32), tensors["steps"]):
@@ -283,14 +286,15 @@ def with_filter_of(entry: dict, tensors: dict[str, np.ndarray], source_id: str) 
     if options.get("continuous_quality"):
         entry["settings"], entry["default_setting"] = source["settings"], source["default_setting"]
     entry["postfilter_from"] = source_id
-    entry["stage2"] = source.get("stage2")
+    if "stage2" in source:
+        entry["stage2"] = source["stage2"]
     entry["training_data"] += f"; the post-filter: {source_id}'s ({source['training_data'].split('; the post-filter: ')[-1]})"
     entry["notes"] += f" The post-filter is {source_id}'s, unchanged."
     return entry
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=repo.parent / "shared" / "data" / "faces" / "train")
     parser.add_argument("--images", type=int, default=800, help="training faces to count tables on")
@@ -300,12 +304,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights-dir", type=Path, default=repo / "weights")
     parser.add_argument("--default-setting", type=int, default=5)
     parser.add_argument("--default", action="store_true", help="make them the weights fcz encode uses")
-    parser.add_argument("--scheme", type=int, choices=sorted(wb.SCHEMES), default=1,
-                        help="context scheme (facecodec.bitstream.wavelet.Scheme)")
+    parser.add_argument("--scheme", type=int, choices=sorted(wc.SCHEMES), default=1,
+                        help="context scheme (facecodec.bitstream.contexts.Scheme)")
     parser.add_argument("--filter-from", metavar="ID", help="installed wavelet weights whose post-filter and "
                         "quality scale to ship with these tables (their steps must be these)")
     parser.add_argument("--lowest-level", type=float, help="with continuous quality: the level quality 1 "
-                        "stands for (facecodec.latent.WaveletCodec)")
+                        "stands for (facecodec.families.WaveletFamily)")
     parser.add_argument("--lifting-from", type=Path, metavar="FILE", help="learned lifting residuals "
                         "(python -m facecodec.train.train_lifting --export FILE) to count the tables through and ship")
     args = parser.parse_args(argv)
@@ -316,9 +320,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     faces = scaled_down(load_faces(args.train, args.images, seed=0), args.max_scale)
     lifting, lifting_meta = load_lifting(args.lifting_from) if args.lifting_from else (None, {})
-    tensors = build(faces, scheme=wb.SCHEMES[args.scheme], lifting=lifting)
+    tensors = build(faces, scheme=wc.SCHEMES[args.scheme], lifting=lifting)
     seconds = time.perf_counter() - started
-    command = "python -m facecodec.models.wavelet_tables " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m facecodec.train.wavelet_tables " + shlex.join(sys.argv[1:] if argv is None else argv)
     entry = manifest_entry(args.id, f"{args.id}.safetensors", "", len(BASE_STEPS), args.default_setting,
                            len(faces), seconds, BASE_STEPS, command, args.scheme, args.max_scale)
     if args.filter_from:

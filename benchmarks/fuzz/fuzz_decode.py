@@ -1,6 +1,6 @@
 """Mutation fuzzing of ``facecodec.decode`` over a corpus of real .fcz files.
 
-    nice -n 19 python tests/fuzz/fuzz_decode.py --inputs 200000 [--seed S] [--seconds-per-input 2]
+    nice -n 19 python benchmarks/fuzz/fuzz_decode.py --inputs 200000 [--seed S] [--seconds-per-input 2]
 
 Property checked for every input: ``facecodec.decode(data, reduce=r)`` returns a PIL
 image of the size and mode the header states (at ``r`` > 0: each side divided by
@@ -95,7 +95,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
       (``bits`` or ``quality``, whichever option their latent codec takes; 8 spread over them where there
       are more, as with a continuous quality 1..100) and a spread of sizes
       (1x1, a side of 1, odd sides, several latent positions), every encoder effort the codec has;
-    * per weights id one file rewritten as format version 2 (``weights.latent.entropy_encode`` with a
+    * per weights id one file rewritten as format version 2 (``weights.family.entropy_encode`` with a
       version-2 header: the plane-ordered payload of the wavelet family, the same bytes for the
       per-channel families), and two range files rewritten as version 1 (no quality byte), still read;
     * per weights id files of random symbols valid for its family (``random_symbols``) at its first,
@@ -128,7 +128,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     corpus: list[tuple[str, bytes]] = []
     for n, weights_id in enumerate(installed_ids()):
         weights = load_weights(weights_id)
-        latent = weights.latent
+        latent = weights.family
         efforts = list(latent.efforts)
         own: list[tuple[str, bytes]] = []
         for k, setting in enumerate(spread(latent.settings, 8)):
@@ -161,16 +161,11 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
 
         # format 4 (a tile table, then the tiles' payloads), where the family codes large images in tiles:
         # an 80 x 70 crop in 64-pixel tiles, the smallest the format allows, so 2 x 2 tiles
-        if latent.tile_boxes(16384, 16384) is not None:
-            family, tile = type(latent), type(latent).TILE
-            family.TILE = 64
-            try:
-                for mode in ("RGB", "L"):
-                    image = Image.fromarray(picture[30:100, 170:250]).convert(mode)
-                    corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles (v4)",
-                                   facecodec.encode(image, weights_id=weights_id)))
-            finally:
-                family.TILE = tile
+        if latent.tile_boxes(16384, 16384, latent.choose_tile(None)) is not None:
+            for mode in ("RGB", "L"):
+                image = Image.fromarray(picture[30:100, 170:250]).convert(mode)
+                corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles (v4)",
+                               facecodec.encode(image, weights_id=weights_id, tile=64)))
 
         # random symbols: the header fields come from the family's own quantizer (run on random features)
         settings = sorted({latent.settings[0], latent.settings[len(latent.settings) // 2], latent.settings[-1]})
@@ -214,7 +209,9 @@ def random_symbols(rng, model, header) -> "np.ndarray":
     """
     import numpy as np
 
-    from facecodec.bitstream.wavelet import DIRECT, ContextModel, channels_coded
+    from facecodec.bitstream.contexts import ContextModel
+    from facecodec.bitstream.subbands import channels_coded
+    from facecodec.bitstream.wavelet import DIRECT
 
     shape = header.latent_shape
     if isinstance(model, np.ndarray):
@@ -229,7 +226,7 @@ def random_symbols(rng, model, header) -> "np.ndarray":
         values[escapes] = np.where(rng.random(len(magnitude)) < 0.5, -magnitude, magnitude)
         values[channels_coded(header.mode):] = 0
         return values.astype(np.int32)
-    raise NotImplementedError(f"tests/fuzz/fuzz_decode.py: no random-symbol generator for entropy models of type "
+    raise NotImplementedError(f"benchmarks/fuzz/fuzz_decode.py: no random-symbol generator for entropy models of type "
                               f"{type(model).__name__} (weights {header.weights_id!r}); add one to random_symbols")
 
 
@@ -632,7 +629,7 @@ def check(data: bytes, seconds: float, reduce: int = 0) -> tuple[str | None, dic
                 got = (image.width, image.height, image.mode) if isinstance(image, Image.Image) else type(image)
                 failure = {"kind": "wrong result", "signature": "decode result disagrees with header",
                            "detail": f"decode at reduce={reduce} gave {got}, read_header says {expected}"}
-            elif reduce > load_spec(header.weights_id).latent.max_reduce:
+            elif reduce > load_spec(header.weights_id).family.max_reduce:
                 failure = {"kind": "wrong result", "signature": "decoded at a reduce its weights do not have",
                            "detail": f"weights {header.weights_id!r} decoded at reduce={reduce}"}
     except InputTimeout as exc:
@@ -668,7 +665,7 @@ def setup_worker(corpus, address_space_mb) -> None:
         header = facecodec.read_header(data)
         image = facecodec.decode(data, device="cpu")
         assert image.size == (header.width, header.height) and image.mode == header.mode, name
-        for reduce in range(1, load_spec(header.weights_id).latent.max_reduce + 1):
+        for reduce in range(1, load_spec(header.weights_id).family.max_reduce + 1):
             image = facecodec.decode(data, device="cpu", reduce=reduce)
             assert image.size == reduced_size(header.width, header.height, reduce), (name, reduce)
     with open("/proc/self/status") as f:
@@ -901,7 +898,7 @@ def versions(weights_ids: list[str]) -> dict:
 def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used, versions_at_end) -> dict:
     growth_kb = result["rss_last_kb"] - result["rss_first_kb"] if result["rss_samples"] > 1 else 0
     summary = {
-        "command": "python tests/fuzz/fuzz_decode.py " + " ".join(shlex.quote(a) for a in argv),
+        "command": "python benchmarks/fuzz/fuzz_decode.py " + " ".join(shlex.quote(a) for a in argv),
         "seed": args.seed, "inputs": args.inputs, "seconds": round(elapsed, 1),
         "inputs_per_second": round(args.inputs / elapsed, 1) if elapsed else None,
         "seconds_per_input_bound": args.seconds_per_input,
@@ -929,7 +926,7 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used, 
 
     lines = [
         "# Decoder fuzzing: summary of the last run", "",
-        "Written by `tests/fuzz/fuzz_decode.py` (see its docstring); the numbers are in `summary.json`.", "",
+        "Written by `benchmarks/fuzz/fuzz_decode.py` (see its docstring); the numbers are in `summary.json`.", "",
         f"- command: `{summary['command']}`",
         f"- finished {summary['finished']}, {elapsed / 60:.1f} min "
         f"({summary['inputs_per_second']} inputs/s, one worker, torch on 1 thread)",
@@ -966,7 +963,7 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used, 
         lines += ["| failure | kind | inputs | saved |", "| --- | --- | ---: | --- |"]
         for sig, entry in result["failures"].items():
             lines.append(f"| `{sig}` | {entry['kind']} | {entry['count']} | {', '.join(entry['examples'])} |")
-    lines += ["", "## Saved failing inputs (tests/fuzz/crashes/), replayed at the start of this run", ""]
+    lines += ["", "## Saved failing inputs (benchmarks/fuzz/crashes/), replayed at the start of this run", ""]
     if not replayed:
         lines.append("None saved.")
     else:

@@ -1,0 +1,4 @@
+"""``python -m facecodec.cli``: the ``fcz`` command."""
+from facecodec.cli import main
+
+main()
