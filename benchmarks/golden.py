@@ -6,14 +6,13 @@
 Each case is a .fcz file's bytes (every codec weights, at the ends and middle of its settings, both
 encoder efforts where the family has two, greyscale, an odd size, a tiled image for the wavelet family),
 the pixels of its decode (full size, and reduced where the family can), and each restoration task's pixels.
-Only the public API is called (facecodec.encode, decode, restore), so the script runs unchanged across
-refactors of the code behind it.
+Only the public API is called (facecodec.encode, decode, restore, and the weights' family for its option and
+settings), so the script runs unchanged across refactors of the code behind it.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import sys
 
@@ -37,34 +36,28 @@ def images() -> dict[str, np.ndarray]:
             "tiled": np.tile(picture, (3, 3, 1))[:1100, :1040]}
 
 
-def reduced_decode(data: bytes, halvings: int) -> Image.Image:
-    """decode at 1 / 2^halvings of the size, whatever the API calls that argument."""
-    names = inspect.signature(facecodec.decode).parameters
-    return facecodec.decode(data, **({"reduce": halvings} if "reduce" in names else {"scale": 2 ** halvings}))
-
-
 def cases() -> dict[str, str]:
     out: dict[str, str] = {}
     pictures = images()
     for weights_id in zoo.installed_ids():
-        entry = zoo.manifest_entry(weights_id)
-        first, last = entry["settings"]
-        option = "bits" if first == 1 and last == 8 and "theis" in weights_id else "quality"
-        wavelet = weights_id.startswith("wavelet")
+        family = zoo.load_spec(weights_id).family
+        first, last, default, option = family.settings[0], family.settings[-1], family.default, family.option
+        tiles = family.choose_tile(None) is not None
         for name, picture in pictures.items():
-            if name == "tiled" and not wavelet:
+            if name == "tiled" and not tiles:
                 continue
-            settings = sorted({first, entry["default_setting"], last}) if name in ("face", "tiled") else [entry["default_setting"]]
+            settings = sorted({first, default, last}) if name in ("face", "tiled") else [default]
             for setting in settings:
-                for effort in ((0, 1) if wavelet and name == "face" else (None,)):
+                for effort in (tuple(family.efforts) if len(family.efforts) > 1 and name == "face" else (None,)):
                     key = f"{weights_id}/{name}/{option}{setting}/effort{effort}"
                     data = facecodec.encode(picture, weights_id=weights_id, effort=effort, **{option: setting})
                     out[key + "/fcz"] = digest(data)
                     out[key + "/pixels"] = digest(facecodec.decode(data))
-                    if wavelet and effort != 0:
-                        out[key + "/pixels-1/4"] = digest(reduced_decode(data, 2))
-        out[f"{weights_id}/face/size3000/fcz"] = digest(facecodec.encode(pictures["face"], weights_id=weights_id, size=3000)) \
-            if option == "quality" else ""
+                    if family.max_reduce and effort != 0:
+                        out[key + "/pixels-1/4"] = digest(facecodec.decode(data, reduce=2))
+        if option == "quality":  # the seed's bit depths are too few to search
+            out[f"{weights_id}/face/size3000/fcz"] = digest(facecodec.encode(pictures["face"], weights_id=weights_id,
+                                                                              size=3000))
     damaged = pictures["face"].copy()
     damaged[60:80, 50:90] = 0
     for task, scale in (("denoise", None), ("deblur", None), ("dejpeg", None), ("inpaint", None), ("colorize", None),

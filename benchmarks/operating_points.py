@@ -18,6 +18,8 @@ live in facecodec.classical, which `fcz compare` encodes with too):
 """
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import numpy as np
 from PIL import Image
@@ -131,3 +133,26 @@ def fcz_points(device: str = "auto") -> list[OperatingPoint]:
 
 def all_points(quick: bool = False, device: str = "auto") -> list[OperatingPoint]:
     return fcz_points(device) + classical_points(quick)
+
+
+def curves(points: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Points grouped by codec, each group sorted by rate, in first-seen codec order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for point in points:
+        grouped.setdefault(point["codec"], []).append(point)
+    return {codec: sorted(group, key=lambda p: p["bpp"]) for codec, group in grouped.items()}
+
+
+def run_default_setting(metadata: dict[str, Any]) -> str:
+    """The default fcz setting of a run; results saved before runs recorded it get the installed weights' default."""
+    return metadata.get("default_setting") or default_setting(metadata["default_weights_id"])
+
+
+def default_point(results: dict[str, Any]) -> dict[str, Any]:
+    """fcz's default operating point: the default weights at their default setting."""
+    meta = results["metadata"]
+    codec, setting = fcz_codec(meta["default_weights_id"]), run_default_setting(meta)
+    for point in results["points"]:
+        if point["codec"] == codec and point["setting"] == setting:
+            return point
+    raise ValueError(f"results hold no {setting} point for default weights {meta['default_weights_id']}")

@@ -12,8 +12,7 @@ matplotlib.use("Agg")  # files only; no display on the machines this runs on
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from benchmarks.operating_points import label, setting_words  # noqa: E402
-from benchmarks.report import curves, default_point  # noqa: E402
+from benchmarks.operating_points import curves, default_point, label, setting_words  # noqa: E402
 
 # The seed project's reported best model (see ../shared/reference/README.md): other images, other setup.
 SEED_POINT = {"compression_ratio": 10.66, "psnr_db": 43.4}

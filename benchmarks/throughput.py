@@ -36,6 +36,7 @@ import torch
 
 import facecodec
 from facecodec import runner
+from facecodec.runner.executors import default_jobs, threads_per_job
 
 from benchmarks.common import DEFAULT_FOLDER, DEFAULT_OUT, IMAGE_SUFFIXES
 
@@ -104,7 +105,7 @@ def run(folder: Path, faces: int, repeats: int, work: Path) -> dict[str, Any]:
             identical = min(identical, sum(produced.get(name) == data for name, data in reference.items()))
         seconds, first = sorted(runs)[len(runs) // 2]
         threads = "Dask's (1)" if client is not None else (torch.get_num_threads() if jobs == 1
-                                                            else batch.threads_per_job(jobs))
+                                                            else threads_per_job(jobs))
         rows.append({"configuration": label, "jobs": jobs or 2, "threads": threads, "batch": batch_size,
                      "seconds": seconds, "first": first, "all_seconds": [round(r[0], 2) for r in runs],
                      "identical": identical})
@@ -184,7 +185,7 @@ def main(folder: Path, faces: int, repeats: int, out: Path) -> None:
     result["metadata"] = {
         "date": time.strftime("%Y-%m-%d"), "folder": str(folder.name), "faces": faces, "repeats": repeats,
         "size": size,
-        "weights_id": zoo.default_weights_id(), "cpu": _cpu_model(), "cpus": batch.default_jobs(),
+        "weights_id": zoo.default_weights_id(), "cpu": _cpu_model(), "cpus": default_jobs(),
         "torch": torch.__version__, "load_before": load_before, "load_after": os.getloadavg()[0]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 FORMAT.md ("Payload of the wavelet family": Contexts, Sign contexts, Tables) specifies it. Here: the
 schemes, the model that turns a group's features into table rows, and the helpers that read decoded
-values for a feature; the walk in facecodec.bitstream.wavelet (``traverse``) assembles the features.
+values for a feature; the walk in facecodec.bitstream.wavelet_payload (``traverse``) assembles the features.
 
 A value's context is an integer activity: a weighted sum (integer weights, per class) of capped
 magnitudes ``min(|q|, 15)`` of values decoded before it: its parent band (co-located and 3x3), the
@@ -28,7 +28,7 @@ import numpy as np
 from .errors import FczError
 from .subbands import LEVELS
 
-ALPHABET = 64                        # letters per table row (facecodec.bitstream.wavelet maps values to them)
+ALPHABET = 64                        # letters per table row (facecodec.bitstream.wavelet_payload maps values to them)
 CAP = 15                             # contexts see min(|q|, CAP)
 BUCKETS = 12
 MAX_CONTEXT_WEIGHT = 2 ** 16

@@ -189,8 +189,9 @@ def fitted(weights: Weights, coded: Callable[[int], bytes], settings: EncodeSett
     limit, family = settings.target.limit(*size), weights.family
     setting, data, over = largest_fitting(family.settings, coded, limit)
     if over:
-        raise FczError(f"no {family.noun} fits in {limit:,} bytes: the smallest file "
-                       f"({family.describe(setting)}) takes {len(data):,}")
+        target = settings.target
+        raise FczError(f"no {family.noun} fits in {target.describe(limit, *size)}: the smallest file "
+                       f"({family.describe(setting)}) takes {target.describe(len(data), *size)}")
     return data
 
 

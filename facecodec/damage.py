@@ -145,6 +145,8 @@ def condition_of(task: str, scale: int | None = None) -> str:
     if task not in TASKS:
         raise FczError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if task == "superres":
+        if scale is None:
+            raise FczError(f"superres needs a scale: {' or '.join(map(str, SCALES))} (--scale)")
         if scale not in SCALES:
             raise FczError(f"superres needs a scale of {' or '.join(map(str, SCALES))}, not {scale}")
         return f"superres{scale}"

@@ -8,6 +8,7 @@ codecs (facecodec.compare) both search with :func:`largest_fitting`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -25,7 +26,15 @@ class SizeTarget:
 
     def limit(self, width: int, height: int) -> int:
         """The largest file allowed for an image of ``width`` x ``height``, in bytes."""
-        return self.size if self.size is not None else int(self.bpp * width * height / 8)
+        # The small tolerance keeps a bpp worked out from a file's own size (8 * bytes / pixels, a float) from
+        # allowing one byte less than that file.
+        return self.size if self.size is not None else math.floor(self.bpp * width * height / 8 + 1e-9)
+
+    def describe(self, size: int, width: int, height: int) -> str:
+        """A file size as this target speaks: "3,000 bytes", or "0.250 bpp (703 bytes)" for a bpp target."""
+        if self.bpp is None:
+            return f"{size:,} bytes"
+        return f"{8 * size / (width * height):.3f} bpp ({size:,} bytes)"
 
 
 def size_target(size: int | None, bpp: float | None, given: bool = False) -> SizeTarget | None:

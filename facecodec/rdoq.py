@@ -18,7 +18,7 @@ quantizer: BD-rate -1.5 % at mu 0.08, -1.9 % at 0.1155, -1.4 % at 0.16, 0.0 % at
 0.1 dB and 1 %), so a quality level means the same at every effort, while the larger mu
 trade 0.5-0.9 dB for 15-20 % fewer bytes, which a lower level does as well.
 
-The decisions run group by group in the coding order (facecodec.bitstream.wavelet.traverse),
+The decisions run group by group in the coding order (facecodec.bitstream.wavelet_payload.traverse),
 so every context is formed from final values, exactly as the decoder will form it; a
 choice does not look ahead at the contexts it changes for later groups. The LL band is
 left as rounded (its residuals are few and costly to get wrong). The output is ordinary
@@ -33,7 +33,7 @@ import numpy as np
 
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
-from facecodec.bitstream import wavelet as wb
+from facecodec.bitstream import wavelet_payload as wb
 
 MU = 0.08        # see the module docstring
 

@@ -212,13 +212,13 @@ def default_restore_id(condition: str | None = None) -> str:
         raise FczError("no restoration weights are installed; install the facecodec release that ships them")
     if condition is None:
         return entries[0]["id"]
-    serving = [e for e in entries if condition in _served(e)]
+    serving = [e for e in entries if condition in served(e)]
     if not serving:
         raise FczError(f"no installed restoration weights serve {condition}")
-    return min(serving, key=lambda e: len(_served(e)))["id"]  # min keeps the first of equals
+    return min(serving, key=lambda e: len(served(e)))["id"]  # min keeps the first of equals
 
 
-def _served(entry: dict) -> list[str]:
+def served(entry: dict) -> list[str]:
     """The conditions a restoration entry was trained for: its ``serves``, or else every condition it codes."""
     return entry.get("serves", entry["conditions"])
 

@@ -1,8 +1,9 @@
 """The benchmark suite's own checks: BD-rate maths, the report's comparison of fcz's default curve, the error image,
 speed.py's step-by-step fcz, and a tiny end-to-end rate-distortion run.
 
-Parts of benchmarks/ need the `bench` extra (scipy for BD-rates, matplotlib for plots and the mosaic), which the
-README's `pip install -e '.[test]'` leaves out: their tests skip without it, saying so, and the others still run."""
+Parts of benchmarks/ need scipy (BD-rates) and matplotlib (plots and the mosaic), from the `bench` extra. The `test`
+extra, which the README's `pip install -e '.[test]'` and CI install, holds them too, so these tests run in CI; in an
+environment without them (`pip install -e .` and pytest alone) their tests skip, saying so, and the others still run."""
 from __future__ import annotations
 
 import csv
@@ -32,15 +33,15 @@ PSNRS = np.array([24.0, 27.5, 30.5, 33.0, 36.5, 41.0])  # unevenly spaced: PCHIP
 def bench_module(name: str, *needs: str):
     """Import benchmarks.<name>, or skip the test when a package of the bench extra that it needs is missing."""
     for package in needs:
-        pytest.importorskip(package, reason=f"benchmarks/{name}.py needs {package}, from the bench extra: "
-                                            "pip install -e '.[test,bench]'")
+        pytest.importorskip(package, reason=f"benchmarks/{name}.py needs {package}, from the test and bench extras: "
+                                            "pip install -e '.[test]'")
     return importlib.import_module(f"benchmarks.{name}")
 
 
 @pytest.fixture()
 def bdrate():
-    pytest.importorskip("scipy", reason="facecodec.train.bdrate needs scipy, from the bench extra: "
-                                         "pip install -e '.[test,bench]'")
+    pytest.importorskip("scipy", reason="facecodec.train.bdrate needs scipy, from the test and bench extras: "
+                                         "pip install -e '.[test]'")
     return importlib.import_module("facecodec.train.bdrate")
 
 

@@ -25,16 +25,22 @@ def rows(out):
 
 
 def test_a_cluster_run_writes_the_bytes_of_one_at_a_time(dask_client, face_folder, tmp_path):
+    from distributed import get_task_stream
+
     out = tmp_path / "out"
-    report = encode_folder(face_folder, out, recursive=True, client=dask_client, batch_size=4, chunk_size=2,
-                           device="cpu")
+    with get_task_stream(dask_client) as stream:  # the scheduler's record of every task: its key and its worker
+        report = encode_folder(face_folder, out, recursive=True, client=dask_client, batch_size=4, chunk_size=2,
+                               device="cpu")
     assert (report.total, report.converted, report.failed) == (7, 7, [])
     for name in INPUTS:
         target = out / (name.rsplit(".", 1)[0] + ".fcz")
         assert target.read_bytes() == facecodec.encode(face_folder / name), name
     assert {row["status"] for row in rows(out).values()} == {"ok"}
-    # both workers took part: each task ran where the scheduler put it
-    assert len(dask_client.scheduler_info()["workers"]) == 2
+    # both workers took part: the 4 chunks (7 files, 2 a chunk) ran as 4 tasks, on both workers of the cluster
+    ran = {entry["key"]: entry["worker"] for entry in stream.data if str(entry["key"]).startswith("fcz-")}
+    assert len(ran) == 4
+    workers = set(dask_client.scheduler_info()["workers"])
+    assert len(workers) == 2 and set(ran.values()) == workers, ran
 
 
 def test_fcz_with_scheduler_lists_a_bad_file_and_resumes(runner, dask_client, face_folder, tmp_path):

@@ -7,23 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, UnidentifiedImageError
 
 import facecodec
 from facecodec.bitstream import FczError, decode_symbols, pack, unpack
 from facecodec.bitstream.container import UNTILED_VERSION
 from facecodec.metrics import bits_per_pixel, psnr
-from facecodec import codec
-from facecodec.image_io import open_image
-from facecodec.tensors import to_padded_tensor
-from facecodec.zoo import choose, default_weights_id, load_spec, load_weights, manifest
+from facecodec.zoo import default_weights_id, load_spec, load_weights, manifest
 
-# Measured with the shipped weights; each floor sits about 1 dB below the measurement.
-# The astronaut crop is a busier, less face-aligned picture than the training faces.
-DEFAULT_FLOOR_DB = 27.8     # default quality (5), astronaut crop: measured 28.86 dB
-LFW_FLOOR_DB = 34.5         # default quality, mean of the first 20 lfw-test faces: measured 35.57 dB
-THEIS_6BIT_FLOOR_DB = 27.0  # the seed's model at 6 bits, astronaut crop: measured 28.3 dB
+# The default (weights wavelet-v2, quality 50, effort 1), measured with the shipped weights; each floor sits about
+# 0.4 dB under its measurement, so that a lost decibel fails (a 2.5x coarser quantization step loses 4.8-6.5 dB:
+# 34.12, 33.33, 35.64 and 38.09 dB). The astronaut crop is a busier, less face-aligned picture than the training faces.
+DEFAULT_FLOOR_DB = 38.6     # astronaut crop (conftest's face, 144x160): measured 38.96 dB
+DEFAULT_MAX_BPP = 2.65      # the same file: measured 2.560 bpp (7,372 bytes)
+ODD_FLOOR_DB = 38.0         # odd_face (97x101): measured 38.40 dB
+GREY_FLOOR_DB = 41.7        # the face as greyscale ("L"): measured 42.10 dB
+LFW_FLOOR_DB = 42.7         # mean of the first 20 lfw-test faces (by name): measured 43.04 dB
 LFW_TEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw-test"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
@@ -37,10 +36,11 @@ def test_round_trip_quality_and_size(face):
     assert header.quality == load_spec(default_weights_id()).family.default
     raw_6bit_bytes = header.symbol_count * 6 / 8
     assert len(data) < raw_6bit_bytes  # entropy coding beats packing the 6-bit symbols as they are
-    assert bits_per_pixel(len(data), *decoded.size) < 24 / 4
+    assert bits_per_pixel(len(data), *decoded.size) <= DEFAULT_MAX_BPP
 
 
-@pytest.mark.skipif(not LFW_TEST.is_dir(), reason="needs ../shared/data/lfw-test")
+# ../shared beside the checkout: CI clones the repository into a folder next to its copy of shared/, so it runs there
+@pytest.mark.skipif(not LFW_TEST.is_dir(), reason=f"needs {LFW_TEST} (../shared/data/lfw-test beside the checkout)")
 def test_held_out_faces():
     paths = sorted(LFW_TEST.glob("*.jpg"))[:20]
     scores = [psnr(np.asarray(Image.open(p).convert("RGB")), facecodec.decode(facecodec.encode(p))) for p in paths]
@@ -54,30 +54,14 @@ def test_odd_sizes_are_padded_and_cropped_back(odd_face):
     assert (header.width, header.height) == (97, 101)
     assert (header.pad_right, header.pad_bottom) == (-97 % stride, -101 % stride)
     assert facecodec.decode(data).size == (97, 101)
-    assert psnr(odd_face, facecodec.decode(data)) >= DEFAULT_FLOOR_DB - 1
+    assert psnr(odd_face, facecodec.decode(data)) >= ODD_FLOOR_DB
 
 
-def test_higher_quality_levels_give_larger_files_and_better_pictures(face):
-    levels = load_spec(default_weights_id()).family.settings
-    sizes, scores = [], []
-    for quality in levels:
-        data = facecodec.encode(face, quality=quality)
-        sizes.append(len(data))
-        scores.append(psnr(face, facecodec.decode(data)))
-    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
-    assert scores == sorted(scores), scores
-
-
-def test_more_bits_give_larger_files_and_better_quality(face):
-    results = []
-    for bits in (3, 6, 8):
-        data = facecodec.encode(face, bits=bits)
-        assert facecodec.read_header(data).weights_id == default_weights_id("bits")
-        results.append((len(data), psnr(face, facecodec.decode(data))))
-    sizes, quality = zip(*results)
-    assert sizes[0] < sizes[1] < sizes[2]
-    assert quality[0] < quality[1]
-    assert quality[1] >= THEIS_6BIT_FLOOR_DB
+def test_bits_pick_the_weights_that_take_a_bit_depth(face):
+    # how files grow and pictures improve with the bit depth: test_conformance.py, for every installed weights
+    data = facecodec.encode(face, bits=6)
+    assert facecodec.read_header(data).weights_id == default_weights_id("bits")
+    assert facecodec.read_header(data).bits == 6 and facecodec.decode(data).size == (144, 160)
 
 
 @pytest.mark.parametrize("bits", [0, 9])
@@ -95,22 +79,6 @@ def test_bits_out_of_range_are_refused(face, bits):
 def test_settings_that_do_not_fit_the_weights_are_refused(face, setting, message):
     with pytest.raises(FczError, match=message):
         facecodec.encode(face, **setting)
-
-
-@pytest.mark.parametrize("setting", [{"quality": 1}, {"quality": 100}, {"quality": 1, "weights_id": "gained-q8-v1"},
-                                     {"quality": 8, "weights_id": "gained-q8-v1"}, {"bits": 3}, {"bits": 8}])
-def test_the_decoder_gets_back_the_encoders_symbols(odd_face, setting):
-    spec, value = choose(**setting)
-    weights = load_weights(spec.weights_id)
-    effort = weights.family.choose_effort(None)
-    with torch.inference_mode():  # the encoder's own steps, up to the symbols it hands the range coder
-        x, _, _ = to_padded_tensor(open_image(odd_face)[0], weights.stride)
-        symbols, _ = weights.family.quantize(weights.model, codec.analyse(weights, x), value, effort,
-                                             weights.entropy_tables)
-    header, payload = unpack(facecodec.encode(odd_face, **setting))
-    decoded = weights.family.entropy_decode(payload, weights.table(header), header)
-    assert decoded.shape == symbols.shape[1:] and np.array_equal(decoded, symbols[0])
-    assert len(np.unique(decoded)) > 2  # a real picture's symbols, not a constant that would match anyway
 
 
 def test_decoding_is_repeatable(face):
@@ -158,7 +126,7 @@ def test_greyscale_stays_greyscale(face):
     grey = Image.fromarray(face).convert("L")
     decoded = facecodec.decode(facecodec.encode(grey))
     assert decoded.mode == "L" and decoded.size == grey.size
-    assert psnr(np.asarray(grey), np.asarray(decoded)) >= DEFAULT_FLOOR_DB - 2
+    assert psnr(np.asarray(grey), np.asarray(decoded)) >= GREY_FLOOR_DB
 
 
 def test_palette_image_is_converted(face):

@@ -132,12 +132,15 @@ def test_the_trainer_quantizes_as_the_codec_does():
     ones = np.ones((3, 5, 3), dtype=np.float32)
     expected = wt.dequantize(wt.quantize(u, ones, 0.25), ones, 0.2)
     ll = torch.from_numpy(wt.ll_mask(40, 36))
-    got = quantized(torch.from_numpy(u)[None].requires_grad_(), ll, (0.25, 0.2))
+    leaf = torch.from_numpy(u)[None].requires_grad_()
+    got = quantized(leaf, ll, (0.25, 0.2))
     np.testing.assert_allclose(got[0].detach().numpy(), expected, atol=1e-6)
-    got.sum().backward()                                   # straight through: the identity's gradient
+    upstream = torch.from_numpy(np.random.default_rng(6).normal(0, 1, got.shape).astype(np.float32))
+    got.backward(upstream)           # straight through: the identity's gradient, so any gradient passes unchanged
+    assert torch.equal(leaf.grad, upstream)
 
 
-def test_the_trainer_resumes_and_exports_what_the_table_builder_reads(tmp_path):
+def test_the_trainer_resumes_and_exports_what_the_table_builder_reads(tmp_path, capsys, monkeypatch):
     from PIL import Image
     from skimage.data import astronaut
 
@@ -150,8 +153,18 @@ def test_the_trainer_resumes_and_exports_what_the_table_builder_reads(tmp_path):
         Image.fromarray(astronaut()[40 * k:40 * k + 80, 150:230]).save(faces / f"{k}.png")
     run = ["--train", str(faces), "--images", "3", "--batch", "2", "--crop", "32", "--threads", "1",
            "--out", str(tmp_path / "run"), "--save-every", "2"]
+    checkpoint, saved_at = tmp_path / "run" / "lifting.pt", []
+    real_save = train_lifting.checkpoints.save
+    monkeypatch.setattr(train_lifting.checkpoints, "save",
+                        lambda path, model, optimizer, step, elapsed: saved_at.append(step)
+                        or real_save(path, model, optimizer, step, elapsed))
     train_lifting.main(run + ["--steps", "2"])
-    train_lifting.main(run + ["--steps", "3", "--postfilter-from", "wavelet-v1"])   # resumes at step 2
+    assert "resuming" not in capsys.readouterr().out and saved_at == [2]
+    train_lifting.main(run + ["--steps", "3", "--postfilter-from", "wavelet-v1"])
+    assert capsys.readouterr().out.splitlines()[0] == f"resuming {checkpoint} at step 2"
+    assert saved_at == [2, 3]  # it went on from step 2: from scratch it would have saved at step 2 again
+    saved = torch.load(checkpoint)
+    assert saved["step"] == 3 and {int(state["step"]) for state in saved["optimizer"]["state"].values()} == {3}
     train_lifting.main(run + ["--export", str(tmp_path / "lifting.safetensors")])
     lifting, meta = load_lifting(tmp_path / "lifting.safetensors")
     assert meta["steps"] == "3" and lifting.learned_levels == 1

@@ -1,4 +1,5 @@
-"""`fcz restore` and ``facecodec.restore`` with the shipped restoration weights: sizes, modes, tiling, errors, CLI."""
+"""`fcz restore` and ``facecodec.restore`` with the shipped restoration weights: each task's measured gain, sizes,
+modes, tiling, errors, CLI."""
 from __future__ import annotations
 
 import io
@@ -7,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage.data import astronaut
 from skimage.restoration import inpaint_biharmonic
 
 import facecodec
 from facecodec import restoration, zoo
 from facecodec.bitstream import FczError
 from facecodec.cli import main
-from facecodec.damage import condition_of, gaussian_noise, missing_blocks
+from facecodec.damage import DAMAGE, condition_of, gaussian_noise, missing_blocks, upscale_bicubic
 from facecodec.metrics import psnr
 from facecodec.runner import MANIFEST_NAME
 from facecodec.tensors import to_image, to_padded_tensor
@@ -46,6 +48,70 @@ def test_inpainting_refines_the_biharmonic_fill_and_keeps_the_rest(face):
     assert inside(restored) > inside(biharmonic) + 0.5
     known = ~mask & face.any(-1)  # pure black is a hole by convention, also where the photo itself is black
     assert np.array_equal(face[known], restored[known])  # the known pixels come back as they were
+
+
+# --- what each task gains, and that it needs its own condition --------------------------------------------------
+
+# Three small crops of the astronaut's face (top, left, side), damaged as the benchmark does (facecodec.damage.DAMAGE,
+# seed = the crop's index): a few seconds for all tasks together.
+GAIN_CROPS = [(30, 160, 96), (70, 180, 64), (110, 200, 64)]
+# Per condition, the mean PSNR gain (dB) over the crops of facecodec.restore (each task's most specialised installed
+# network) (a) over the baseline: the damaged input; superres: its bicubic upscale; inpaint: biharmonic inpainting,
+# in the holes; colorize: the greyscale face; (b) over the same network given the damage with the denoise condition
+# instead (every crop must gain there, not only the mean). Floors a little under the measurement (# a; b).
+GAIN_FLOORS_DB = {
+    "denoise": (8.4, None),       # measured 8.75 (7.77, 8.86, 9.64)
+    "inpaint": (0.8, 18.5),       # measured 1.02 (0.43, 2.03, 0.60); 19.51 (17.02, 20.78, 20.74)
+    "deblur": (2.8, 3.0),         # measured 3.06 (2.72, 3.08, 3.39); 3.34 (2.96, 3.31, 3.75)
+    "depixelate": (1.8, 1.4),     # measured 2.03 (2.20, 2.44, 1.46); 1.65 (1.80, 2.07, 1.07)
+    "dejpeg": (0.8, 2.1),         # measured 1.00 (0.57, 0.97, 1.47); 2.38 (1.80, 2.35, 3.01)
+    "superres4": (0.85, 0.95),    # measured 1.02 (0.78, 1.01, 1.28); 1.13 (0.87, 1.08, 1.43)
+    "superres8": (0.7, 0.75),     # measured 0.88 (0.90, 1.12, 0.61); 0.94 (0.96, 1.21, 0.65)
+    "colorize": (9.3, 9.3),       # measured 9.74 (6.52, 11.09, 11.59); 9.78 (6.65, 11.11, 11.58)
+}
+
+
+@pytest.fixture(scope="module")
+def gain_faces() -> list[np.ndarray]:
+    picture = astronaut()
+    return [picture[top:top + side, left:left + side].copy() for top, left, side in GAIN_CROPS]
+
+
+def with_denoise_condition(damaged: np.ndarray, task: str, scale: int | None) -> np.ndarray:
+    """What the network that ``task`` uses makes of ``damaged`` when told it is noise: the same input (prepared as
+    restore prepares it), the same weights, the denoise condition's code."""
+    rgb, _ = restoration.prepare(damaged, task, scale)
+    weights = restoration.load(condition=condition_of(task, scale))
+    x = to_padded_tensor(rgb, weights.model.stride)[0].to(weights.device)
+    with torch.inference_mode():
+        pixels = restoration.restore_pixels(weights, x, "denoise")
+    return np.asarray(to_image(pixels, rgb.width, rgb.height, "RGB"))
+
+
+@pytest.mark.parametrize("task,scale", TASKS)
+def test_each_task_gains_what_it_measured_and_needs_its_own_condition(gain_faces, task, scale):
+    condition = condition_of(task, scale)
+    floor, condition_floor = GAIN_FLOORS_DB[condition]
+    gains, over_denoise = [], []
+    for seed, face in enumerate(gain_faces):
+        damaged = DAMAGE[condition](face, seed)
+        score = lambda image: psnr(face, image)  # noqa: E731
+        if task == "superres":
+            baseline = upscale_bicubic(damaged, face.shape[1], face.shape[0])
+        elif task == "inpaint":
+            _, mask = missing_blocks(face, seed=seed)
+            score = lambda image: psnr(face[mask][None], image[mask][None])  # noqa: E731
+            baseline = np.round(inpaint_biharmonic(damaged / 255, mask, channel_axis=-1) * 255).astype(np.uint8)
+        else:
+            baseline = damaged  # colorize: the greyscale face as RGB
+        restored = np.asarray(facecodec.restore(damaged, task=task, scale=scale))
+        assert restored.shape == face.shape
+        gains.append(score(restored) - score(baseline))
+        if condition_floor is not None:
+            over_denoise.append(score(restored) - score(with_denoise_condition(damaged, task, scale)))
+    assert np.mean(gains) >= floor, gains
+    if condition_floor is not None:
+        assert min(over_denoise) > 0 and np.mean(over_denoise) >= condition_floor, over_denoise
 
 
 def test_tiles_agree_with_one_whole_pass(face):

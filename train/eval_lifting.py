@@ -18,7 +18,7 @@ import numpy as np
 
 from facecodec.train.bdrate import bd_rate
 from facecodec.bitstream import contexts as wc
-from facecodec.bitstream import wavelet as wb
+from facecodec.bitstream import wavelet_payload as wb
 from facecodec.metrics import psnr
 from facecodec.models import wavelet_transform as wt
 from facecodec.train import wavelet_tables as tables

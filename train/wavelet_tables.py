@@ -47,7 +47,7 @@ from PIL import Image
 
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
-from facecodec.bitstream import wavelet as wb
+from facecodec.bitstream import wavelet_payload as wb
 from facecodec.models import wavelet_transform as wt
 from facecodec.models.lifting import LearnedLifting
 

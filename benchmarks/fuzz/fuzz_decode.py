@@ -211,7 +211,7 @@ def random_symbols(rng, model, header) -> "np.ndarray":
 
     from facecodec.bitstream.contexts import ContextModel
     from facecodec.bitstream.subbands import channels_coded
-    from facecodec.bitstream.wavelet import DIRECT
+    from facecodec.bitstream.wavelet_payload import DIRECT
 
     shape = header.latent_shape
     if isinstance(model, np.ndarray):

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 import facecodec
 from facecodec.bitstream import FczError, FczHeader
@@ -29,17 +30,25 @@ from facecodec.metrics import bits_per_pixel
 STDIO = "-"
 
 
+def one_line(message: str) -> str:
+    """A message on one line (Click lists a missing option's choices one per line)."""
+    return " ".join(message.split())
+
+
 class FczGroup(click.Group):
     """Click's group with facecodec's error style: one ``error:`` line, exit 2 for usage errors, else 1."""
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # plain ``fcz``: the help itself, not as an error message
+            click.echo(exc.ctx.get_help())
+            sys.exit(2)
         except click.UsageError as exc:  # Click's own would print four lines of usage and hints
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {one_line(exc.format_message())}", err=True)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("error: interrupted", err=True)

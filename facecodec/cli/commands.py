@@ -1,4 +1,4 @@
-"""The ``fcz`` commands: encode, decode, restore, info, demo, compare."""
+"""The ``fcz`` commands: encode, decode, restore, info, models, demo, compare."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,14 @@ import click
 from PIL import Image
 
 import facecodec
-from facecodec import damage, runner
+from facecodec import damage, runner, zoo
 from facecodec.bitstream import FczError
 from facecodec.cli.app import (STDIO, bits_option, check_device, device_option, force_option, format_option,
                                inputs_argument, main, max_pixels_option, model_option, quality_option, rate_summary,
                                save_quality_option)
 from facecodec.cli.folders import folder_input, folder_options, run_folder_command
 from facecodec.cli.outputs import check_fcz_name, convert_each, image_format, read_input
+from facecodec.families import family_class
 from facecodec.files import check_output, write_atomic
 from facecodec.image_io import FORMAT_SUFFIXES, image_file
 from facecodec.messages import about
@@ -72,9 +73,12 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
         return run_folder_command(conversion, folder, out, recursive, jobs, batch_size, scheduler)
     check_fcz_name(out)
 
+    family = zoo.load_spec(settings.weights_id).family
+
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
         data = encode_with(settings, source, device, max_pixels or None)
-        return data, rate_summary(len(data), facecodec.read_header(data))
+        header = facecodec.read_header(data)  # --size / --bpp: the setting the search chose
+        return data, f"{family.describe(family.setting_of(header))}, {rate_summary(len(data), header)}"
 
     convert_each(inputs, out, force, ".fcz", convert)
 
@@ -160,6 +164,34 @@ def restore(inputs: tuple[str, ...], out: str | None, task: str, scale: int | No
         return image_file(image, fmt, quality), f"{image.width}x{image.height} {image.mode} {fmt}"
 
     convert_each(inputs, out, force, suffix, convert)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON array with an object per weights, for scripts.")
+def models(as_json: bool) -> None:
+    """List the installed weights: what each codes, its settings and default, what each restoration network serves."""
+    listing = zoo.manifest()
+    records = []
+    for entry in listing["weights"]:
+        record = {"id": entry["id"], "kind": entry.get("kind", zoo.CODEC), "default": entry["id"] == listing["default"]}
+        if record["kind"] == zoo.CODEC:
+            family = family_class(entry["family"]).from_entry(entry)
+            record.update(family=family.name, option=family.option, settings=[family.settings[0], family.settings[-1]],
+                          default_setting=family.default, efforts=[family.efforts[0], family.efforts[-1]])
+        else:
+            record.update(serves=zoo.served(entry))
+        records.append(record)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        if r["kind"] == zoo.CODEC:
+            first, last = r["settings"]
+            efforts = "" if r["efforts"][0] == r["efforts"][1] else f", effort {r['efforts'][0]}..{r['efforts'][1]}"
+            click.echo(f"{r['id']:<22} {r['family']} family, {r['option']} {first}..{last} (default "
+                       f"{r['default_setting']}{efforts})" + ("  [default weights]" if r["default"] else ""))
+        else:
+            click.echo(f"{r['id']:<22} fcz restore: {', '.join(r['serves'])}")
 
 
 @main.command()

@@ -10,6 +10,7 @@ import click
 from facecodec import runner
 from facecodec.bitstream import FczError
 from facecodec.cli.app import STDIO
+from facecodec.cli.outputs import check_names_a_directory
 from facecodec.devices import resolve_device
 
 
@@ -41,6 +42,8 @@ def folder_input(inputs: tuple[str, ...], out: str | None, recursive: bool, jobs
             raise click.UsageError("a folder's outputs go into a directory, not standard output")
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise click.UsageError(f"-o {out} is a file: a folder's outputs go into a directory")
+        if out is not None:
+            check_names_a_directory(out, "a folder's outputs")
         if scheduler is not None and jobs is not None:
             raise click.UsageError("--jobs starts local processes; with --scheduler the cluster's workers do the work")
         if scheduler is not None:
@@ -105,6 +108,11 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    if not report.total:
+        wanted = ".fcz files" if conversion.direction == "decode" else "images"
+        click.echo(f"warning: {folder} holds no {wanted} to {conversion.direction}"
+                   + (" (-r walks its subfolders too)" if not recursive and any(p.is_dir() for p in folder.iterdir())
+                      else ""), err=True)
     done = report.converted + report.already
     failed = [str(folder / name) for name, _ in report.failed]
     click.echo(f"{done} of {report.total} files done" + (f" ({report.already} already there)" if report.already else "")

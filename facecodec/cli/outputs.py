@@ -37,6 +37,7 @@ def output_dir(out: str | None, several: bool) -> Path | None:
     if out is None or out == STDIO:
         return None
     if several or out.endswith(("/", "\\")) or Path(out).is_dir():
+        check_names_a_directory(out, "several inputs")
         directory = Path(out)
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -46,8 +47,18 @@ def output_dir(out: str | None, several: bool) -> Path | None:
     return None
 
 
+def check_names_a_directory(out: str, what: str) -> None:
+    """A usage error where -o, which must be a directory for ``what``, looks like a file name (``x.fcz``) and is
+    not an existing directory: made silently, it would be a directory named like a file."""
+    if not out.endswith(("/", "\\")) and not Path(out).is_dir() and Path(out).suffix:
+        raise click.UsageError(f"-o {out} names a file, but {what} need an output directory: "
+                               f"-o {Path(out).with_suffix('')}/ for one")
+
+
 def target_path(source: str, out: str | None, directory: Path | None, suffix: str) -> Path:
-    name = Path(source).stem + suffix
+    """Where ``source``'s output goes: in ``directory``, at ``out``, or beside the input. Standard input's output is
+    named ``stdin``, never after the '-' that stands for it."""
+    name = ("stdin" if source == STDIO else Path(source).stem) + suffix
     if directory is not None:
         return directory / name
     return Path(out) if out is not None else Path(source).with_name(name)
@@ -67,14 +78,18 @@ def convert_each(inputs: tuple[str, ...], out: str | None, force: bool, suffix: 
     """
     several, to_stdout = several_or_stdio(inputs, out)
     directory = output_dir(out, several)
+    targets = {source: None if to_stdout else target_path(source, out, directory, suffix) for source in inputs}
+    owners: dict[Path, str] = {}
     failures = []
     show_bar = several and sys.stderr.isatty()
     with click.progressbar(inputs, label="fcz", file=sys.stderr, show_pos=True, hidden=not show_bar,
                            item_show_func=lambda p: p and Path(p).name) as bar:
         for source in bar:
             shown = "<stdin>" if source == STDIO else source
-            target = None if to_stdout else target_path(source, out, directory, suffix)
+            target = targets[source]
             try:
+                if target is not None and owners.setdefault(target, shown) != shown:  # face.png and face.jpg
+                    raise FczError(f"same output {target} as {owners[target]}: rename one of them")
                 if target is not None:
                     check_output(target, [Path(p) for p in inputs if p != STDIO], force)
                 with warnings.catch_warnings(record=True) as caught:

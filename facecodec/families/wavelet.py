@@ -21,7 +21,7 @@ class WaveletFamily(Family):
     The features are ``3 x H x W`` wavelet coefficient planes (stride 1, no padding); each
     becomes a signed integer, ``floor(|y| / step + rounding offset)`` with its sign (plain
     rounding on the LL band), and the payload codes them with context-adaptive tables
-    (facecodec.bitstream.wavelet). The header stores only the quality; ``bits`` is 6, the
+    (facecodec.bitstream.wavelet_payload). The header stores only the quality; ``bits`` is 6, the
     alphabet of the coded letters (63 of them values -31..31, one an escape to larger values).
     Dequantized features carry the quality's level as a fourth plane, for the decoder's post-filter.
 
@@ -118,7 +118,7 @@ class WaveletFamily(Family):
         return cached[1]
 
     def entropy_encode(self, symbols, model, header):
-        from facecodec.bitstream.wavelet import encode_planes
+        from facecodec.bitstream.wavelet_payload import encode_planes
 
         return encode_planes(symbols, model, header.mode, resolution_order=header.version >= 3)
 
@@ -143,13 +143,13 @@ class WaveletFamily(Family):
         return tiled_header(headers[0], width, height), join_tiles(tile, payloads)
 
     def check_payload(self, payload, model, header):
-        from facecodec.bitstream.wavelet import check_payload_length as check_wavelet_payload
+        from facecodec.bitstream.wavelet_payload import check_payload_length as check_wavelet_payload
 
         for _, part, part_payload in self.tiles(header, payload):
             check_wavelet_payload(part_payload, model, part.latent_shape[1:], part.mode)
 
     def entropy_decode(self, payload, model, header, reduce=0):
-        from facecodec.bitstream.wavelet import decode_planes
+        from facecodec.bitstream.wavelet_payload import decode_planes
 
         # Format 3 is resolution-ordered: a reduced decode stops after the coarse levels. A format-2
         # payload holds each plane whole, so it is decoded whole and only the synthesis is reduced.

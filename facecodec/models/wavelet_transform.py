@@ -15,7 +15,7 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         |  dead-zone quantizer, one step per (plane, level, orientation) and quality
         |  (facecodec.families.WaveletFamily)
         v
-        q: signed integers  --context-adaptive range coder (facecodec.bitstream.wavelet)-->
+        q: signed integers  --context-adaptive range coder (facecodec.bitstream.wavelet_payload)-->
         |  (|q| + recon_offset) * sign(q) * step
         |  inverse lifting, inverse ICT, / 255
         v

@@ -17,6 +17,9 @@ from facecodec.files import write_atomic
 from facecodec.runner.jobs import EXISTS, OK, Job, Result
 
 FIELDS = ("input", "output", "bytes", "bpp", "status", "error", "run")
+# UTF-8, with a file name that is not valid UTF-8 kept byte for byte (Python hands such names over as surrogates):
+# every name a folder can hold then has a row, and a rerun matches it.
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 class Manifest:
@@ -35,7 +38,7 @@ class Manifest:
     @staticmethod
     def load(path: Path) -> dict[str, dict[str, str]]:
         try:
-            with open(path, encoding="utf-8", newline="") as f:
+            with open(path, newline="", **ENCODING) as f:
                 text = f.read()
         except FileNotFoundError:
             return {}
@@ -70,8 +73,8 @@ class Manifest:
         return buffer.getvalue()
 
     def open(self) -> None:
-        write_atomic(self.path, self._text().encode())
-        self._file = open(self.path, "a", encoding="utf-8", newline="")
+        write_atomic(self.path, self._text().encode(**ENCODING))
+        self._file = open(self.path, "a", newline="", **ENCODING)
 
     def record(self, result: Result, run: int) -> None:
         row = {"input": result.job.name, "output": result.job.output,
@@ -87,5 +90,5 @@ class Manifest:
         if self._file is not None:
             self._file.close()
             self._file = None
-            write_atomic(self.path, self._text().encode())
+            write_atomic(self.path, self._text().encode(**ENCODING))
 

@@ -1,0 +1,441 @@
+"""One refusal test per rule a reader enforces (bitstream/FORMAT.md), walked from a table.
+
+Each row of ``CASES`` names a rule as FORMAT.md words it (the field of a table row whose column
+"rules the reader enforces" holds it, or a paragraph of the spec's prose), forges a file that breaks
+that rule alone from a valid one (the fields are rewritten at the offsets FORMAT.md gives and the
+CRC-32 resealed, so every other rule still holds), and the FczError message expected. The fuzz tests
+(tests/test_fuzz.py) check that damaged files decode or raise FczError; they cannot see a rule that
+went missing, as a file a missing rule lets through often still decodes. These tests can: each
+forged file must be refused, by the rule's own message.
+
+``test_every_rule_of_the_spec_has_a_case`` parses FORMAT.md's tables, so a rule added to the spec
+without a case here turns it red. benchmarks/mutation_check.py removes some of these rules from a
+scratch copy of the library and shows the tests below fail.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+from unittest import mock
+
+import numpy as np
+import pytest
+from skimage.data import astronaut
+
+import facecodec
+from facecodec.bitstream import FczError
+from facecodec.bitstream import wavelet_payload
+from facecodec.bitstream.tiles import tile_grid
+from facecodec.reading import check_decodable
+from facecodec.zoo import load_spec
+
+SPEC = Path(__file__).resolve().parents[1] / "bitstream" / "FORMAT.md"
+RULES_COLUMN = "rules the reader enforces"
+
+
+# --- the file as FORMAT.md lays it out ------------------------------------------------------------------
+
+@dataclass
+class Fields:
+    """Every field of a .fcz file (version 2 and later), as raw values: nothing here is checked."""
+
+    magic: bytes
+    version: int
+    flags: int
+    weights_id: bytes
+    width: int
+    height: int
+    mode: int
+    bits: int
+    pad_right: int
+    pad_bottom: int
+    channels: int
+    latent_h: int
+    latent_w: int
+    quality: int
+    ranges: list[tuple[float, float]]
+    payload: bytes
+    id_length: int | None = None        # None: len(weights_id)
+    payload_length: int | None = None   # None: len(payload)
+    after_payload: bytes = b""          # bytes between the payload and the CRC (covered by it)
+    crc: int | None = None              # None: zlib's CRC-32 of every byte before it
+
+    @classmethod
+    def parse(cls, data: bytes) -> Fields:
+        """At FORMAT.md's offsets: magic 0, version 4, flags 5, n 6, id 7, W 7+n, ..., q 25+n, ranges 26+n, L 26+n+R."""
+        magic, version, flags, n = struct.unpack_from("<4sBBB", data, 0)
+        weights_id = data[7:7 + n]
+        width, height, mode, bits, pad_right, pad_bottom, c, h, w = struct.unpack_from("<IIBBBBHHH", data, 7 + n)
+        quality = data[25 + n]
+        r = 0 if quality else 8 * c
+        ranges = [struct.unpack_from("<ff", data, 26 + n + 8 * k) for k in range(r // 8)]
+        (length,) = struct.unpack_from("<I", data, 26 + n + r)
+        payload = data[30 + n + r:30 + n + r + length]
+        assert len(data) == 30 + n + r + length + 4
+        return cls(magic, version, flags, weights_id, width, height, mode, bits, pad_right, pad_bottom, c, h, w,
+                   quality, ranges, payload)
+
+    def to_bytes(self) -> bytes:
+        body = b"".join([
+            struct.pack("<4sBBB", self.magic, self.version, self.flags,
+                        len(self.weights_id) if self.id_length is None else self.id_length), self.weights_id,
+            struct.pack("<IIBBBBHHH", self.width, self.height, self.mode, self.bits, self.pad_right,
+                        self.pad_bottom, self.channels, self.latent_h, self.latent_w),
+            struct.pack("<B", self.quality), *(struct.pack("<ff", lo, hi) for lo, hi in self.ranges),
+            struct.pack("<I", len(self.payload) if self.payload_length is None else self.payload_length),
+            self.payload, self.after_payload])
+        return body + struct.pack("<I", zlib.crc32(body) if self.crc is None else self.crc)
+
+
+def edit(**changes) -> Callable[[bytes], bytes]:
+    """A forger: the file with these fields changed, its CRC-32 resealed."""
+    return lambda data: replace(Fields.parse(data), **changes).to_bytes()
+
+
+def edit_with(change: Callable[[Fields], dict]) -> Callable[[bytes], bytes]:
+    """A forger whose changes depend on the valid file's fields."""
+    def forge(data: bytes) -> bytes:
+        fields = Fields.parse(data)
+        return replace(fields, **change(fields)).to_bytes()
+    return forge
+
+
+# --- the tiled payload (version 4) ----------------------------------------------------------------------
+
+def split_tiled(payload: bytes, tiles: int) -> tuple[int, list[int], list[bytes]]:
+    """A tiled payload -> (tile side T, the N lengths, the N tile payloads), at FORMAT.md's offsets."""
+    (side,) = struct.unpack_from("<I", payload, 0)
+    lengths = list(struct.unpack_from(f"<{tiles}I", payload, 4))
+    parts, at = [], 4 + 4 * tiles
+    for n in lengths:
+        parts.append(payload[at:at + n])
+        at += n
+    assert at == len(payload)
+    return side, lengths, parts
+
+
+def tiled(side: int | None = None, lengths: Callable[[list[int]], list[int]] | None = None,
+          part: Callable[[int, bytes], bytes] | None = None, cut: int | None = None) -> Callable[[bytes], bytes]:
+    """A forger of the tile table: another side, other lengths, other tile payloads (lengths kept in step), or the
+    payload cut to ``cut`` bytes."""
+    def forge(data: bytes) -> bytes:
+        fields = Fields.parse(data)
+        tiles = len(tile_grid(fields.width, fields.height, TILE))
+        t, n, parts = split_tiled(fields.payload, tiles)
+        if part is not None:
+            parts = [part(k, p) for k, p in enumerate(parts)]
+            n = [len(p) for p in parts]
+        if lengths is not None:
+            n = lengths(n)
+        payload = struct.pack(f"<I{tiles}I", t if side is None else side, *n) + b"".join(parts)
+        return replace(fields, payload=payload if cut is None else payload[:cut]).to_bytes()
+    return forge
+
+
+# --- payloads an encoder never writes -------------------------------------------------------------------
+
+def wavelet_values(position: tuple[int, int, int], value: int) -> Callable[[bytes], bytes]:
+    """A forger: the wavelet file's payload replaced by that of all-zero planes with one ``value`` at ``position``
+    (plane, row, column), coded by the file's own tables beyond the format's +-2^21 (the encoder refuses that)."""
+    def forge(data: bytes) -> bytes:
+        fields = Fields.parse(data)
+        header = facecodec.read_header(data)
+        model = load_spec(header.weights_id).table(header)
+        planes = np.zeros((3, header.height, header.width), dtype=np.int32)
+        planes[position] = value
+        with mock.patch.object(wavelet_payload, "MAX_SYMBOL", 2 ** 23):
+            payload = wavelet_payload.encode_planes(planes, model, header.mode)
+        return replace(fields, payload=payload).to_bytes()
+    return forge
+
+
+# --- the cases ------------------------------------------------------------------------------------------
+
+HEADER, DECODE = "read_header", "decode"   # who must refuse: the container (fcz info too), or decode's checks
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    where: str        # the field of a FORMAT.md table row (a prefix of its cell), or a paragraph: "**Bounds.**"
+    rule: str         # the rule as FORMAT.md words it: a fragment of that row's rules cell, or of the paragraph
+    base: str         # the valid file forged: a key of ``files``
+    forge: Callable[[bytes], bytes] = field(repr=False)
+    message: str      # a fragment of the FczError's message
+    stage: str = HEADER
+
+
+def _flip_first_byte(data: bytes) -> bytes:
+    return bytes([data[0] & 0x7F]) + data[1:]
+
+
+def _unsealed_width(data: bytes) -> bytes:
+    fields = Fields.parse(data)
+    return replace(fields, width=fields.width + 1, crc=zlib.crc32(data[:-4])).to_bytes()
+
+
+def _damaged_crc(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0x01])
+
+
+def _longest_payload(fields: Fields) -> dict:
+    bound = 4 * fields.channels * fields.latent_h * fields.latent_w + 64
+    return {"payload": fields.payload + bytes(bound + 4 - len(fields.payload))}
+
+
+def _swapped_range(fields: Fields) -> dict:
+    (lo, hi), *rest = fields.ranges
+    assert lo < hi
+    return {"ranges": [(hi, lo), *rest]}
+
+
+def _pad(side: str, stride: int) -> Callable[[Fields], dict]:
+    """Padding of a whole stride more, with the latent shape still tiling the padded image at the weights' stride."""
+    def change(fields: Fields) -> dict:
+        if side == "right":
+            return {"pad_right": fields.pad_right + stride, "latent_w": fields.latent_w + 1}
+        return {"pad_bottom": fields.pad_bottom + stride, "latent_h": fields.latent_h + 1}
+    return change
+
+
+TILE = 64   # the tiled file: 96 x 72 pixels in tiles of 64, so 2 x 2 tiles
+LL_MAX = 2 ** 21
+
+CASES = [
+    Case("magic, high bit lost", "magic", "exact", "wavelet", _flip_first_byte, "wrong magic"),
+    Case("magic, text", "magic", "exact", "wavelet", lambda d: b"FCZ!" + d[4:], "wrong magic"),
+    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=5),
+         "newer than this facecodec reads"),
+    Case("version 0", "format version", "`1` and `2` are still read", "wavelet", edit(version=0),
+         "corrupt file: version 0"),
+    Case("flags 1", "flags", "`0` (reserved)", "wavelet", edit(flags=1), "flags 0x01"),
+    Case("flags 0x80", "flags", "`0` (reserved)", "gained", edit(flags=0x80), "flags 0x80"),
+    Case("weights id of 0 bytes", "`n`: length of the weights id", "1..64", "wavelet", edit(weights_id=b""),
+         "invalid weights id"),
+    Case("weights id of 65 bytes", "`n`: length of the weights id", "1..64", "wavelet",
+         edit(weights_id=b"a" * 65), "invalid weights id"),
+    Case("weights id, capital", "weights id", "`[a-z0-9][a-z0-9._-]*`", "wavelet", edit(weights_id=b"Wavelet-v2"),
+         "invalid weights id"),
+    Case("weights id, leading dash", "weights id", "`[a-z0-9][a-z0-9._-]*`", "wavelet",
+         edit(weights_id=b"-avelet-v2"), "invalid weights id"),
+    Case("weights id, not ASCII", "weights id", "`[a-z0-9][a-z0-9._-]*`", "wavelet", edit(weights_id=b"wavelet-v\xb2"),
+         "invalid weights id"),
+    Case("weights id, a space", "weights id", "`[a-z0-9][a-z0-9._-]*`", "gained", edit(weights_id=b"gained q8-v1"),
+         "invalid weights id"),
+    Case("weights not installed", "weights id", "must be installed", "wavelet", edit(weights_id=b"wavelet-v9"),
+         "are not installed", DECODE),
+    Case("weights id of a restoration network", "weights id", "must be installed", "wavelet",
+         edit(weights_id=b"restore-dejpeg-v1"), "are not installed", DECODE),
+    Case("width 0", "image width W", "1..16384", "wavelet", edit(width=0), "outside 1..16384"),
+    Case("width 16385", "image width W", "1..16384", "wavelet", edit(width=16385, latent_w=16385),
+         "outside 1..16384"),
+    Case("height 0", "image height H", "1..16384", "wavelet", edit(height=0), "outside 1..16384"),
+    Case("height 16385", "image height H", "1..16384", "wavelet", edit(height=16385, latent_h=16385),
+         "outside 1..16384"),
+    Case("colour mode 2", "colour mode", "`1` = greyscale", "wavelet", edit(mode=2), "unknown colour mode 2"),
+    Case("colour mode 255", "colour mode", "`0` = RGB", "ranges", edit(mode=255), "unknown colour mode 255"),
+    Case("bits 0", "quantizer bits b", "1..8", "ranges", edit(bits=0), "quantizer bits 0 outside 1..8"),
+    Case("bits 9", "quantizer bits b", "1..8", "ranges", edit(bits=9), "quantizer bits 9 outside 1..8"),
+    Case("bits 5 with a quality level, wavelet", "quantizer bits b", "`6` with a quality level", "wavelet",
+         edit(bits=5), "have no quantizer setting", DECODE),
+    Case("bits 8 with a quality level, gained", "quantizer bits b", "`6` with a quality level", "gained",
+         edit(bits=8), "have no quantizer setting", DECODE),
+    Case("pad right of a whole stride, ranges", "pad right", "< the model's stride", "ranges",
+         edit_with(_pad("right", 8)), "padding is not smaller than the model's stride", DECODE),
+    Case("pad right of a whole stride, wavelet", "pad right", "< the model's stride", "wavelet",
+         edit_with(_pad("right", 1)), "padding is not smaller than the model's stride", DECODE),
+    Case("pad bottom of a whole stride, gained", "pad bottom", "< the model's stride", "gained",
+         edit_with(_pad("bottom", 16)), "padding is not smaller than the model's stride", DECODE),
+    Case("pad bottom of a whole stride, wavelet", "pad bottom", "< the model's stride", "wavelet",
+         edit_with(_pad("bottom", 1)), "padding is not smaller than the model's stride", DECODE),
+    Case("0 latent channels", "latent channels C", "1..1024", "wavelet", edit(channels=0), "0 latent channels"),
+    Case("1025 latent channels", "latent channels C", "1..1024", "gained", edit(channels=1025),
+         "1025 latent channels"),
+    Case("channels not the weights', wavelet", "latent channels C", "must equal the weights' channel count",
+         "wavelet", edit(channels=4), "is not what weights", DECODE),
+    Case("channels not the weights', gained", "latent channels C", "must equal the weights' channel count",
+         "gained", edit(channels=159), "is not what weights", DECODE),
+    Case("latent height 0", "latent height h", "(H + pad bottom) / h", "wavelet", edit(latent_h=0),
+         "invalid latent shape"),
+    Case("latent height not tiling", "latent height h", "(H + pad bottom) / h", "wavelet", edit(latent_h=39),
+         "does not tile"),
+    Case("latent height of another stride", "latent height h", "must be the weights' stride", "ranges",
+         edit_with(lambda f: {"latent_h": f.latent_h * 2, "latent_w": f.latent_w * 2}), "is not what weights",
+         DECODE),
+    Case("latent width 0", "latent width w", "(W + pad right) / w", "wavelet", edit(latent_w=0),
+         "invalid latent shape"),
+    Case("latent width not tiling", "latent width w", "(W + pad right) / w", "wavelet", edit(latent_w=47),
+         "does not tile"),
+    Case("latent width of a stride not the height's", "latent width w", "must be the same stride", "ranges",
+         edit_with(lambda f: {"latent_w": f.latent_w * 2}), "does not tile"),
+    Case("latent shape of stride 2, wavelet", "latent width w", "must be the same stride", "wavelet",
+         edit(latent_h=20, latent_w=24), "is not what weights", DECODE),
+    Case("quality 101, wavelet", "quality level q", "the weights must have that setting", "wavelet",
+         edit(quality=101), "no quantizer setting quality 101", DECODE),
+    Case("quality 9, gained", "quality level q", "the weights must have that setting", "gained", edit(quality=9),
+         "no quantizer setting quality 9", DECODE),
+    Case("quality 0 with ranges, wavelet", "quality level q", "`0`: per-image quantizer ranges follow", "wavelet",
+         edit_with(lambda f: {"quality": 0, "ranges": [(0.0, 1.0)] * f.channels}), "no quantizer setting quality 0",
+         DECODE),
+    Case("quality 0 with ranges, gained", "quality level q", "`0`: per-image quantizer ranges follow", "gained",
+         edit_with(lambda f: {"quality": 0, "ranges": [(0.0, 1.0)] * f.channels}), "no quantizer setting quality 0",
+         DECODE),
+    Case("a quality level on a ranges file", "quality level q", "`1..255`: a quality level", "ranges",
+         edit(quality=3, ranges=[]), "no quantizer setting", DECODE),
+    Case("range beyond 1e30", "quantizer ranges", "within +-1e30", "ranges",
+         edit_with(lambda f: {"ranges": [(f.ranges[0][0], 2e30), *f.ranges[1:]]}), "quantizer ranges must lie within"),
+    Case("range below -1e30", "quantizer ranges", "within +-1e30", "ranges",
+         edit_with(lambda f: {"ranges": [*f.ranges[:-1], (-2e30, f.ranges[-1][1])]}),
+         "quantizer ranges must lie within"),
+    Case("range inverted", "quantizer ranges", "min <= max", "ranges", edit_with(_swapped_range),
+         "quantizer ranges must lie within"),
+    Case("range NaN", "quantizer ranges", "min <= max", "ranges",
+         edit_with(lambda f: {"ranges": [(float("nan"), f.ranges[0][1]), *f.ranges[1:]]}),
+         "quantizer ranges must lie within"),
+    Case("payload length 2 mod 4, wavelet", "`L`: payload length", "a multiple of 4", "wavelet",
+         edit_with(lambda f: {"payload": f.payload + b"\0\0"}), "payload length"),
+    Case("payload length 1 mod 4, gained", "`L`: payload length", "a multiple of 4", "gained",
+         edit_with(lambda f: {"payload": f.payload + b"\0"}), "payload length"),
+    Case("payload length 3 mod 4, tiled", "`L`: payload length", "a multiple of 4", "tiled",
+         edit_with(lambda f: {"payload": f.payload + b"\0\0\0"}), "payload length"),
+    Case("payload length over 4 C h w + 64", "`L`: payload length", "at most 4 C h w + 64", "wavelet",
+         edit_with(_longest_payload), "payload length"),
+    Case("payload too short, wavelet", "payload", "range-coder words", "wavelet",
+         edit_with(lambda f: {"payload": b""}), "too short to hold", DECODE),
+    Case("payload too short, gained", "payload", "range-coder words", "gained",
+         edit_with(lambda f: {"payload": f.payload[:4]}), "too short to hold", DECODE),
+    Case("payload too short, ranges", "payload", "range-coder words", "ranges",
+         edit_with(lambda f: {"payload": b""}), "too short to hold", DECODE),
+    Case("checksum", "CRC-32", "zlib's CRC-32 of every byte before it", "wavelet", _damaged_crc, "checksum mismatch"),
+    Case("checksum covers the header", "CRC-32", "of every byte before it", "gained", _unsealed_width,
+         "checksum mismatch"),
+    Case("bytes after the payload", "CRC-32", "the file ends here", "wavelet", edit(after_payload=b"\0" * 4),
+         "unexpected bytes after the payload"),
+    Case("payload running into the checksum", "CRC-32", "the file ends here", "ranges",
+         edit_with(lambda f: {"payload_length": len(f.payload) + 4}), "ends inside the payload"),
+    Case("file cut inside the header", "CRC-32", "the file ends here", "wavelet",
+         lambda d: d[:20] + struct.pack("<I", zlib.crc32(d[:20])), "truncated file"),
+    # the tiled payload (version 4)
+    Case("tile side 100", "tile side `T`", "a multiple of 16", "tiled", tiled(side=100), "tile side 100", DECODE),
+    Case("tile side 48", "tile side `T`", "in 64..16384", "tiled", tiled(side=48), "tile side 48", DECODE),
+    Case("tile side 16400", "tile side `T`", "in 64..16384", "tiled", tiled(side=16400), "tile side 16400", DECODE),
+    Case("tile side 0", "tile side `T`", "in 64..16384", "tiled", tiled(side=0), "tile side 0", DECODE),
+    Case("tile lengths not whole words", "`N` tile lengths", "each a multiple of 4", "tiled",
+         tiled(lengths=lambda n: [n[0] - 2, n[1] + 2, *n[2:]]), "tile lengths do not add up", DECODE),
+    Case("tile lengths summing over L", "`N` tile lengths", "`4 + 4 N + sum L_k = L` exactly", "tiled",
+         tiled(lengths=lambda n: [n[0] + 4, *n[1:]]), "tile lengths do not add up", DECODE),
+    Case("tile lengths summing under L", "`N` tile lengths", "`4 + 4 N + sum L_k = L` exactly", "tiled",
+         tiled(lengths=lambda n: [*n[:-1], n[-1] - 4]), "tile lengths do not add up", DECODE),
+    Case("tile table cut", "`N` tile lengths", "`4 + 4 N + sum L_k = L` exactly", "tiled", tiled(cut=12),
+         "too short for the lengths of its 4 tiles", DECODE),
+    Case("tile side cut", "tile side `T`", "a multiple of 16", "tiled", tiled(cut=0), "too short for its tile side",
+         DECODE),
+    Case("a tile's payload too short", "the tile payloads", "each checked and decoded as the version-3 payload",
+         "tiled", tiled(part=lambda k, p: p[:4] if k == 0 else p), "too short to hold", DECODE),
+    # the wavelet family's bounds (prose)
+    Case("an LL value beyond 2^21", "**Bounds.**", "as soon as an LL value leaves `+-2^21`", "wavelet",
+         wavelet_values((0, 0, 0), LL_MAX + 1), "LL value outside the format's range", DECODE),
+    Case("a detail value beyond 2^21", "**Symbols.**", "Every `|q| <= 2^21`", "wavelet",
+         wavelet_values((1, 39, 47), -LL_MAX - 1), "value outside the format's range", DECODE),
+    Case("a payload shorter than its symbols' information", "## Reading order",
+         "not at all if the payload is shorter than the information content", "wavelet",
+         edit_with(lambda f: {"payload": f.payload[:4]}), "too short to hold", DECODE),
+]
+
+
+# --- the valid files ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, bytes]:
+    """Valid files of every family: 48 x 40 crops of the astronaut (default weights, gained-q8-v1, theis-c24-v1) and
+    a 96 x 72 one in 2 x 2 tiles of 64 (version 4)."""
+    picture = astronaut()
+    crop, large = picture[40:80, 170:218], picture[30:102, 160:256]
+    return {"wavelet": facecodec.encode(crop, device="cpu"),
+            "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
+            "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu"),
+            "tiled": facecodec.encode(large, device="cpu", tile=TILE)}
+
+
+def test_the_valid_files_decode_and_parse_at_the_specs_offsets(files):
+    assert files["wavelet"][4] == 3 and files["tiled"][4] == 4
+    for name, data in files.items():
+        assert Fields.parse(data).to_bytes() == data, name   # the layout above is FORMAT.md's
+        header = facecodec.read_header(data)
+        check_decodable(data)
+        image = facecodec.decode(data, device="cpu")
+        assert image.size == (header.width, header.height), name
+    assert facecodec.read_header(files["tiled"]).weights_id == facecodec.zoo.default_weights_id()
+    assert split_tiled(Fields.parse(files["tiled"]).payload, 4)[0] == TILE
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_a_file_breaking_one_rule_is_refused_by_that_rule(files, case):
+    forged = case.forge(files[case.base])
+    assert forged != files[case.base]
+    if case.stage == HEADER:
+        with pytest.raises(FczError, match=re.escape(case.message)):
+            facecodec.read_header(forged)
+    else:
+        facecodec.read_header(forged)   # every container rule still holds: only the one rule is broken
+        with pytest.raises(FczError, match=re.escape(case.message)):
+            facecodec.decode(forged, device="cpu")
+
+
+# --- the spec's rules, each with a case -----------------------------------------------------------------
+
+def spec_rules() -> dict[str, str]:
+    """FORMAT.md's table rows with a "rules the reader enforces" cell: field -> rules (every table that has one)."""
+    rules: dict[str, str] = {}
+    columns: list[str] | None = None
+    for line in SPEC.read_text().splitlines():
+        if not line.startswith("|"):
+            columns = None
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if columns is None:
+            columns = cells
+        elif set(line) <= set("|- "):
+            continue
+        elif RULES_COLUMN in columns and len(cells) == len(columns):
+            row = dict(zip(columns, cells))
+            if row[RULES_COLUMN]:
+                rules[row["field"]] = row[RULES_COLUMN]
+    return rules
+
+
+def spec_prose(where: str) -> str:
+    """A paragraph of FORMAT.md (``**Bounds.**``) or a section (``## Reading order``), joined into one line."""
+    text = SPEC.read_text()
+    start = text.index(where)
+    end = text.find("\n## ", start + 1) if where.startswith("## ") else text.find("\n\n", start)
+    return " ".join(text[start:end if end >= 0 else None].split())
+
+
+def rules_of(case: Case) -> str:
+    if case.where.startswith(("**", "## ")):
+        return spec_prose(case.where)
+    matches = [rules for name, rules in spec_rules().items() if name.startswith(case.where)]
+    assert len(matches) == 1, f"{case.where!r} names {len(matches)} rows of FORMAT.md's tables"
+    return " ".join(matches[0].split())
+
+
+def test_the_spec_tables_are_parsed():
+    rules = spec_rules()
+    assert len(rules) >= 20 and any(name.startswith("flags") for name in rules)
+    assert any(name.startswith("tile side") for name in rules)
+
+
+def test_every_rule_of_the_spec_has_a_case():
+    """Each row of FORMAT.md's tables whose "rules the reader enforces" cell says something has a case above."""
+    missing = [name for name in spec_rules() if not any(name.startswith(case.where) for case in CASES)]
+    assert not missing, f"FORMAT.md rules without a refusal test in tests/test_format_rules.py: {missing}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_each_case_quotes_its_rule_from_the_spec(case):
+    assert case.rule in rules_of(case), f"FORMAT.md no longer words {case.where!r}'s rule as {case.rule!r}"
