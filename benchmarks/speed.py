@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 import click
 import numpy as np
-import torch
 from PIL import Image
 from skimage.data import astronaut
 
@@ -42,7 +41,7 @@ from facecodec.devices import resolve_device
 from facecodec.codec import decode as fcz_decode
 from facecodec.codec import encode as fcz_encode
 from facecodec.image_io import open_image
-from facecodec.tensors import to_image, to_padded_tensor
+from facecodec.arrays import padded_array, to_image
 from facecodec.metrics import bits_per_pixel
 
 from benchmarks.common import (DEFAULT_OUT, WARM_UPS, OperatingPoint, check_device, device_option,
@@ -78,8 +77,10 @@ def classical_points() -> list[OperatingPoint]:
     return [jpeg(75, 2), jpeg(75, 0), jpeg2000(1.0), webp(75), avif(60)]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":  # GPU work is asynchronous: wait for it before reading the clock
+def _sync(device: str) -> None:
+    if device == "cuda":  # GPU work is asynchronous: wait for it before reading the clock
+        import torch
+
         torch.cuda.synchronize()
 
 
@@ -100,7 +101,7 @@ def time_point(point: OperatingPoint, pixels: np.ndarray, repeats: int) -> dict[
 class _Stopwatch:
     """Accumulates milliseconds per named stage."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: str) -> None:
         self.device, self.ms = device, {}
 
     def __call__(self, stage: str, function: Callable[..., Any], *args: Any) -> Any:
@@ -111,7 +112,6 @@ class _Stopwatch:
         return result
 
 
-@torch.inference_mode()
 def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bits: int | None,
                     device: str) -> tuple[dict, dict, bytes, Image.Image]:
     """codec.py's encode and decode, step by step: ({stage: ms} for encode, for decode, .fcz bytes, decoded image).
@@ -119,11 +119,10 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     The steps mirror facecodec.codec and call its analyse / synthesise and the weights' family; the caller checks
     bytes and image equal the library's, so the split cannot silently drift from what facecodec.encode / decode do.
     """
-    weights = zoo.load_weights(weights_id, resolve_device(device))
-    enc = _Stopwatch(weights.device)
+    weights = zoo.load_weights(weights_id, device)
+    enc = _Stopwatch(device)
     rgb, mode = enc("other", open_image, pixels)
-    x, pad_right, pad_bottom = enc("other", to_padded_tensor, rgb, weights.stride)
-    x = enc("other", x.to, weights.device)
+    x, pad_right, pad_bottom = enc("other", padded_array, rgb, weights.stride)
     y = enc("network", analyse, weights, x)
     setting = weights.family.choose(quality if quality is not None else bits)
     effort = weights.family.choose_effort(None)
@@ -134,7 +133,7 @@ def fcz_stage_times(pixels: np.ndarray, weights_id: str, quality: int | None, bi
     payload = enc("entropy", weights.family.entropy_encode, symbols[0], weights.table(header), header)
     data = enc("other", pack, header, payload)
 
-    dec = _Stopwatch(weights.device)
+    dec = _Stopwatch(device)
     header, payload = dec("other", unpack, data)
     symbols = dec("entropy", weights.family.entropy_decode, payload, weights.table(header), header)
     y = dec("quantizer", weights.family.dequantize, weights.model, symbols, header)
@@ -165,13 +164,11 @@ def fcz_split(pixels: np.ndarray, weights_id: str, quality: int | None, bits: in
 _PROBE = """
 import json, resource, sys
 import numpy as np
-import torch
 import facecodec
 from facecodec import classical, zoo
-from facecodec.devices import resolve_device
 operation, pixels_file, fcz_file, setting, weights_id, device = sys.argv[1:]
 max_rss_mib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-zoo.load_weights(weights_id, resolve_device(device))  # loaded before the baseline, as in any real use
+zoo.load_weights(weights_id, device)  # loaded before the baseline, as in any real use
 pixels = np.load(pixels_file)
 data = open(fcz_file, "rb").read()
 before = max_rss_mib()
@@ -180,7 +177,8 @@ if operation == "encode":
 else:
     facecodec.decode(data, device=device)
 result = {"operation": operation, "baseline_max_rss_mib": before, "peak_max_rss_mib": max_rss_mib()}
-if torch.cuda.is_available() and resolve_device(device) == "cuda":
+if device == "cuda":
+    import torch
     result["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
 print(json.dumps(result))
 """

@@ -1,23 +1,28 @@
 """The codec's one path for the data, batch-first, each step a named call::
 
-    encode_many: images -> padded tensors (same-size images stacked) -> g_a (analyse) -> family.quantize
+    encode_many: images -> padded arrays (same-size images stacked) -> g_a (analyse) -> family.quantize
                  -> integer symbols -> family.entropy_encode -> container bytes, one .fcz file per image
     decode_many: .fcz bytes -> container (open_fcz) -> family.entropy_decode -> symbols -> family.dequantize
                  -> features (same-shape files stacked) -> g_s (synthesise) -> crop -> images
                  (``reduce``: the wavelet family decodes only the coarse levels, into a smaller image)
 
+The data between the steps are numpy arrays; g_a and g_s are the weights' transform (facecodec.models.transform),
+numpy and ONNX Runtime for the wavelet family, so the default weights never import torch, or a torch network
+for the older families.
+
 ``encode`` and ``decode`` are the same path for one image; folder runs (facecodec.runner) call the ``_many``
 functions on each chunk of files. How features become symbols, and symbols payload bytes, is asked of the
 weights' family (facecodec.families), chosen once when the weights load.
 
-Each file's bytes are those of its image coded alone: quantization and entropy coding are per image, and the
-networks' convolutions run on one kernel family whatever the batch size and thread count (facecodec.numerics).
+Each file's bytes are those of its image coded alone: quantization and entropy coding are per image, the
+wavelet transform is per image, and the networks' convolutions run on one kernel family whatever the batch
+size and thread count (facecodec.numerics).
 
-The networks run in overlapping tiles of ``NETWORK_TILE`` pixels (facecodec.models.tiling), so memory stays
-bounded for large photos. A model whose ``tile`` is None (the wavelet transform) runs over the whole image at
-once; its family then codes an image larger than its tile side as a grid of tiles, each analysed, quantized,
-coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its memory too follows the
-tile and the picture is held whole only as 8-bit pixels.
+The networks (and the wavelet post-filter) run in overlapping tiles of ``NETWORK_TILE`` pixels
+(facecodec.models.tiling), so memory stays bounded for large photos. The wavelet transform runs over the whole
+image at once; its family then codes an image larger than its tile side as a grid of tiles, each analysed,
+quantized, coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its memory too
+follows the tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
 
@@ -26,22 +31,18 @@ from functools import partial
 from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
 
+from facecodec.arrays import padded_array, to_image
 from facecodec.batching import batches
 from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.tiles import Box
-from facecodec.devices import resolve_device
+from facecodec.devices import check_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
-from facecodec.models.tiling import run_in_tiles
-from facecodec.numerics import consistent_convolutions
+from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
 from facecodec.reading import FczSource, check_decodable, fcz_bytes
-from facecodec.tensors import to_image, to_padded_tensor, to_pixels
 from facecodec.zoo import Weights, choose, load_weights
-
-NETWORK_TILE = 512  # pixels a side per network pass: bounds memory for large images
 
 Outcome = TypeVar("Outcome")
 
@@ -92,25 +93,24 @@ def encode_with(settings: EncodeSettings, image: ImageInput, device: str = "auto
     return _one(encode_many([open_image(image, max_pixels)], settings, device))
 
 
-@torch.inference_mode()
 def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSettings, device: str = "auto",
                 batch_size: int = 1) -> list[bytes | Exception]:
     """RGB images, each with the mode to code (``open_image``'s pair) -> per image, in order, its .fcz bytes or the
     exception that stopped it alone (the others are still coded). Same-size images go through ``g_a``
     ``batch_size`` at a time (facecodec.batching); each file's bytes are those of its image coded alone."""
-    weights = load_weights(settings.weights_id, resolve_device(device))
+    weights = load_weights(settings.weights_id, check_device(device))
     outcomes: list[Any] = [None] * len(images)
     padded = {}
     for i, (rgb, mode) in enumerate(images):
         boxes = weights.family.tile_boxes(*rgb.size, settings.tile)
         if boxes is None:
-            padded[i] = to_padded_tensor(rgb, weights.stride)
+            padded[i] = padded_array(rgb, weights.stride)
         else:  # its tiles make their own tensors, one at a time
             outcomes[i] = _attempt(partial(tiled_fcz, weights, rgb, mode, boxes, settings))
-    for batch in batches(list(padded), key=lambda i: padded[i][0].shape, pixels=lambda i: padded[i][0][0, 0].numel(),
+    for batch in batches(list(padded), key=lambda i: padded[i][0].shape, pixels=lambda i: padded[i][0][0, 0].size,
                          batch_size=batch_size):
         try:
-            y = analyse(weights, torch.cat([padded[i][0] for i in batch]).to(weights.device))
+            y = analyse(weights, np.concatenate([padded[i][0] for i in batch]))
         except Exception as exc:  # noqa: BLE001  (out of memory, say: the batch's images fail, the others go on)
             for i in batch:
                 outcomes[i] = exc
@@ -122,35 +122,20 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
     return outcomes
 
 
-@consistent_convolutions()
-def analyse(weights: Weights, x: torch.Tensor, tile: int = NETWORK_TILE) -> torch.Tensor:
-    """g_a over padded image tensors ``N x 3 x H x W``, in network tiles of ``tile`` pixels -> float32 features."""
-    model = weights.model
-    if _whole_image(model):
-        return model.encode(x).float()
-    return run_in_tiles(model.encode, x, tile, model.encode_margin, 1, weights.stride).float()
+def analyse(weights: Weights, x: np.ndarray, tile: int = NETWORK_TILE) -> np.ndarray:
+    """g_a over padded images ``N x 3 x H x W`` (float32 in [0, 1]), networks in tiles of ``tile`` pixels -> float32
+    features."""
+    return weights.transform.analyse(x, tile)
 
 
-@consistent_convolutions()
-def synthesise(weights: Weights, y: torch.Tensor, reduce: int = 0, tile: int = NETWORK_TILE) -> torch.Tensor:
-    """g_s over dequantized features, in network tiles of ``tile`` pixels -> padded images as uint8 pixels.
+def synthesise(weights: Weights, y: np.ndarray, reduce: int = 0, tile: int = NETWORK_TILE) -> np.ndarray:
+    """g_s over dequantized features, networks in tiles of ``tile`` pixels -> padded images as uint8 pixels.
 
     Each tile is rounded to 8 bits as it leaves the network, so peak memory follows the tile, not the image: the
     whole picture is only ever held as bytes. ``reduce`` > 0 (only for families with ``max_reduce``): images
     1 / 2^reduce the size.
     """
-    model = weights.model
-    if reduce:
-        return to_pixels(model.decode(y, reduce))
-    if _whole_image(model):
-        return to_pixels(model.decode(y))
-    return run_in_tiles(lambda part: to_pixels(model.decode(part)), y, tile // weights.stride, model.decode_margin,
-                        weights.stride, 1)
-
-
-def _whole_image(model: torch.nn.Module) -> bool:
-    """Whether ``model`` transforms whole images only (``tile = None``: the wavelet family), never in tiles."""
-    return getattr(model, "tile", NETWORK_TILE) is None
+    return weights.transform.synthesise(y, reduce, tile)
 
 
 def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], settings: EncodeSettings) -> bytes:
@@ -160,8 +145,8 @@ def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], s
         headers, payloads = [], []
         for box in boxes:
             tile = rgb.crop(box)
-            x, pad_right, pad_bottom = to_padded_tensor(tile, weights.stride)
-            symbols, fields = weights.family.quantize(weights.model, analyse(weights, x.to(weights.device)), setting,
+            x, pad_right, pad_bottom = padded_array(tile, weights.stride)
+            symbols, fields = weights.family.quantize(weights.model, analyse(weights, x), setting,
                                                       settings.effort, weights.entropy_tables)
             header, payload = to_payload(weights, symbols[0], fields[0], tile.size, mode, pad_right, pad_bottom)
             headers.append(header)
@@ -171,7 +156,7 @@ def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], s
     return fitted(weights, coded, settings, rgb.size)
 
 
-def features_to_fcz(weights: Weights, y: torch.Tensor, settings: EncodeSettings, size: tuple[int, int], mode: str,
+def features_to_fcz(weights: Weights, y: np.ndarray, settings: EncodeSettings, size: tuple[int, int], mode: str,
                     pad_right: int, pad_bottom: int) -> bytes:
     """One image's features ``1 x C x h x w`` -> its .fcz bytes."""
     def coded(setting: int) -> bytes:
@@ -215,12 +200,11 @@ def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAU
     return _one(decode_many([fcz_bytes(data)], device, max_pixels, reduce))
 
 
-@torch.inference_mode()
 def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
                 reduce: int = 0, batch_size: int = 1) -> list[Image.Image | Exception]:
     """The bytes of .fcz files -> per file, in order, its image or the exception that stopped it alone. Files of
     the same weights and shape go through ``g_s`` ``batch_size`` at a time; a file coded in tiles goes alone."""
-    device = resolve_device(device)
+    device = check_device(device)
     outcomes: list[Any] = [None] * len(files)
     opened = {}
     for i, data in enumerate(files):
@@ -234,10 +218,10 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
         except Exception as exc:  # noqa: BLE001  (a damaged file fails alone)
             outcomes[i] = exc
     for batch in batches(list(opened), key=lambda i: (opened[i][1].weights_id, tuple(opened[i][2].shape)),
-                         pixels=lambda i: opened[i][2][0, 0].numel() * opened[i][1].stride ** 2,
+                         pixels=lambda i: opened[i][2][0, 0].size * opened[i][1].stride ** 2,
                          batch_size=batch_size):
         try:
-            pixels = synthesise(opened[batch[0]][1], torch.cat([opened[i][2] for i in batch]), reduce)
+            pixels = synthesise(opened[batch[0]][1], np.concatenate([opened[i][2] for i in batch]), reduce)
         except Exception as exc:  # noqa: BLE001
             for i in batch:
                 outcomes[i] = exc
@@ -253,7 +237,7 @@ def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
     return -(-width // 2 ** reduce), -(-height // 2 ** reduce)
 
 
-Part = tuple[Box, Callable[[], torch.Tensor]]   # a coded part's box in the image, and what decodes its features
+Part = tuple[Box, Callable[[], np.ndarray]]   # a coded part's box in the image, and what decodes its features
 
 
 def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
@@ -265,18 +249,18 @@ def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
     reduce = spec.family.check_reduce(reduce, spec.weights_id)
-    weights = load_weights(spec.weights_id, resolve_device(device))
+    weights = load_weights(spec.weights_id, check_device(device))
     return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce))
                              for box, part, part_payload in weights.family.tiles(header, payload)]
 
 
-def part_features(weights: Weights, table: Any, header: FczHeader, payload: bytes, reduce: int = 0) -> torch.Tensor:
+def part_features(weights: Weights, table: Any, header: FczHeader, payload: bytes, reduce: int = 0) -> np.ndarray:
     """One untiled payload (a whole file's, or a tile's) -> the features ``g_s`` takes."""
     symbols = weights.family.entropy_decode(payload, table, header, reduce)
     return weights.family.dequantize(weights.model, symbols, header)
 
 
-def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, reduce: int = 0) -> torch.Tensor:
+def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, reduce: int = 0) -> np.ndarray:
     """A file's parts (``open_fcz``) -> its uint8 pixels ``1 x 3 x H' x W'``, 1 / 2^reduce of the size.
 
     A file of one part gives its pixels as ``synthesise`` makes them (padded to the stride); the tiles of a tiled
@@ -290,7 +274,7 @@ def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, redu
         pixels = synthesise(weights, features(), reduce)
         if out is None:
             width, height = reduced_size(header.width, header.height, reduce)
-            out = pixels.new_empty(*pixels.shape[:2], height, width)
+            out = np.empty((*pixels.shape[:2], height, width), dtype=pixels.dtype)
         (w, h), scale = reduced_size(right - left, bottom - top, reduce), 2 ** reduce
         out[..., top // scale:top // scale + h, left // scale:left // scale + w] = pixels[..., :h, :w]
     return out

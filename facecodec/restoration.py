@@ -23,18 +23,23 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
+import numpy as np
 from PIL import Image
 
-from facecodec.bitstream import FczError
+from facecodec.arrays import padded_array, to_image
 from facecodec.batching import batches
+from facecodec.bitstream import FczError
 from facecodec.damage import DAMAGE, HOLE_VALUE, condition_of, greyscale, upscale_bicubic
-from facecodec.devices import resolve_device
+from facecodec.devices import require_torch, resolve_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, check_size, open_image
-from facecodec.numerics import consistent_convolutions
-from facecodec.tensors import to_image, to_padded_tensor, to_pixels
 from facecodec.models.tiling import run_in_tiles
 from facecodec.zoo import RestoreWeights, default_restore_id, load_restore_weights
+
+require_torch("fcz restore")  # a light install (no torch) gets this one line, not an ImportError
+import torch  # noqa: E402
+
+from facecodec.numerics import consistent_convolutions  # noqa: E402
+from facecodec.tensors import to_pixels  # noqa: E402
 
 CONDITIONS = tuple(DAMAGE)  # the network's one-hot conditions: TASKS with superres split by scale
 INPUT_PLANES = len(CONDITIONS) + 1  # the one-hot code and the hole plane, beside RGB
@@ -106,19 +111,20 @@ def prepare(image: ImageInput, task: str, scale: int | None = None,
     return rgb, mode
 
 
-def restore_pixels(weights: RestoreWeights, x: torch.Tensor, condition: str, tile: int = TILE) -> torch.Tensor:
+def restore_pixels(weights: RestoreWeights, x: np.ndarray, condition: str, tile: int = TILE) -> np.ndarray:
     """Padded images ``N x 3 x H x W`` in [0, 1] (H, W multiples of the stride) -> restored uint8 pixels, tile by tile."""
     if weights.conditions != CONDITIONS:  # network_input codes the conditions in this order
         raise FczError(f"weights {weights.weights_id!r} were trained for the conditions {', '.join(weights.conditions)}; "
                        f"this facecodec codes {', '.join(CONDITIONS)}")
-    index = torch.full((len(x),), CONDITIONS.index(condition), device=x.device)
+    index = torch.full((len(x),), CONDITIONS.index(condition), device=weights.device)
 
-    def run(tile: torch.Tensor) -> torch.Tensor:
-        with consistent_convolutions():  # a folder run's batches then give each file's pixels alone, bit for bit
+    def run(part: np.ndarray) -> np.ndarray:
+        tile = torch.from_numpy(np.ascontiguousarray(part)).to(weights.device)
+        with torch.inference_mode(), consistent_convolutions():  # a folder run's batches give each file's pixels
             out = (weights.model(network_input(tile, index).contiguous(memory_format=torch.channels_last)) + 1) / 2
         if condition == "inpaint":  # only the holes are the network's to fill: the other pixels stay the input's
             out = torch.where(black_pixels(tile)[:, None], out, tile)
-        return to_pixels(out)
+        return to_pixels(out).cpu().numpy()
 
     return run_in_tiles(run, x, tile, MARGIN)
 
@@ -139,7 +145,6 @@ def restore(image: ImageInput, task: str, scale: int | None = None, weights_id: 
     return outcome
 
 
-@torch.inference_mode()
 def restore_many(images: Sequence[tuple[Image.Image, str]], task: str, scale: int | None = None,
                  weights_id: str | None = None, device: str = "auto", batch_size: int = 1
                  ) -> list[Image.Image | Exception]:
@@ -148,12 +153,12 @@ def restore_many(images: Sequence[tuple[Image.Image, str]], task: str, scale: in
     each comes out as it would alone (facecodec.numerics)."""
     condition = condition_of(task, scale)
     weights = load(device, weights_id, condition)
-    padded = [to_padded_tensor(rgb, weights.model.stride)[0] for rgb, _ in images]
+    padded = [padded_array(rgb, weights.model.stride)[0] for rgb, _ in images]
     outcomes: list = [None] * len(images)
-    for batch in batches(range(len(images)), key=lambda i: tuple(padded[i].shape), pixels=lambda i: padded[i][0, 0].numel(),
+    for batch in batches(range(len(images)), key=lambda i: tuple(padded[i].shape), pixels=lambda i: padded[i][0, 0].size,
                          batch_size=batch_size):
         try:
-            pixels = restore_pixels(weights, torch.cat([padded[i] for i in batch]).to(weights.device), condition)
+            pixels = restore_pixels(weights, np.concatenate([padded[i] for i in batch]), condition)
         except Exception as exc:  # noqa: BLE001  (out of memory, say: the batch fails, the others go on)
             for i in batch:
                 outcomes[i] = exc

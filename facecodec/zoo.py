@@ -13,7 +13,10 @@ safetensors cannot execute code on load, unlike a pickle.
 
 Loading happens in two steps. ``load_spec`` reads what a file promises (family,
 stride, channels, entropy tables) without torch, which is all that
-header checks and ``fcz info`` need. ``load_weights`` adds the network on a device.
+header checks and ``fcz info`` need. ``load_weights`` adds what runs the transforms, as the
+weights' family builds it (``Family.load``): numpy and ONNX Runtime for the wavelet family, a
+torch network on a device for the others. Files beside a weights file that its entry names
+(the post-filter's ONNX graph, ``postfilter_graph``) are checked against their SHA-256 too.
 
 Entries with ``"kind": "restore"`` are restoration networks for ``fcz restore``
 (facecodec.restoration), not codecs: they hold a state dict only, their entry the
@@ -40,6 +43,8 @@ from facecodec.families import OPTION_NOUNS, Family, family_class
 
 if TYPE_CHECKING:
     import torch
+
+    from facecodec.models.transform import Transform
 
 ENTROPY_PREFIX = "entropy."
 CODEC, RESTORE = "codec", "restore"  # a manifest entry's "kind" (absent: codec)
@@ -72,10 +77,11 @@ class WeightsSpec:
 
 @dataclass(frozen=True)
 class Weights(WeightsSpec):
-    """A spec with its network loaded: in eval mode, float32, on ``device``."""
+    """A spec with what runs it loaded (``Family.load``): ``model``, what the family's ``quantize`` and ``dequantize``
+    read; ``transform``, what runs g_a and g_s (facecodec.models.transform)."""
 
-    model: torch.nn.Module
-    device: torch.device
+    model: Any
+    transform: Transform
 
 
 @dataclass(frozen=True)
@@ -146,15 +152,19 @@ def file_size(weights_id: str, kind: str = CODEC) -> int:
     return len(resources.files("facecodec.weights").joinpath(manifest_entry(weights_id, kind)["file"]).read_bytes())
 
 
+def _verified_file(listed: dict) -> bytes:
+    """The bytes of a file in weights/ that the manifest lists as ``{"file": ..., "sha256": ...}``, checked."""
+    blob = resources.files("facecodec.weights").joinpath(listed["file"]).read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != listed["sha256"]:
+        raise FczError(f"weights file {listed['file']} is damaged: SHA-256 {digest[:12]}... "
+                       f"does not match the manifest's {listed['sha256'][:12]}...")
+    return blob
+
+
 @functools.lru_cache(maxsize=8)
 def _verified_tensors(weights_id: str, kind: str = CODEC) -> dict[str, np.ndarray]:
-    entry = manifest_entry(weights_id, kind)
-    blob = resources.files("facecodec.weights").joinpath(entry["file"]).read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != entry["sha256"]:
-        raise FczError(f"weights file {entry['file']} is damaged: SHA-256 {digest[:12]}... "
-                       f"does not match the manifest's {entry['sha256'][:12]}...")
-    return load_safetensors(blob)
+    return load_safetensors(_verified_file(manifest_entry(weights_id, kind)))
 
 
 def weights_tensors(weights_id: str) -> dict[str, np.ndarray]:
@@ -172,32 +182,16 @@ def load_spec(weights_id: str) -> WeightsSpec:
                        tables)
 
 
-def state_dict(arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, torch.Tensor]:
-    """A network's fp16 arrays as float32 tensors (exact; the copies are also writable, as torch wants).
-
-    ``prefix`` (e.g. ``"postfilter."``): only the arrays of that sub-module, named as it names them.
-    """
-    import torch
-
-    return {name[len(prefix):]: torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else array.dtype))
-            for name, array in arrays.items() if name.startswith(prefix)}
-
-
 @functools.lru_cache(maxsize=4)
-def load_weights(weights_id: str, device: str = "cpu") -> Weights:
-    """Load (once per id and device) a verified model and its entropy tables."""
-    import torch
-
-    from facecodec.models import build_model
-
+def load_weights(weights_id: str, device: str = "auto") -> Weights:
+    """Load (once per id and device) verified weights, ready to run: ``device`` auto, cpu or cuda (the wavelet
+    family runs on the CPU without torch unless cuda is asked for; the networks take auto as cuda where there is
+    one)."""
     spec = load_spec(weights_id)
-    entry = manifest_entry(weights_id)
-    state = state_dict({name: array for name, array in _verified_tensors(weights_id).items()
-                         if not name.startswith(ENTROPY_PREFIX)})
-    model = build_model(entry["architecture"], channels=entry["channels"], **entry.get("model", {}))
-    model.load_state_dict(state)
-    model.eval().requires_grad_(False)
-    return Weights(**vars(spec), model=model.to(device), device=torch.device(device))
+    arrays = {name: array for name, array in _verified_tensors(weights_id).items()
+              if not name.startswith(ENTROPY_PREFIX)}
+    model, transform = spec.family.load(manifest_entry(weights_id), arrays, _verified_file, device)
+    return Weights(**vars(spec), model=model, transform=transform)
 
 
 def default_restore_id(condition: str | None = None) -> str:
@@ -229,13 +223,11 @@ def load_restore_weights(weights_id: str, device: str = "cpu") -> RestoreWeights
     import torch
 
     from facecodec.models import build_model
+    from facecodec.models.networks import loaded
 
     entry = manifest_entry(weights_id, RESTORE)
-    state = state_dict(_verified_tensors(weights_id, RESTORE))
-    model = build_model(entry["architecture"], **entry["model"])
-    model.load_state_dict(state)
-    model.eval().requires_grad_(False)
-    return RestoreWeights(weights_id, tuple(entry["conditions"]), model.to(device), torch.device(device))
+    model = loaded(build_model(entry["architecture"], **entry["model"]), _verified_tensors(weights_id, RESTORE), device)
+    return RestoreWeights(weights_id, tuple(entry["conditions"]), model, torch.device(device))
 
 
 def clear_caches() -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from skimage.data import astronaut
 
@@ -32,6 +31,7 @@ from facecodec.runner.folder import _Lock
 from facecodec.runner.jobs import Conversion, Job, plan
 from facecodec.runner.manifest import FIELDS
 from facecodec.metrics import bits_per_pixel
+from facecodec.models.threads import set_threads, threads, using_threads
 from facecodec.zoo import load_weights
 
 FCZ = [sys.executable, "-m", "facecodec.cli"]
@@ -55,9 +55,9 @@ def fcz_name(name: str) -> str:
 
 @pytest.fixture()
 def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+    """The thread setting (facecodec.models.threads, torch's too) as it was before the test."""
+    with using_threads(threads()):
+        yield
 
 
 # --- the walk and the manifest ----------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def test_two_worker_processes_write_the_bytes_of_one(runner, face_folder, tmp_pa
 @pytest.mark.parametrize("setting", [{"quality": 2}, {"bits": 6}]
                          + [{"weights_id": weights_id} for weights_id in zoo.installed_ids()])
 def test_batches_give_the_bytes_of_one_at_a_time(face_folder, tmp_path, setting, keep_threads):
-    torch.set_num_threads(1)  # quicker on a busy machine; the thread count changes nothing (the test below)
+    set_threads(1)  # quicker on a busy machine; the thread count changes nothing (the test below)
     jobs, _, _ = plan(face_folder, tmp_path, ".fcz", "encode", recursive=True)
     encode = Conversion("encode", ".fcz", encode_settings(**setting), device="cpu")
     decode = Conversion("decode", ".png", device="cpu")
@@ -376,25 +376,24 @@ def test_network_outputs_do_not_depend_on_batch_or_threads(weights_id, keep_thre
     (PyTorch alone picks other convolution kernels for those, see facecodec.numerics); the decoder's pixels are
     the same alone and in a batch at one thread count."""
     weights = load_weights(weights_id, "cpu")
-    x = torch.from_numpy(np.stack([astronaut()[i:i + 48, 150 + 7 * i:198 + 7 * i] for i in range(5)]))
-    x = x.permute(0, 3, 1, 2).float().div(255)
+    x = np.stack([astronaut()[i:i + 48, 150 + 7 * i:198 + 7 * i] for i in range(5)])
+    x = x.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
     features = {}
-    with torch.inference_mode():
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            alone = torch.cat([analyse(weights, x[i:i + 1]) for i in range(5)])
-            assert torch.equal(analyse(weights, x), alone)
-            features[threads] = alone
+    for count in (1, 2):
+        with using_threads(count):
+            alone = np.concatenate([analyse(weights, x[i:i + 1]) for i in range(5)])
+            assert np.array_equal(analyse(weights, x), alone)
+            features[count] = alone
             # the decoder's input, as a .fcz file gives it (the wavelet family's carries the quality level too)
             files = [pack(*to_payload(weights, *_quantized(weights, alone[i:i + 1]), (48, 48), "RGB", 0, 0))
                      for i in range(5)]
-            inputs = torch.cat([open_fcz(data)[2][0][1]() for data in files])
-            pixels = torch.cat([synthesise(weights, inputs[i:i + 1]) for i in range(5)])
-            assert torch.equal(synthesise(weights, inputs), pixels)
-    assert torch.equal(features[1], features[2])
+            inputs = np.concatenate([open_fcz(data)[2][0][1]() for data in files])
+            pixels = np.concatenate([synthesise(weights, inputs[i:i + 1]) for i in range(5)])
+            assert np.array_equal(synthesise(weights, inputs), pixels)
+    assert np.array_equal(features[1], features[2])
 
 
-def _quantized(weights, y: torch.Tensor) -> tuple[np.ndarray, dict]:
+def _quantized(weights, y: np.ndarray) -> tuple[np.ndarray, dict]:
     symbols, fields = weights.family.quantize(weights.model, y, weights.family.default)
     return symbols[0], fields[0]
 

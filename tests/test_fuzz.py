@@ -27,7 +27,6 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -44,18 +43,17 @@ from facecodec.bitstream.contexts import ContextModel
 from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
 from facecodec.codec import reduced_size
 from facecodec.zoo import installed_ids, load_spec, load_weights
+from facecodec.models.threads import using_threads
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SECONDS_PER_DECODE = 10  # CPU seconds; every input here is a few hundred bytes, so this slow is a hang
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
+def one_thread():
     """Hundreds of tiny decodes: one thread is faster than several (and fair to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with using_threads(1):
+        yield
 
 
 # --------------------------------------------------------------------------- inputs
@@ -121,7 +119,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
         for k, setting in enumerate([latent.settings[len(latent.settings) // 2], latent.settings[-1]]):
             width, height = [(24, 16), (13, 30), (40, 20), (8, 8)][(2 * n + k) % 4]
             h, w = -(-height // s), -(-width // s)
-            features = torch.from_numpy(rng.normal(scale=2.0, size=(1, weights.channels, h, w)).astype(np.float32))
+            features = rng.normal(scale=2.0, size=(1, weights.channels, h, w)).astype(np.float32)
             _, fields = latent.quantize(weights.model, features, setting, 0, weights.entropy_tables)
             header = FczHeader(weights_id=weights_id, width=width, height=height, mode="L" if k else "RGB",
                                pad_right=s * w - width, pad_bottom=s * h - height,

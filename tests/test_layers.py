@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("codec: families, rate control, weights", ("facecodec.codec", "facecodec.families", "facecodec.zoo",
                                                 "facecodec.ratecontrol", "facecodec.reading", "facecodec.rdoq")),
     ("models: networks, transforms, tensors", ("facecodec.models", "facecodec.numerics", "facecodec.tensors",
-                                               "facecodec.batching", "facecodec.devices")),
+                                               "facecodec.arrays", "facecodec.batching", "facecodec.devices")),
     ("images, files, messages, metrics", ("facecodec.image_io", "facecodec.files", "facecodec.messages",
                                           "facecodec.metrics", "facecodec.damage", "facecodec.classical")),
     ("format: numpy only", ("facecodec.bitstream",)),

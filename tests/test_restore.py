@@ -18,7 +18,7 @@ from facecodec.cli import main
 from facecodec.damage import DAMAGE, condition_of, gaussian_noise, missing_blocks, upscale_bicubic
 from facecodec.metrics import psnr
 from facecodec.runner import MANIFEST_NAME
-from facecodec.tensors import to_image, to_padded_tensor
+from facecodec.arrays import padded_array, to_image
 
 TASKS = [("denoise", None), ("inpaint", None), ("deblur", None), ("depixelate", None), ("dejpeg", None),
          ("superres", 4), ("superres", 8), ("colorize", None)]
@@ -82,10 +82,8 @@ def with_denoise_condition(damaged: np.ndarray, task: str, scale: int | None) ->
     restore prepares it), the same weights, the denoise condition's code."""
     rgb, _ = restoration.prepare(damaged, task, scale)
     weights = restoration.load(condition=condition_of(task, scale))
-    x = to_padded_tensor(rgb, weights.model.stride)[0].to(weights.device)
-    with torch.inference_mode():
-        pixels = restoration.restore_pixels(weights, x, "denoise")
-    return np.asarray(to_image(pixels, rgb.width, rgb.height, "RGB"))
+    x = padded_array(rgb, weights.model.stride)[0]
+    return np.asarray(to_image(restoration.restore_pixels(weights, x, "denoise"), rgb.width, rgb.height, "RGB"))
 
 
 @pytest.mark.parametrize("task,scale", TASKS)
@@ -120,11 +118,10 @@ def test_tiles_agree_with_one_whole_pass(face):
     rgb, mode = restoration.prepare(picture, "deblur")
     condition = condition_of("deblur")
     weights = restoration.load(condition=condition)
-    x = to_padded_tensor(rgb, weights.model.stride)[0].to(weights.device)
-    assert 96 < max(x.shape[-2:]) <= restoration.TILE  # one pass by default; tiles of 96 make several
-    with torch.inference_mode():  # restore's own pass is one whole pass (the default tile holds the picture)
-        tiled = np.asarray(to_image(restoration.restore_pixels(weights, x, condition, tile=96), rgb.width,
-                                    rgb.height, mode), dtype=np.int16)
+    x = padded_array(rgb, weights.model.stride)[0]
+    assert 96 < max(x.shape[-2:]) <= restoration.TILE  # one pass by default (restore's own); tiles of 96 make several
+    tiled = np.asarray(to_image(restoration.restore_pixels(weights, x, condition, tile=96), rgb.width,
+                                rgb.height, mode), dtype=np.int16)
     assert np.abs(restored - tiled).max() <= restoration.MAX_TILE_ERROR
 
 

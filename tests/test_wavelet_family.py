@@ -7,7 +7,6 @@ the one weights they are about.
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from safetensors.numpy import load_file
 from skimage.data import astronaut
 
 import facecodec
-from facecodec import codec
+from facecodec import codec, zoo
 from facecodec.bitstream import FczError, pack, unpack
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
@@ -41,8 +40,9 @@ def planes(image: np.ndarray) -> np.ndarray:
     return image.transpose(2, 0, 1).astype(np.float32)
 
 
-def as_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float() / 255
+def as_array(image: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 -> the codec's ``1 x 3 x H x W`` float32 in [0, 1]."""
+    return image.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
 
 
 def uniform_model() -> wc.ContextModel:
@@ -398,25 +398,19 @@ def test_an_untrained_postfilter_is_the_identity_and_tiles_match_one_pass():
         assert torch.equal(pf(x, torch.tensor([1, 8])), x)   # zero-initialised last layer
         pf.convs[-1].weight.normal_(0, 0.1)
         whole = pf(x, torch.tensor([3.0, 5.5]))
-        tiled = run_in_tiles(lambda t: pf(t, torch.tensor([3.0, 5.5])), x, 16, pf.margin)
-    assert not torch.equal(whole, x) and torch.allclose(whole, tiled, atol=1e-5)
+        tiled = run_in_tiles(lambda t: pf(torch.from_numpy(t), torch.tensor([3.0, 5.5])).numpy(), x.numpy(), 16,
+                             pf.margin)
+    assert not torch.equal(whole, x) and np.allclose(whole.numpy(), tiled, atol=1e-5)
 
 
 def test_the_post_filter_in_small_tiles_gives_the_same_pixels(face):
     weights = load_weights("wavelet-v1")
     data = facecodec.encode(face, quality=20, weights_id="wavelet-v1")  # level 2, where the filter works
     whole = np.asarray(facecodec.decode(data), dtype=np.int16)
-    # a model of its own whose filter runs in 64-pixel tiles (the 160 x 144 face in 3 x 3): the shipped one's
-    # tile, and every other user's, stay as they are
-    model = copy.deepcopy(weights.model)
-    model.filter_tile = 64
-    tiled_weights = replace(weights, model=model)
     header, payload = unpack(data)
-    with torch.inference_mode():
-        features = codec.part_features(tiled_weights, weights.table(header), header, payload)
-        pixels = codec.synthesise(tiled_weights, features)
-    assert weights.model.filter_tile == type(model).filter_tile != model.filter_tile
-    tiled = pixels[0].permute(1, 2, 0).numpy().astype(np.int16)
+    pixels = codec.synthesise(weights, codec.part_features(weights, weights.table(header), header, payload),
+                              tile=64)  # the filter in 64-pixel tiles: the 160 x 144 face in 3 x 3
+    tiled = pixels[0].transpose(1, 2, 0).astype(np.int16)
     assert tiled.shape == whole.shape and np.abs(tiled - whole).max() <= 1
     # the same symbols without the filter (wavelet-v0 at level 2) decode otherwise: the check above means something
     plain = facecodec.encode(face, quality=2, weights_id="wavelet-v0")
@@ -428,24 +422,27 @@ def test_the_post_filter_in_small_tiles_gives_the_same_pixels(face):
 
 def fixed_analysis(image: np.ndarray) -> np.ndarray:
     """The fixed wavelet's coefficients of ``image``, from the same floats the codec's encoder gets."""
-    return wt.analysis(as_tensor(image)[0].numpy() * np.float32(255))
+    return wt.analysis(as_array(image)[0] * np.float32(255))
 
 
 def test_wavelet_v3_holds_a_trained_lifting_that_the_encoder_runs(odd_face):
-    model = load_weights("wavelet-v3").model
-    assert model.lifting is not None and model.lifting.learned_levels == 1
-    y = model.encode(as_tensor(odd_face))[0].numpy()
+    runtime = load_weights("wavelet-v3").transform
+    y = runtime.analyse(as_array(odd_face))[0]
     assert np.abs(y - fixed_analysis(odd_face)).max() > 0.5                       # trained: not the fixed wavelet
-    np.testing.assert_allclose(model.synthesise(torch.from_numpy(y)[None])[0].numpy(),
-                               as_tensor(odd_face)[0].numpy(), atol=1e-4)   # and undone by the decoder
+    np.testing.assert_allclose(wt.synthesis(y, residuals=runtime.residuals(False)) / 255,
+                               as_array(odd_face)[0], atol=1e-4)               # and undone by the decoder's steps
 
 
 def test_wavelet_v3_with_its_residuals_zeroed_is_the_fixed_wavelet(odd_face):
-    model = copy.deepcopy(load_weights("wavelet-v3").model)   # its own copy: the loaded weights stay trained
+    from facecodec.models.wavelet_network import learned_lifting
+
+    entry = zoo.manifest_entry("wavelet-v3")["model"]
+    lifting = learned_lifting(weights_tensors("wavelet-v3"), entry["lifting_levels"], entry["lifting_hidden"])
+    assert lifting.learned_levels == 1
     with torch.no_grad():
-        for residual in model.lifting.modules():
+        for residual in lifting.modules():
             if hasattr(residual, "outer"):
                 residual.outer.weight.zero_()
                 residual.outer.bias.zero_()
-    y = model.encode(as_tensor(odd_face))[0].numpy()
+    y = wt.analysis(as_array(odd_face)[0] * np.float32(255), residuals=lifting.steps(exact=True))
     assert np.array_equal(y, fixed_analysis(odd_face))

@@ -22,7 +22,7 @@ from facecodec.families.wavelet import WaveletFamily
 from facecodec.metrics import psnr
 from facecodec.runner.convert import convert_chunk
 from facecodec.runner.jobs import Conversion, Job
-from facecodec.tensors import to_padded_tensor
+from facecodec.arrays import padded_array
 from facecodec.zoo import load_spec, load_weights
 
 TILE = 128
@@ -62,7 +62,7 @@ def test_small_images_keep_the_bytes_they_had_before_tiles():
         data = facecodec.encode(crop.convert(mode), device="cpu", quality=20, effort=0, weights_id="wavelet-v1")
         assert data[4] == UNTILED_VERSION and hashlib.sha256(data).hexdigest() == digest
     weights = load_weights(facecodec.zoo.default_weights_id(), "cpu")
-    x, pad_right, pad_bottom = to_padded_tensor(crop, weights.stride)
+    x, pad_right, pad_bottom = padded_array(crop, weights.stride)
     settings = EncodeSettings(weights.weights_id, weights.family.default, weights.family.default_effort,
                               weights.family.choose_tile(None))
     one_pass = features_to_fcz(weights, analyse(weights, x), settings, crop.size, "RGB", pad_right, pad_bottom)

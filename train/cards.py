@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 RUNTIME_FIELDS = ("id", "kind", "file", "architecture", "channels", "stride", "family", "settings", "default_setting",
-                  "model", "conditions", "serves", "sha256")
+                  "model", "conditions", "serves", "sha256", "postfilter_graph")
 _RECORD = re.compile(r"^```json\n(.*?)^```\n?", re.S | re.M)
 
 

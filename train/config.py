@@ -185,11 +185,11 @@ def load_config(path: str | Path, base: str | Path | None = None, check_data: bo
 
 
 def _check_model(config: Config) -> None:
-    from facecodec.models import ARCHITECTURES
+    from facecodec.models import ARCHITECTURES, architecture
 
     try:
-        cls = ARCHITECTURES[config.architecture]
-    except KeyError:
+        cls = architecture(config.architecture)
+    except ValueError:
         raise ConfigError(f"{config.path}: unknown `architecture` {config.architecture!r}; "
                           f"known: {', '.join(ARCHITECTURES)}") from None
     parameters = inspect.signature(cls.__init__).parameters

@@ -44,6 +44,7 @@ from facecodec.train import checkpoints
 from facecodec.train.config import (DEFAULT_RUNS_DIR, DEFAULT_WEIGHTS_DIR, TrainingError, load_config,
                                     user_errors)
 from facecodec.train.data import load_folder
+from facecodec.train.postfilter_onnx import graph_fields
 from facecodec.train.train import checkpoint_path, to_tensor
 from facecodec.zoo import CODEC, ENTROPY_PREFIX
 
@@ -109,18 +110,24 @@ def check_id(weights_id: str, option: str = "--id") -> None:
 
 
 def record_in_manifest(weights_dir: Path, entry: dict, default: bool = False) -> Path:
-    """Add ``entry`` to ``WEIGHTS_DIR/manifest.json`` (replacing one of the same id) -> the manifest's path.
+    """Add ``entry`` to ``WEIGHTS_DIR/manifest.json`` (replacing one of the same id, in its place) -> the manifest's path.
 
     The manifest keeps the fields the runtime reads; the rest goes into the model card's record (facecodec.train.cards).
+    Files the runtime derives from the weights file are written beside it first (the wavelet post-filter's ONNX
+    graph: facecodec.train.postfilter_onnx), so no export can ship weights without them.
 
     ``default``: make these the weights ``fcz encode`` uses; the first codec weights of a new manifest
     become the default anyway. Written beside and renamed over, as several exports may run at once.
     """
     path = Path(weights_dir) / "manifest.json"
-    runtime, record = split_entry(entry)
+    runtime, record = split_entry({**entry, **graph_fields(weights_dir, entry)})
     write_card_record(weights_dir, entry["id"], record)
     manifest = json.loads(path.read_text()) if path.exists() else {"weights": []}
-    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != entry["id"]] + [runtime]
+    ids = [e["id"] for e in manifest["weights"]]
+    if entry["id"] in ids:  # in its place: the listing's order is what `fcz models` and the benchmarks show
+        manifest["weights"][ids.index(entry["id"])] = runtime
+    else:
+        manifest["weights"].append(runtime)
     if default or ("default" not in manifest and entry.get("kind", CODEC) == CODEC):
         manifest["default"] = entry["id"]
     tmp = path.with_suffix(".tmp")

@@ -52,7 +52,8 @@ from facecodec.models.postfilter import PostFilter
 from facecodec.train.wavelet_tables import BASE_STEPS, load_faces, scaled_down
 from facecodec.rdoq import MU
 from facecodec.train import checkpoints
-from facecodec.zoo import manifest_entry, state_dict, weights_tensors
+from facecodec.models.networks import state_dict
+from facecodec.zoo import manifest_entry, weights_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -46,7 +46,8 @@ from facecodec.train.data import load_folder
 from facecodec.train.export import check_id, record_in_manifest
 from facecodec.train.train import (add_run_options, check_stop_at, checkpoint_path, cosine_lr, psnr, start_run,
                                    to_tensor)
-from facecodec.zoo import state_dict, weights_tensors
+from facecodec.models.networks import state_dict
+from facecodec.zoo import weights_tensors
 
 STAGE = 2
 

@@ -116,7 +116,7 @@ def load_lifting(path: Path) -> tuple[LearnedLifting, dict[str, str]]:
     """Learned lifting residuals written by ``train_lifting --export`` -> the module and the file's metadata."""
     from safetensors import safe_open
 
-    from facecodec.zoo import state_dict
+    from facecodec.models.networks import state_dict
 
     with safe_open(str(path), "np") as f:
         meta = f.metadata()

@@ -108,7 +108,6 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     from dataclasses import replace
 
     import numpy as np
-    import torch
     from PIL import Image
     from skimage.data import astronaut
 
@@ -175,7 +174,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
             mode = "L" if k == 1 else "RGB"
             width, height = int(rng.integers(1, side + 1)), int(rng.integers(1, side + 1))
             h, w = -(-height // s), -(-width // s)
-            features = torch.from_numpy(rng.normal(scale=2.0, size=(1, weights.channels, h, w)).astype(np.float32))
+            features = rng.normal(scale=2.0, size=(1, weights.channels, h, w)).astype(np.float32)
             _, fields = latent.quantize(weights.model, features, setting, 0, weights.entropy_tables)
             version = 2 if k == len(settings) - 1 else 3
             header = FczHeader(weights_id=weights_id, width=width, height=height, mode=mode,

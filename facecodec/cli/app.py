@@ -67,11 +67,13 @@ def rate_summary(size: int, header: FczHeader) -> str:
 
 
 def check_device(device: str) -> None:
-    """A usage error unless ``device`` can run the network here (torch, only for the commands that run one)."""
-    try:
-        resolve_device(device)
-    except FczError as exc:
-        raise click.UsageError(str(exc)) from None
+    """A usage error when ``--device cuda`` cannot run here; auto and cpu always can (the default weights need no
+    torch; a torch network says so when it loads, where torch is missing)."""
+    if device == "cuda":
+        try:
+            resolve_device(device)
+        except FczError as exc:
+            raise click.UsageError(str(exc)) from None
 
 
 inputs_argument = click.argument("inputs", nargs=-1, required=True)

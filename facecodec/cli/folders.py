@@ -11,7 +11,6 @@ from facecodec import runner
 from facecodec.bitstream import FczError
 from facecodec.cli.app import STDIO
 from facecodec.cli.outputs import check_names_a_directory
-from facecodec.devices import resolve_device
 
 
 def folder_options(command: Callable) -> Callable:
@@ -65,8 +64,7 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
                 batch_size: int | None, scheduler: str | None) -> None:
     """A folder run: one progress bar (on a terminal), each failure and warning listed, a summary; exit 1 if any
     file failed, 130 when interrupted (the files finished are kept: the same command again does the rest)."""
-    device = resolve_device(conversion.device)
-    if device == "cuda":
+    if conversion.device == "cuda":
         jobs = jobs or 1  # one process feeds the GPU
         if (batch_size or 1) > 1:
             click.echo("warning: on CUDA a batch may give files other bytes than encoding each alone (cuDNN picks "

@@ -22,12 +22,13 @@ The manifest (``weights/manifest.json``) names each weights file's family in
 ``family`` and stores ``settings`` ([first, last]) and ``default_setting``.
 
 Importing this module does not import torch (``fcz info`` and header checks use
-it without running a network); the methods that touch tensors import it when called.
+it without running a network); the methods that touch tensors import it when called, and the
+wavelet family never does for its default weights.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
@@ -37,6 +38,8 @@ from facecodec.bitstream.tiles import Box
 
 if TYPE_CHECKING:
     import torch
+
+    from facecodec.models.transform import Transform
 
 # The API's setting keywords (and CLI options), as users read them in messages.
 OPTION_NOUNS = {"quality": "quality level", "bits": "bit depth"}
@@ -92,6 +95,24 @@ class Family(ABC):
     @property
     def noun(self) -> str:
         return OPTION_NOUNS[self.option]
+
+    def load(self, entry: dict[str, Any], arrays: dict[str, np.ndarray], read: Callable[[dict], bytes],
+             device: str) -> tuple[Any, Transform]:
+        """The weights' model (what ``quantize`` and ``dequantize`` read) and the transform the codec runs
+        (facecodec.models.transform), from the manifest ``entry``, the weights file's arrays (no ``entropy.*``) and
+        ``read`` (a file the entry names, ``{"file", "sha256"}``, verified); ``device``: auto, cpu or cuda.
+
+        By default a torch network on the device (facecodec.models.networks): the model and the transform's network.
+        """
+        from facecodec.devices import resolve_device
+
+        device = resolve_device(device)   # first: FczError where torch is not installed
+        from facecodec.models import build_model
+        from facecodec.models.networks import TorchTransform, loaded
+
+        network = loaded(build_model(entry["architecture"], channels=entry["channels"], **entry.get("model", {})),
+                         arrays, device)
+        return network, TorchTransform(network, device)
 
     def choose(self, setting: int | None) -> int:
         """A user's setting (None: the default) -> the setting, or FczError if these weights don't have it."""
@@ -200,16 +221,18 @@ class Family(ABC):
         return setting
 
     @abstractmethod
-    def quantize(self, model: torch.nn.Module, y: torch.Tensor, setting: int, effort: int = 0,
+    def quantize(self, model: Any, y: np.ndarray | torch.Tensor, setting: int, effort: int = 0,
                  tables: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
         """Features ``N x C x h x w`` -> (int32 symbols ``N x C x h x w``, per image the header fields that undo it).
+        ``model``: ``load``'s (the trainers pass their network).
 
         ``effort`` (one of ``efforts``) above 0 searches for symbols that code smaller for their
         distortion, which needs the weights' entropy tensors ``tables`` (``entropy.*``, prefix removed).
         """
 
     @abstractmethod
-    def dequantize(self, model: torch.nn.Module, symbols: np.ndarray, header: FczHeader) -> torch.Tensor:
-        """Symbols ``C x h x w`` of one file -> features ``1 x C x h x w`` on the model's device."""
+    def dequantize(self, model: Any, symbols: np.ndarray, header: FczHeader) -> np.ndarray:
+        """Symbols ``C x h x w`` of one file -> features ``1 x C x h x w`` (float32), what the transform's
+        ``synthesise`` takes."""
 
 

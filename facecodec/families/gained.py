@@ -25,7 +25,9 @@ class GainedFamily(Family):
         return header.quality
 
     def quantize(self, model, y, setting, effort=0, tables=None):
-        symbols = model.symbols(y, setting - 1).cpu().numpy()
+        import torch
+
+        symbols = model.symbols(torch.as_tensor(y, device=next(model.parameters()).device), setting - 1).cpu().numpy()
         fields = {"quality": setting, "bits": self.alphabet(setting).bit_length() - 1, "channel_ranges": ()}
         return symbols, [fields] * len(symbols)
 
@@ -33,4 +35,4 @@ class GainedFamily(Family):
         import torch
 
         q = torch.from_numpy(symbols)[None].to(next(model.parameters()).device)
-        return model.features(q, header.quality - 1)
+        return model.features(q, header.quality - 1).cpu().numpy()

@@ -36,8 +36,11 @@ class RangesFamily(Family):
         return 0 if header.quality else header.bits
 
     def quantize(self, model, y, setting, effort=0, tables=None):
+        import torch
+
         from facecodec.models import ranges
 
+        y = torch.as_tensor(y)
         lo, hi = ranges.channel_ranges(y)
         symbols = ranges.quantize(y, lo, hi, setting).cpu().numpy().astype(np.int32)
         return symbols, [
@@ -52,4 +55,4 @@ class RangesFamily(Family):
         device = next(model.parameters()).device
         q = torch.from_numpy(symbols)[None].to(device)
         lo, hi = (torch.tensor(r, dtype=torch.float32)[None].to(device) for r in zip(*header.channel_ranges))
-        return ranges.dequantize(q, lo, hi, header.bits)
+        return ranges.dequantize(q, lo, hi, header.bits).cpu().numpy()

@@ -157,10 +157,17 @@ class WaveletFamily(Family):
         return decode_planes(payload, model, header.latent_shape[1:], header.mode, resolution_order=progressive,
                              reduce=reduce if progressive else 0)
 
+    def load(self, entry, arrays, read, device):
+        from facecodec.models import wavelet_runtime
+
+        graph = entry.get("postfilter_graph")
+        runtime = wavelet_runtime.load(entry.get("model", {}), arrays, read(graph) if graph else None, device)
+        return runtime, runtime
+
     def _steps(self, model, setting: int) -> np.ndarray:
         from facecodec.models import wavelet_transform as wavelet
 
-        return wavelet.steps_at(model.steps.cpu().numpy(), self.level(setting))
+        return wavelet.steps_at(model.steps, self.level(setting))
 
     def quantize(self, model, y, setting, effort=0, tables=None):
         from facecodec.models import wavelet_transform as wavelet
@@ -168,7 +175,7 @@ class WaveletFamily(Family):
         steps, nearest = self._steps(model, setting), self.nearest_level(setting) - 1
         if effort == 0:
             offset = float(model.rounding_offset[nearest])
-            symbols = np.stack([wavelet.quantize(planes, steps, offset) for planes in y.cpu().numpy()])
+            symbols = np.stack([wavelet.quantize(planes, steps, offset) for planes in y])
         else:
             from facecodec import rdoq
 
@@ -176,15 +183,13 @@ class WaveletFamily(Family):
                 raise ValueError("an encoder search (effort > 0) needs the weights' entropy tables")
             context, offset = self.entropy_model(tables, setting), float(model.recon_offset[nearest])
             symbols = np.stack([rdoq.refine(planes / wavelet.step_planes(*planes.shape[1:], steps), context, offset)
-                                for planes in y.cpu().numpy()])
+                                for planes in y])
         fields = {"quality": setting, "bits": SYMBOL_BITS, "channel_ranges": ()}
         return symbols, [fields] * len(symbols)
 
     def dequantize(self, model, symbols, header):
-        import torch
-
         from facecodec.models import wavelet_transform as wavelet
 
         offset = float(model.recon_offset[self.nearest_level(header.quality) - 1])
         y = wavelet.dequantize(symbols, self._steps(model, header.quality), offset)
-        return model.with_quality(torch.from_numpy(y)[None].to(model.steps.device), self.level(header.quality))
+        return model.with_quality(y[None], self.level(header.quality))

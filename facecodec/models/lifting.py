@@ -34,8 +34,7 @@ A source of ``n_s`` samples feeds a target of ``n_t`` (equal, or one more or few
 """
 from __future__ import annotations
 
-import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,18 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facecodec.bitstream.subbands import LEVELS, level_sizes
-
-# CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
-ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
-K = 1.230174104914001
-LOW_SCALE, HIGH_SCALE = math.sqrt(2) / K, K / math.sqrt(2)   # near-orthonormal: DC gain sqrt(2) per level
-STEPS = ((ALPHA, True), (BETA, False), (GAMMA, True), (DELTA, False))   # (coefficient, predict step?)
-ROWS, COLUMNS = 0, 1                                                     # the axes, in the order they are lifted
-
-# What the numpy transform takes: a step's residual (source samples -> the addition to its target), and
-# the four of each (level, axis) that learns them.
-StepResidual = Callable[[np.ndarray], np.ndarray]
-NumpyResiduals = dict[tuple[int, int], Sequence[StepResidual]]
+from facecodec.models.wavelet_transform import HIGH_SCALE, LOW_SCALE, ROWS, COLUMNS, STEPS, NumpyResiduals
 
 
 def fit(r, n: int, axis: int):
@@ -152,7 +140,10 @@ class LearnedLifting(nn.Module):
 
     def steps(self, exact: bool) -> NumpyResiduals:
         """The residuals for facecodec.models.wavelet_transform's numpy transform: ``exact`` for the encoder."""
-        return {(level + 1, axis): [r.exact if exact else r.fast for r in by_step]
+        def fitted(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray, int], np.ndarray]:
+            return lambda source, n_target: fit(f(source), n_target, 0)
+
+        return {(level + 1, axis): [fitted(r.exact if exact else r.fast) for r in by_step]
                 for level, by_axis in enumerate(self.residuals) for axis, by_step in enumerate(by_axis)}
 
     def _lift(self, target: torch.Tensor, source: torch.Tensor, level: int, axis: int, step: int) -> torch.Tensor:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
+import numpy as np
 
 
-def run_in_tiles(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, margin: int,
-                 scale_num: int = 1, scale_den: int = 1) -> torch.Tensor:
+def run_in_tiles(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tile: int, margin: int,
+                 scale_num: int = 1, scale_den: int = 1) -> np.ndarray:
     """Apply ``fn`` to ``x`` (N x C x H x W) tile by tile; ``fn`` scales sizes by ``scale_num / scale_den``.
 
     ``tile`` and ``margin`` must be multiples of ``scale_den`` and H, W multiples
@@ -36,7 +36,7 @@ def run_in_tiles(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, ti
             top0, left0 = max(0, top - margin), max(0, left - margin)
             piece = fn(x[..., top0:min(height, bottom + margin), left0:min(width, right + margin)])
             if out is None:
-                out = piece.new_empty(*piece.shape[:-2], scaled(height), scaled(width))
+                out = np.empty((*piece.shape[:-2], scaled(height), scaled(width)), dtype=piece.dtype)
             out[..., scaled(top):scaled(bottom), scaled(left):scaled(right)] = \
                 piece[..., scaled(top - top0):scaled(bottom - top0), scaled(left - left0):scaled(right - left0)]
     return out

@@ -25,30 +25,38 @@ Data flow (any H x W; no padding: the codec's stride is 1)::
         v
         x_hat: 3 x H x W
 
-The transform is numpy (float32; torch only wraps it for the codec) and exactly invertible up to float rounding.
+The transform is numpy (float32, no torch: the default weights run without it) and exactly invertible up
+to float rounding.
 Each lifting step is ``target += coefficient * (left + right neighbour)``; weights with a learned
 lifting (wavelet-v3 on) add a residual ``+ f_step(source)`` to the steps of the finest levels (a small
 CNN, initialised to zero: facecodec.models.lifting). That changes neither the subband layout nor the
 symbols' meaning: the bitstream stays the same.
 
-``WaveletTransform`` wraps the numpy functions as an ``nn.Module`` so the codec's one path
-(analyse -> quantize -> code, decode -> dequantize -> synthesise) runs it like the networks; its
-step table is a buffer loaded from the weights file, its parameters (the learned lifting and the
-post-filter, where the weights have them) too.
+The codec runs these functions through facecodec.models.wavelet_runtime (numpy, the post-filter by ONNX
+Runtime); training runs them through the ``nn.Module`` of facecodec.models.wavelet_network.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+import math
+from typing import Callable
+
 import numpy as np
-import torch
-from torch import nn
 
 from facecodec.bitstream.subbands import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
-from facecodec.models.lifting import (ALPHA, BETA, COLUMNS, DELTA, GAMMA, HIGH_SCALE, LOW_SCALE, ROWS,
-                                      LearnedLifting, NumpyResiduals, StepResidual, fit)
-from facecodec.models.postfilter import PostFilter
-from facecodec.models.tiling import run_in_tiles
+
+# CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
+ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
+K = 1.230174104914001
+LOW_SCALE, HIGH_SCALE = math.sqrt(2) / K, K / math.sqrt(2)   # near-orthonormal: DC gain sqrt(2) per level
+STEPS = ((ALPHA, True), (BETA, False), (GAMMA, True), (DELTA, False))   # (coefficient, predict step?)
+ROWS, COLUMNS = 0, 1                                                     # the axes, in the order they are lifted
+
+# A learned lifting step's residual (facecodec.models.lifting): (source samples, target length) -> the addition
+# to its target, and the four of each (level, axis) that learns them.
+StepResidual = Callable[[np.ndarray, int], np.ndarray]
+NumpyResiduals = dict[tuple[int, int], Sequence[StepResidual]]
 
 # ICT: RGB -> YCbCr, and its inverse (JPEG 2000 Part 1, Annex G.2).
 RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
@@ -80,7 +88,7 @@ def _lift(target: np.ndarray, source: np.ndarray, coefficient: float, predict: b
         right = source[:n_t] if n_s >= n_t else np.concatenate([source, source[-1:]])
     target += np.float32(sign * coefficient) * (left + right)
     if residual is not None:
-        addition = fit(residual(source), n_t, 0)
+        addition = residual(source, n_t)
         if sign > 0:
             target += addition
         else:
@@ -267,96 +275,3 @@ def dequantize(q: np.ndarray, steps: np.ndarray, recon_offset: float) -> np.ndar
     offset = np.where(ll_mask(height, width), np.float32(0), np.float32(recon_offset))
     magnitude = np.where(q != 0, np.abs(q).astype(np.float32) + offset, np.float32(0))
     return np.sign(q).astype(np.float32) * magnitude * step_planes(height, width, steps)
-
-
-# --- as a module the codec can run ---------------------------------------------------------------------
-
-def to_8bit(rgb: torch.Tensor) -> torch.Tensor:
-    """Synthesised RGB in [0, 1] -> clipped and rounded to 8-bit levels (still in [0, 1]): the post-filter's input."""
-    return (rgb.nan_to_num(nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1) * 255).round() / 255
-
-
-class WaveletTransform(nn.Module):
-    """The fixed transform as the codec's "model": a step table as a buffer, and an optional post-filter.
-
-    ``steps[quality - 1, plane, level index, orientation]``: plane 0, 1, 2 = Y, Cb, Cr;
-    level index 0..LEVELS - 1 for levels 1..LEVELS, and LEVELS for the LL band (all three equal);
-    orientation 0, 1, 2 = HL, LH, HH. ``recon_offset[quality - 1]``: the decoder puts a nonzero
-    value ``|q|`` at ``(|q| + recon_offset) * step``; ``rounding_offset[quality - 1]``: the encoder's
-    dead zone, ``|q| = floor(|y| / step + rounding_offset)`` (0.5 would be plain rounding).
-
-    With ``postfilter_layers`` > 0 the decoder ends in a quality-conditioned residual CNN
-    (facecodec.models.postfilter), trained with everything else frozen (train/train_postfilter.py).
-    It needs to know each image's quality level, so the features the decoder takes are the
-    coefficient planes plus a fourth plane holding the level (``with_quality``): files of any
-    qualities then still batch as one tensor.
-
-    ``continuous_quality``: the weights take ``quality`` 1..100 instead of the table's levels; a quality
-    stands for level ``quality / 10`` (below 10: from ``lowest_level`` at quality 1), its steps
-    interpolated between the levels' tables (``steps_at``; facecodec.families.WaveletFamily has the mapping).
-    ``context_scheme``: how the payload's contexts are formed (facecodec.bitstream.contexts.Scheme).
-
-    With ``lifting_levels`` > 0 the lifting steps of the finest that many levels add a learned residual
-    (facecodec.models.lifting, trained by train/train_lifting.py): the encoder runs it exactly, the same
-    bits on every machine, the decoder by fast convolutions. Its subbands and symbols mean what the
-    fixed transform's do, so the payload is unchanged.
-    """
-
-    encode_margin = decode_margin = 0
-    tile = None  # the transform runs over its input in one pass (large images arrive as tiles: facecodec.families.wavelet)
-    filter_tile = 512
-
-    def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
-                 postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False,
-                 lowest_level: float | None = None, context_scheme: int = 1, lifting_levels: int = 0,
-                 lifting_hidden: int = 8) -> None:
-        super().__init__()
-        if channels != 3 or levels != LEVELS:
-            raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
-        self.levels, self.continuous_quality = levels, continuous_quality
-        self.lowest_level, self.context_scheme = lowest_level, context_scheme
-        self.register_buffer("steps", torch.ones(qualities, 3, levels + 1, 3))
-        self.register_buffer("recon_offset", torch.zeros(qualities))
-        self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))
-        self.postfilter = PostFilter(qualities, postfilter_hidden, postfilter_layers) if postfilter_layers else None
-        self.lifting = LearnedLifting(lifting_levels, lifting_hidden) if lifting_levels else None
-
-    @property
-    def qualities(self) -> int:
-        return self.steps.shape[0]
-
-    def residuals(self, exact: bool) -> NumpyResiduals | None:
-        """The learned lifting residuals for the numpy transform (``exact``: the encoder's), or None."""
-        return None if self.lifting is None else self.lifting.steps(exact)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB ``N x 3 x H x W`` in [0, 1] -> coefficient planes ``N x 3 x H x W`` (float32)."""
-        residuals = self.residuals(exact=True)
-        planes = [analysis(image.cpu().numpy().astype(np.float32) * np.float32(255), self.levels, residuals)
-                  for image in x]
-        return torch.from_numpy(np.stack(planes)).to(x.device)
-
-    @staticmethod
-    def with_quality(y: torch.Tensor, level: float) -> torch.Tensor:
-        """Coefficient planes ``N x 3 x H x W`` -> the decoder's features ``N x 4 x H x W`` (plane 3: the level)."""
-        return torch.cat([y, torch.full_like(y[:, :1], level)], dim=1)
-
-    def synthesise(self, y: torch.Tensor, reduce: int = 0) -> torch.Tensor:
-        """Coefficient planes ``N x 3 x H x W`` -> RGB in [0, 1] by the inverse transform alone, not clipped."""
-        residuals = self.residuals(exact=False)
-        planes = [synthesis(coefficients.cpu().numpy().astype(np.float32), self.levels, reduce, residuals)
-                  for coefficients in y]
-        return torch.from_numpy(np.stack(planes) / np.float32(255)).to(y.device)
-
-    def decode(self, features: torch.Tensor, reduce: int = 0) -> torch.Tensor:
-        """The decoder's features (``with_quality``) -> RGB in [0, 1], not clipped.
-
-        ``reduce`` > 0: an image 1 / 2^reduce the size from the coarse bands; the post-filter, trained
-        on full-size decodes, is not run on it.
-        """
-        rgb = self.synthesise(features[:, :3], reduce)
-        if self.postfilter is None or reduce:
-            return rgb
-        level = features[:, 3, 0, 0]
-        return run_in_tiles(lambda tile: self.postfilter(tile, level), to_8bit(rgb), self.filter_tile,
-                            self.postfilter.margin)

@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Protocol
 
+from facecodec.models.threads import set_threads
 from facecodec.runner.jobs import Job, Result, failed
 
 Task = Callable[[list[Job]], list[Result]]
@@ -45,9 +46,7 @@ def _worker_start(threads: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
-    import torch
-
-    torch.set_num_threads(threads)
+    set_threads(threads)
 
 
 class Processes:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facecodec.bitstream import FczError
+from facecodec.models.threads import using_threads
 from facecodec.runner.convert import convert_chunk
 from facecodec.runner.executors import Executor, InProcess, Processes, default_jobs, threads_per_job
 from facecodec.runner.jobs import EXISTS, MANIFEST_NAME, OK, Conversion, Job, Result, plan
@@ -191,11 +192,5 @@ def _executor(client: Any, jobs: int | None, threads: int | None, chunks: int) -
     if threads is None:
         yield InProcess()
         return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with using_threads(threads):
         yield InProcess()
-    finally:
-        torch.set_num_threads(before)
