@@ -37,7 +37,7 @@ from facecodec.arrays import padded_array, to_image
 from facecodec.batching import batches
 from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.tiles import Box
-from facecodec.devices import check_device
+from facecodec.devices import known_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
@@ -98,7 +98,7 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
     """RGB images, each with the mode to code (``open_image``'s pair) -> per image, in order, its .fcz bytes or the
     exception that stopped it alone (the others are still coded). Same-size images go through ``g_a``
     ``batch_size`` at a time (facecodec.batching); each file's bytes are those of its image coded alone."""
-    weights = load_weights(settings.weights_id, check_device(device))
+    weights = load_weights(settings.weights_id, known_device(device))
     outcomes: list[Any] = [None] * len(images)
     padded = {}
     for i, (rgb, mode) in enumerate(images):
@@ -204,7 +204,7 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
                 reduce: int = 0, batch_size: int = 1) -> list[Image.Image | Exception]:
     """The bytes of .fcz files -> per file, in order, its image or the exception that stopped it alone. Files of
     the same weights and shape go through ``g_s`` ``batch_size`` at a time; a file coded in tiles goes alone."""
-    device = check_device(device)
+    device = known_device(device)
     outcomes: list[Any] = [None] * len(files)
     opened = {}
     for i, data in enumerate(files):
@@ -249,7 +249,7 @@ def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
     reduce = spec.family.check_reduce(reduce, spec.weights_id)
-    weights = load_weights(spec.weights_id, check_device(device))
+    weights = load_weights(spec.weights_id, known_device(device))
     return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce))
                              for box, part, part_payload in weights.family.tiles(header, payload)]
 

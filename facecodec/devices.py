@@ -10,7 +10,7 @@ from facecodec.bitstream import FczError
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_device(device: str) -> str:
+def known_device(device: str) -> str:
     """``device`` if it is a device name, else FczError; imports nothing."""
     if device not in DEVICES:
         raise FczError(f"unknown device {device!r}: use {', '.join(DEVICES)}")
@@ -28,7 +28,7 @@ def require_torch(what: str) -> None:
 def resolve_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` where PyTorch sees a GPU, else ``cpu``; FczError for an unknown or missing device, or
     when torch, which runs every network, is not installed."""
-    check_device(device)
+    known_device(device)
     require_torch("a torch network (these weights, --device cuda, fcz restore)")
     import torch
     if device == "auto":

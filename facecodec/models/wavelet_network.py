@@ -16,6 +16,7 @@ from facecodec.models.lifting import LearnedLifting
 from facecodec.models.postfilter import PostFilter
 from facecodec.models.wavelet_transform import NumpyResiduals
 
+
 class WaveletTransform(nn.Module):
     """The fixed transform's tables as buffers, and its learned parts: what the trainers train and export.
 
