@@ -65,7 +65,7 @@ def write_report(out: Path, meta: dict, runs: list[dict]) -> None:
              "| ---: | ---: | ---: | --- |"]
     lines += [f"| {i} | {run['rc']} | {run['seconds']} | {run['summary']} |" for i, run in enumerate(runs, 1)]
     for i, run in enumerate(runs, 1):
-        lines += [f"", f"Run {i} failed: " + "; ".join(run["failures"])] if run["failures"] else []
+        lines += ["", f"Run {i} failed: " + "; ".join(run["failures"])] if run["failures"] else []
     (out / "suite_under_load.md").write_text("\n".join(lines) + "\n")
 
 

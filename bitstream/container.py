@@ -6,17 +6,23 @@ reserve memory for an absurd image.
 """
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import FczError
+from .metadata import NO_METADATA, Metadata, pack_block, read_block
 
 MAGIC = b"\x89FCZ"
 TILED_VERSION = 4                    # written only for a payload in tiles (FORMAT.md, "Tiled payload")
-FORMAT_VERSION = TILED_VERSION       # the newest read; versions 1 (no quality byte), 2 and 3 are still read
 UNTILED_VERSION = 3                  # written for every other file, so they keep the bytes they had before tiles
+METADATA_VERSION = 5                 # written only for a file that carries metadata; its flags say the rest
+FORMAT_VERSION = METADATA_VERSION    # the newest read; versions 1 (no quality byte) to 4 are still read
+FLAG_METADATA = 0x01                 # version 5: a metadata block follows the quantizer ranges
+FLAG_TILED = 0x02                    # version 5: the payload is in tiles, as in version 4
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -46,7 +52,13 @@ class FczHeader:
     latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
     channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
-    version: int = UNTILED_VERSION   # the format version the file has (read) or gets (written): 2..4 to write
+    version: int = UNTILED_VERSION   # the payload's layout, by the version that introduced it: 3 = whole, 4 = tiles
+    metadata: Metadata = NO_METADATA  # ICC profile, EXIF, XMP; a file with any is written as version 5
+
+    @property
+    def file_version(self) -> int:
+        """The version byte the file has (read) or gets (written)."""
+        return METADATA_VERSION if self.metadata else self.version
 
     @property
     def symbol_count(self) -> int:
@@ -76,8 +88,10 @@ class FczHeader:
         if padded_w % w or padded_h % h or padded_w // w != padded_h // h:
             raise FczError(f"corrupt file: latent shape {self.latent_shape} does not tile "
                            f"a padded {self.width}x{self.height} image")
-        if not 1 <= self.version <= FORMAT_VERSION:
+        if not 1 <= self.version <= TILED_VERSION:
             raise FczError(f"corrupt file: format version {self.version}")
+        if self.metadata and self.version < UNTILED_VERSION:
+            raise FczError(f"format version {self.version} carries no metadata")
         if not 0 <= self.quality <= 255:
             raise FczError(f"corrupt file: quality level {self.quality} outside 0..255")
         if len(self.channel_ranges) != (0 if self.quality else c):
@@ -93,8 +107,9 @@ class FczHeader:
 
 
 def pack(header: FczHeader, payload: bytes) -> bytes:
-    """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.version`` (the payload must be
-    coded for that version: version 3 changed the wavelet family's order, version 4 holds tiles, see FORMAT.md)."""
+    """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.file_version`` (the payload must
+    be coded for ``header.version``: version 3 changed the wavelet family's order, version 4 holds tiles; a file
+    with metadata is version 5, its flags saying whether the payload is in tiles; see FORMAT.md)."""
     header.validate()
     if header.version < 2:
         raise FczError("format version 1 is read, no longer written")
@@ -102,12 +117,14 @@ def pack(header: FczHeader, payload: bytes) -> bytes:
         raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
     weights_id = header.weights_id.encode("ascii")
     c, h, w = header.latent_shape
+    flags = (FLAG_METADATA | (FLAG_TILED if header.version == TILED_VERSION else 0)) if header.metadata else 0
     parts = [
-        _PREFIX.pack(MAGIC, header.version, 0, len(weights_id)), weights_id,
+        _PREFIX.pack(MAGIC, header.file_version, flags, len(weights_id)), weights_id,
         _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
                     header.pad_right, header.pad_bottom, c, h, w),
         _QUALITY.pack(header.quality),
         *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
+        pack_block(header.metadata) if header.metadata else b"",
         _LENGTH.pack(len(payload)), payload,
     ]
     body = b"".join(parts)
@@ -115,15 +132,15 @@ def pack(header: FczHeader, payload: bytes) -> bytes:
 
 
 class _Reader:
-    """Reads fields front to back, turning a short file into a clear error."""
+    """Reads fields front to back from ``read(n)`` (a file's or a buffer's), turning a short file into a clear error."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self.read, self.pos = read, 0
 
     def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.data):
+        chunk = self.read(size)
+        if len(chunk) != size:
             raise FczError("truncated file: it ends inside the header or payload")
-        chunk = self.data[self.pos:self.pos + size]
         self.pos += size
         return chunk
 
@@ -133,17 +150,46 @@ class _Reader:
 
 def unpack(data: bytes) -> tuple[FczHeader, bytes]:
     """Bytes of a .fcz file -> (header, payload). Raises FczError on anything malformed."""
-    if len(data) < len(MAGIC) or not data.startswith(MAGIC):
-        raise FczError("not a .fcz file (wrong magic bytes)" if data else "empty file")
-    reader = _Reader(data)
-    _, version, flags, id_length = reader.unpack(_PREFIX)
+    reader = _Reader(io.BytesIO(data).read)
+    version, flags, id_length = _read_prefix(reader, empty=not data)
+    if len(data) < _LENGTH.size or zlib.crc32(data[:-_LENGTH.size]) != _LENGTH.unpack(data[-_LENGTH.size:])[0]:
+        raise FczError("corrupt file: checksum mismatch (the file was damaged or truncated)")
+    header, payload_length = _read_fields(reader, version, flags, id_length)
+    payload = reader.take(payload_length)
+    if reader.pos + _LENGTH.size > len(data):  # the stated payload runs into the checksum
+        raise FczError("truncated file: it ends inside the payload")
+    if reader.pos + _LENGTH.size != len(data):
+        raise FczError(f"corrupt file: {len(data) - reader.pos - _LENGTH.size} unexpected bytes after the payload")
+    return header, payload
+
+
+def read_header(read: Callable[[int], bytes]) -> FczHeader:
+    """The header of the file that ``read(n)`` reads from its start, every field checked but not the checksum,
+    which needs the whole file: for readers that must not read the pixels yet (Pillow's ``open``); ``unpack``
+    checks it when they are wanted."""
+    reader = _Reader(read)
+    return _read_fields(reader, *_read_prefix(reader, empty=False))[0]
+
+
+def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
+    """Magic, version, flags -> (version, flags, weights-id length)."""
+    try:
+        magic, version, flags, id_length = reader.unpack(_PREFIX)
+    except FczError:
+        magic = b""
+    if magic != MAGIC:
+        raise FczError("empty file" if empty else "not a .fcz file (wrong magic bytes)")
     if version > FORMAT_VERSION:
         raise FczError(f"format version {version} is newer than this facecodec reads "
                        f"(up to {FORMAT_VERSION}): upgrade facecodec")
-    if version < 1 or flags != 0:
+    allowed_flags = (FLAG_METADATA, FLAG_METADATA | FLAG_TILED) if version == METADATA_VERSION else (0,)
+    if version < 1 or flags not in allowed_flags:
         raise FczError(f"corrupt file: version {version}, flags {flags:#04x}")
-    if len(data) < _LENGTH.size or zlib.crc32(data[:-_LENGTH.size]) != _LENGTH.unpack(data[-_LENGTH.size:])[0]:
-        raise FczError("corrupt file: checksum mismatch (the file was damaged or truncated)")
+    return version, flags, id_length
+
+
+def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> tuple[FczHeader, int]:
+    """The fields after the prefix, up to the payload -> (header, payload length)."""
     raw_id = reader.take(id_length)
     if not WEIGHTS_ID.fullmatch(raw_id):
         raise FczError("corrupt file: invalid weights id")
@@ -154,15 +200,13 @@ def unpack(data: bytes) -> tuple[FczHeader, bytes]:
         raise FczError(f"corrupt file: {c} latent channels (at most {MAX_LATENT_CHANNELS})")
     (quality,) = reader.unpack(_QUALITY) if version >= 2 else (0,)
     ranges = tuple(reader.unpack(_RANGE) for _ in range(0 if quality else c))
+    metadata = read_block(reader.take) if flags & FLAG_METADATA else NO_METADATA
+    if version == METADATA_VERSION:
+        version = TILED_VERSION if flags & FLAG_TILED else UNTILED_VERSION
     header = FczHeader(raw_id.decode("ascii"), width, height, MODES[mode], bits, pad_right, pad_bottom,
-                       (c, h, w), ranges, quality, version)
+                       (c, h, w), ranges, quality, version, metadata)
     header.validate()
     (payload_length,) = reader.unpack(_LENGTH)
     if payload_length > header.max_payload_length() or payload_length % 4:
         raise FczError(f"corrupt file: payload length {payload_length} is impossible for this latent shape")
-    payload = reader.take(payload_length)
-    if reader.pos + _LENGTH.size > len(data):  # the stated payload runs into the checksum
-        raise FczError("truncated file: it ends inside the payload")
-    if reader.pos + _LENGTH.size != len(data):
-        raise FczError(f"corrupt file: {len(data) - reader.pos - _LENGTH.size} unexpected bytes after the payload")
-    return header, payload
+    return header, payload_length

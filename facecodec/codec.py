@@ -26,7 +26,7 @@ follows the tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -39,6 +39,7 @@ from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.tiles import Box
 from facecodec.devices import known_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
+from facecodec.metadata import NO_METADATA, Metadata, attach, from_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
 from facecodec.reading import FczSource, check_decodable, fcz_bytes
@@ -56,35 +57,38 @@ class EncodeSettings:
     effort: int                        # the encoder's search effort
     tile: int | None = None            # the coding tile side, for families that code large images in tiles
     target: SizeTarget | None = None   # a file size to fit instead of ``setting``
+    strip: bool = False                # drop the input's ICC profile, EXIF and XMP instead of keeping them
 
 
 def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
                     effort: int | None = None, size: int | None = None, bpp: float | None = None,
-                    tile: int | None = None) -> EncodeSettings:
+                    tile: int | None = None, strip: bool = False) -> EncodeSettings:
     """Check what an encode asks for against the weights it picks -> its settings, or FczError saying what is wrong.
 
     ``quality`` (1 = smallest file) or ``bits`` (the seed's per-image-range model, which it selects unless
     ``weights_id`` is given); ``effort``: how hard the encoder searches for smaller symbols at the same quality
     (None: the family's default); ``size`` (bytes) or ``bpp`` (bits per pixel of the whole file) instead of a
     quality: the best setting whose file is no larger; ``tile``: the side of the tiles a large image is coded in
-    (the wavelet family; None: 1024).
+    (the wavelet family; None: 1024); ``strip``: leave out the input's ICC profile, EXIF and XMP, which a file
+    otherwise carries (format version 5) and ``decode`` gives back in the image's ``info``.
     """
     spec, setting = choose(quality, bits, weights_id)
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
-                          size_target(size, bpp, given=quality is not None or bits is not None))
+                          size_target(size, bpp, given=quality is not None or bits is not None), strip)
 
 
 def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
            weights_id: str | None = None, device: str = "auto",
            max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
-           size: int | None = None, bpp: float | None = None, tile: int | None = None) -> bytes:
-    """Compress an image to the bytes of a .fcz file.
+           size: int | None = None, bpp: float | None = None, tile: int | None = None, strip: bool = False) -> bytes:
+    """Compress an image to the bytes of a .fcz file, with its ICC profile, EXIF and XMP unless ``strip``.
 
     ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a binary file object. Images of
     more than ``max_pixels`` pixels are refused (None: no limit). The settings are ``encode_settings``'s; FczError
     when one does not fit the weights, or when even the smallest file is larger than ``size`` / ``bpp`` asks.
     """
-    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile), image, device, max_pixels)
+    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip), image, device,
+                       max_pixels)
 
 
 def encode_with(settings: EncodeSettings, image: ImageInput, device: str = "auto",
@@ -97,16 +101,18 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
                 batch_size: int = 1) -> list[bytes | Exception]:
     """RGB images, each with the mode to code (``open_image``'s pair) -> per image, in order, its .fcz bytes or the
     exception that stopped it alone (the others are still coded). Same-size images go through ``g_a``
-    ``batch_size`` at a time (facecodec.batching); each file's bytes are those of its image coded alone."""
+    ``batch_size`` at a time (facecodec.batching); each file's bytes are those of its image coded alone. Each file
+    carries its image's metadata (``info``: ICC profile, EXIF, XMP) unless the settings strip it."""
     weights = load_weights(settings.weights_id, known_device(device))
     outcomes: list[Any] = [None] * len(images)
     padded = {}
+    metadata = [NO_METADATA if settings.strip else from_image(rgb) for rgb, _ in images]
     for i, (rgb, mode) in enumerate(images):
         boxes = weights.family.tile_boxes(*rgb.size, settings.tile)
         if boxes is None:
             padded[i] = padded_array(rgb, weights.stride)
         else:  # its tiles make their own tensors, one at a time
-            outcomes[i] = _attempt(partial(tiled_fcz, weights, rgb, mode, boxes, settings))
+            outcomes[i] = _attempt(partial(tiled_fcz, weights, rgb, mode, boxes, settings, metadata[i]))
     for batch in batches(list(padded), key=lambda i: padded[i][0].shape, pixels=lambda i: padded[i][0][0, 0].size,
                          batch_size=batch_size):
         try:
@@ -118,7 +124,7 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
         for k, i in enumerate(batch):
             rgb, mode = images[i]
             outcomes[i] = _attempt(partial(features_to_fcz, weights, y[k:k + 1], settings, rgb.size, mode,
-                                           *padded[i][1:]))
+                                           *padded[i][1:], metadata[i]))
     return outcomes
 
 
@@ -138,7 +144,8 @@ def synthesise(weights: Weights, y: np.ndarray, reduce: int = 0, tile: int = NET
     return weights.transform.synthesise(y, reduce, tile)
 
 
-def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], settings: EncodeSettings) -> bytes:
+def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], settings: EncodeSettings,
+              metadata: Metadata = NO_METADATA) -> bytes:
     """An image coded as the grid of tiles ``boxes`` (format 4) -> its .fcz bytes; each tile is analysed, quantized
     and coded as an image of its own, so the whole picture is held only as 8-bit pixels."""
     def coded(setting: int) -> bytes:
@@ -151,17 +158,19 @@ def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], s
             header, payload = to_payload(weights, symbols[0], fields[0], tile.size, mode, pad_right, pad_bottom)
             headers.append(header)
             payloads.append(payload)
-        return pack(*weights.family.join_tiles(headers, payloads, *rgb.size, settings.tile))
+        header, payload = weights.family.join_tiles(headers, payloads, *rgb.size, settings.tile)
+        return pack(replace(header, metadata=metadata), payload)
 
     return fitted(weights, coded, settings, rgb.size)
 
 
 def features_to_fcz(weights: Weights, y: np.ndarray, settings: EncodeSettings, size: tuple[int, int], mode: str,
-                    pad_right: int, pad_bottom: int) -> bytes:
+                    pad_right: int, pad_bottom: int, metadata: Metadata = NO_METADATA) -> bytes:
     """One image's features ``1 x C x h x w`` -> its .fcz bytes."""
     def coded(setting: int) -> bytes:
         symbols, fields = weights.family.quantize(weights.model, y, setting, settings.effort, weights.entropy_tables)
-        return pack(*to_payload(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom))
+        header, payload = to_payload(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom)
+        return pack(replace(header, metadata=metadata), payload)
 
     return fitted(weights, coded, settings, size)
 
@@ -190,7 +199,8 @@ def to_payload(weights: Weights, symbols: np.ndarray, fields: dict, size: tuple[
 
 def decode(data: FczSource, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS,
            reduce: int = 0) -> Image.Image:
-    """Decompress a .fcz file to a PIL image (mode "RGB" or "L", as encoded).
+    """Decompress a .fcz file to a PIL image (mode "RGB" or "L", as encoded), the metadata the file carries in its
+    ``info`` (``icc_profile``, ``exif``, ``xmp``: as Pillow's readers put them, so ``image.save`` keeps them).
 
     ``data``: the file's bytes (or bytearray, memoryview), its path or a binary file object. Files claiming more
     than ``max_pixels`` pixels are refused before any decoding (None: no limit); peak memory then stays bounded by
@@ -211,8 +221,9 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
         try:
             header, weights, parts = open_fcz(data, device, max_pixels, reduce)
             if len(parts) > 1:
-                outcomes[i] = to_image(parts_to_pixels(weights, parts, header, reduce),
-                                       *reduced_size(header.width, header.height, reduce), header.mode)
+                outcomes[i] = attach(to_image(parts_to_pixels(weights, parts, header, reduce),
+                                              *reduced_size(header.width, header.height, reduce), header.mode),
+                                     header.metadata)
             else:
                 opened[i] = header, weights, parts[0][1]()
         except Exception as exc:  # noqa: BLE001  (a damaged file fails alone)
@@ -228,7 +239,8 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
             continue
         for k, i in enumerate(batch):
             header = opened[i][0]
-            outcomes[i] = to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce), header.mode)
+            outcomes[i] = attach(to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce),
+                                          header.mode), header.metadata)
     return outcomes
 
 

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.bitstream.container import MAX_SIDE
 from facecodec.bitstream.errors import FczError
+from facecodec.metadata import NO_METADATA, from_image, save_options
 
 ImageInput = Union[Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLike, IO[bytes]]
 
@@ -82,7 +83,9 @@ def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
             array = np.asarray(image, dtype=np.float64)
             peak = 65535.0 if array.max() > 255 else 255.0
             image = Image.fromarray(np.clip(array / peak * 255 + 0.5, 0, 255).astype(np.uint8))
-        return image.convert("RGB"), mode
+        rgb = image.convert("RGB")
+        _drop_foreign_profile(rgb, mode)
+        return rgb, mode
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
         raise FczError(f"cannot decode image: {exc}") from None
 
@@ -111,6 +114,21 @@ def _warn_about_losses(image: Image.Image) -> None:
                       FczWarning, stacklevel=3)
 
 
+# An ICC profile names the colour space of the numbers it describes (bytes 16..19 of its header, ICC.1 7.2.6).
+# Pillow converts CMYK or Lab pixels to RGB without the profile, so that profile no longer describes them.
+PROFILE_SPACES = {"RGB": b"RGB ", "L": b"GRAY"}
+
+
+def _drop_foreign_profile(image: Image.Image, mode: str) -> None:
+    """Remove an ICC profile that does not describe the pixels as they are coded, and say so."""
+    profile = image.info.get("icc_profile")
+    if profile and bytes(profile[16:20]) != PROFILE_SPACES[mode]:
+        space = bytes(profile[16:20]).decode("ascii", "replace").strip() or "unknown"
+        del image.info["icc_profile"]
+        warnings.warn(f"ICC profile dropped: it describes {space} pixels, and the image is coded as {mode}",
+                      FczWarning, stacklevel=3)
+
+
 def _array_to_image(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise FczError(f"arrays must be uint8 H x W or H x W x 3 (or 4); got {array.dtype} {array.shape}")
@@ -125,8 +143,15 @@ FORMAT_SUFFIXES = {fmt: next(s for s, f in OUTPUT_FORMATS.items() if f == fmt) f
 LOSSY_FORMATS = ("JPEG", "WEBP")  # the formats a save quality applies to
 
 
-def image_file(image: Image.Image, fmt: str, quality: int | None = None) -> bytes:
-    """The bytes of ``image`` saved as ``fmt`` (Pillow's name), at ``quality`` for JPEG and WebP."""
+def image_file(image: Image.Image, fmt: str, quality: int | None = None, strip: bool = False) -> bytes:
+    """The bytes of ``image`` saved as ``fmt`` (Pillow's name), at ``quality`` for JPEG and WebP, with the ICC
+    profile, EXIF and XMP in its ``info`` unless ``strip``; an FczWarning names what ``fmt`` cannot carry."""
+    options, dropped = save_options(NO_METADATA if strip else from_image(image), fmt)
+    if dropped:
+        listed = ", ".join(dropped[:-1]) + " and " + dropped[-1] if len(dropped) > 1 else dropped[0]
+        warnings.warn(f"{listed} not written: {fmt} output cannot carry "
+                      f"{'them' if len(dropped) > 1 else 'it'} (--strip drops metadata without this warning)",
+                      FczWarning, stacklevel=2)
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **({"quality": quality} if quality is not None else {}))
+    image.save(buffer, format=fmt, **options, **({"quality": quality} if quality is not None else {}))
     return buffer.getvalue()

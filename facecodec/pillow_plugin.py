@@ -1,9 +1,13 @@
 """Pillow file plugin: ``Image.open("face.fcz")`` and ``image.save("face.fcz")`` once facecodec is imported.
 
-Opening reads only the header (size and mode come from it); pixels are decoded
-on first access, like Pillow's own formats. Saving accepts ``quality=N`` (the
-default model's levels), or ``bits=N`` for the seed's fixed-bit-depth path, and
-``effort=N`` (the encoder's search, as ``fcz encode --effort``).
+Opening reads only the header, as Pillow's own plugins do: size, mode, the setting (``info["quality"]`` or
+``info["bits"]``), ``info["weights_id"]`` and the metadata the file carries (``info["icc_profile"]``, ``"exif"``,
+``"xmp"``) come from it, and a file whose header is broken or names weights that are not installed is refused
+there. The payload and the checksum are read, checked and decoded on first access to the pixels; a damaged
+payload fails then, as a truncated PNG does. Saving takes what ``fcz encode`` takes: ``quality=N`` (or
+``bits=N`` for the seed's fixed-bit-depth path), ``weights_id=``, ``effort=N``, ``size=BYTES``, ``bpp=X``,
+``tile=N`` and ``strip=True``; it keeps the image's ICC profile, EXIF and XMP (``info`` or the save call's
+``icc_profile=`` / ``exif=`` / ``xmp=``) unless ``strip``. Other keywords are refused, not ignored.
 """
 from __future__ import annotations
 
@@ -13,10 +17,15 @@ from typing import IO
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from facecodec.bitstream import FczError
-from facecodec.bitstream.container import MAGIC
-from facecodec.reading import check_decodable
+from facecodec.bitstream.container import MAGIC, read_header
+from facecodec.families import family_class
+from facecodec.metadata import LABELS, attach
+from facecodec.zoo import manifest_entry
 
 FORMAT = "FCZ"
+SAVE_OPTIONS = ("quality", "bits", "weights_id", "effort", "size", "bpp", "tile", "strip")
+# What Image.save puts into encoderinfo itself, or what a caller copies from another image's info: not ours to refuse.
+PILLOW_OPTIONS = ("format", "save_all", "append_images", *LABELS)
 
 
 class FczImageError(FczError, UnidentifiedImageError):
@@ -36,24 +45,35 @@ class FczImageFile(ImageFile.ImageFile):
     format_description = "facecodec learned face image"
 
     def _open(self) -> None:
-        self._fcz_data = self.fp.read()
         try:
-            header, _, spec, _ = check_decodable(self._fcz_data)
+            header = read_header(self.fp.read)
+            family = family_class(manifest_entry(header.weights_id)["family"]).from_entry(
+                manifest_entry(header.weights_id))
         except FczError as exc:  # only files with .fcz's magic get here: it is ours, and broken
             raise FczImageError(str(exc)) from None
         self._size = (header.width, header.height)
         self._mode = header.mode
-        self.info[spec.family.option] = spec.family.setting_of(header)  # "quality" or "bits", as save() takes it
+        self.info[family.option] = family.setting_of(header)  # "quality" or "bits", as save() takes it
         self.info["weights_id"] = header.weights_id
+        attach(self, header.metadata)
         self.tile = []
+        self._decoded = False
 
     def load(self):
-        if self._fcz_data is not None:
-            from facecodec.codec import decode  # torch, only once pixels are wanted
+        if not self._decoded:
+            from facecodec.codec import decode  # the codec only once pixels are wanted
 
-            decoded = decode(self._fcz_data)
-            self._fcz_data = None
+            self.fp.seek(0)
+            try:
+                decoded = decode(self.fp.read())
+            except FczError as exc:
+                raise FczImageError(str(exc)) from None
+            finally:
+                if self._exclusive_fp:  # Pillow opened the file: it is read whole now, so close it here
+                    self.fp.close()
+            self._decoded = True
             self.fp = BytesIO(decoded.tobytes())
+            self._exclusive_fp = False
             self.tile = [ImageFile._Tile("raw", (0, 0, *self.size), 0, self.mode)]
         return super().load()
 
@@ -62,7 +82,13 @@ def _save(image: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     from facecodec.codec import encode
 
     info = image.encoderinfo
-    fp.write(encode(image, quality=info.get("quality"), bits=info.get("bits"), effort=info.get("effort")))
+    unknown = sorted(set(info) - set(SAVE_OPTIONS) - set(PILLOW_OPTIONS))
+    if unknown:
+        raise TypeError(f"saving as FCZ takes {', '.join(SAVE_OPTIONS)}; not {', '.join(unknown)}")
+    if any(name in info for name in LABELS):  # metadata given to save() wins over the image's own
+        image = image.copy()
+        image.info.update({name: info[name] for name in LABELS if name in info})
+    fp.write(encode(image, **{name: info[name] for name in SAVE_OPTIONS if name in info}))
 
 
 Image.register_open(FORMAT, FczImageFile, _accept)

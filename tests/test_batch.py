@@ -74,7 +74,7 @@ def test_a_folder_run_mirrors_the_tree_and_lists_every_file(runner, face_folder,
         header = facecodec.read_header(data)
         assert row == {"input": name, "output": fcz_name(name), "bytes": str(len(data)),
                        "bpp": f"{bits_per_pixel(len(data), header.width, header.height):.4f}", "status": "ok",
-                       "error": "", "run": "1"}
+                       "error": "", "run": "1", "command": "encode"}
     assert result.output.splitlines() == [f"7 of 7 files done; 1 other file ignored; manifest {out / MANIFEST_NAME}"]
 
     top = tmp_path / "top"  # without -r: the folder's own files only
@@ -416,3 +416,26 @@ def test_a_file_that_kills_its_worker_is_reported_and_the_rest_finish(face_folde
     assert sorted((r.job.name, r.status, r.error) for r in results) == sorted(
         [(job.name, "ok", "") for job in jobs if job.name != "crash.png"]
         + [("crash.png", "error", "the worker process died converting this file")])
+
+
+def test_decoding_into_the_encode_folder_says_which_command_wrote_each_row(runner, face_folder, tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(main, ["encode", str(face_folder), "-o", str(out), "--jobs", "1"]).exit_code == 0
+    assert runner.invoke(main, ["decode", str(out), "-o", str(out), "--jobs", "1"]).exit_code == 0
+    commands = {name: row["command"] for name, row in rows(out).items()}
+    assert commands == {"a.png": "encode", "b.png": "encode", "c.jpg": "encode", "d.png": "encode", "e.png": "encode",
+                        "a.fcz": "decode", "b.fcz": "decode", "c.fcz": "decode", "d.fcz": "decode", "e.fcz": "decode"}
+
+
+def test_a_manifest_from_before_the_command_column_is_read_and_resumed(runner, face_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.fcz").write_bytes(facecodec.encode(face_folder / "a.png"))
+    (out / MANIFEST_NAME).write_text("input,output,bytes,bpp,status,error,run\n"
+                                     f"a.png,a.fcz,{(out / 'a.fcz').stat().st_size},1.0,ok,,1\n")
+    result = runner.invoke(main, ["encode", str(face_folder), "-o", str(out), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "5 of 5 files done (1 already there)" in result.output
+    manifest = rows(out)
+    assert (manifest["a.png"]["run"], manifest["a.png"]["command"]) == ("1", "")
+    assert (manifest["b.png"]["run"], manifest["b.png"]["command"]) == ("2", "encode")

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pty
+import re
 import stat
 import subprocess
 import sys
@@ -240,3 +241,41 @@ def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(runner, f
         assert stat.S_IMODE(face_fcz.stat().st_mode) == 0o640
     finally:
         os.umask(old_umask)
+
+
+# --- --quiet, -v, --threads -----------------------------------------------------------------------------------
+
+def test_quiet_prints_errors_only_and_verbose_adds_each_files_time(runner, face_png, tmp_path):
+    rgba = tmp_path / "alpha.png"
+    Image.open(face_png).convert("RGBA").save(rgba)   # encodes with a warning: alpha dropped
+    result = runner.invoke(main, ["encode", str(face_png), str(rgba), "-o", str(tmp_path / "q/"), "--quiet"])
+    assert result.exit_code == 0 and result.output == "", result.output
+    result = runner.invoke(main, ["encode", str(rgba), "-o", str(tmp_path / "n.fcz")])
+    assert "warning:" in result.output and "alpha.png -> " in result.output
+    result = runner.invoke(main, ["encode", str(tmp_path / "missing.png"), "-o", str(tmp_path / "m.fcz"), "--quiet"])
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "no such file" in result.output
+    result = runner.invoke(main, ["decode", str(tmp_path / "n.fcz"), "-o", str(tmp_path / "n.png"), "-v"])
+    assert result.exit_code == 0 and re.search(r"n\.fcz: \d+\.\d{3} s", result.output), result.output
+    result = runner.invoke(main, ["decode", str(tmp_path / "n.fcz"), "-o", "x.png", "--quiet", "-v"])
+    assert result.exit_code == 2 and "--quiet and --verbose" in result.output
+
+
+def test_quiet_silences_a_folder_run_but_not_its_failures(runner, face_folder, tmp_path):
+    (face_folder / "bad.png").write_bytes(b"not a png")
+    result = runner.invoke(main, ["encode", str(face_folder), "-o", str(tmp_path / "out"), "--quiet", "--jobs", "1"])
+    assert result.exit_code == 1
+    assert [line.split(":")[0] for line in result.output.splitlines()] == ["error"], result.output
+
+
+def test_threads_sets_the_transforms_thread_count_for_the_command_only(runner, face_png, tmp_path):
+    from facecodec.models import threads
+
+    try:
+        result = runner.invoke(main, ["encode", str(face_png), "-o", str(tmp_path / "t.fcz"), "--threads", "1"])
+        assert result.exit_code == 0 and threads.threads() == 1, result.output
+        assert runner.invoke(main, ["decode", str(tmp_path / "t.fcz"), "-o", str(tmp_path / "t.png")]).exit_code == 0
+        assert threads.threads() is None          # the next command is back to the libraries' defaults
+    finally:
+        threads.set_threads(None)
+    result = runner.invoke(main, ["encode", str(face_png), "--threads", "0"])
+    assert result.exit_code == 2 and "--threads" in result.output

@@ -24,6 +24,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from PIL import Image, ImageCms
 from skimage.data import astronaut
 
 import facecodec
@@ -59,6 +60,7 @@ class Fields:
     quality: int
     ranges: list[tuple[float, float]]
     payload: bytes
+    metadata_block: bytes = b""        # version 5 with flags bit 0x01: the block as it stands in the file
     id_length: int | None = None        # None: len(weights_id)
     payload_length: int | None = None   # None: len(payload)
     after_payload: bytes = b""          # bytes between the payload and the CRC (covered by it)
@@ -66,18 +68,20 @@ class Fields:
 
     @classmethod
     def parse(cls, data: bytes) -> Fields:
-        """At FORMAT.md's offsets: magic 0, version 4, flags 5, n 6, id 7, W 7+n, ..., q 25+n, ranges 26+n, L 26+n+R."""
+        """At FORMAT.md's offsets: magic 0, version 4, flags 5, n 6, id 7, W 7+n, ..., q 25+n, ranges 26+n,
+        metadata block 26+n+R (version 5, flags bit 0x01), L 26+n+R+M."""
         magic, version, flags, n = struct.unpack_from("<4sBBB", data, 0)
         weights_id = data[7:7 + n]
         width, height, mode, bits, pad_right, pad_bottom, c, h, w = struct.unpack_from("<IIBBBBHHH", data, 7 + n)
         quality = data[25 + n]
         r = 0 if quality else 8 * c
         ranges = [struct.unpack_from("<ff", data, 26 + n + 8 * k) for k in range(r // 8)]
-        (length,) = struct.unpack_from("<I", data, 26 + n + r)
-        payload = data[30 + n + r:30 + n + r + length]
-        assert len(data) == 30 + n + r + length + 4
+        m = metadata_block_size(data, 26 + n + r) if version == 5 and flags & 1 else 0
+        (length,) = struct.unpack_from("<I", data, 26 + n + r + m)
+        payload = data[30 + n + r + m:30 + n + r + m + length]
+        assert len(data) == 30 + n + r + m + length + 4
         return cls(magic, version, flags, weights_id, width, height, mode, bits, pad_right, pad_bottom, c, h, w,
-                   quality, ranges, payload)
+                   quality, ranges, payload, data[26 + n + r:26 + n + r + m])
 
     def to_bytes(self) -> bytes:
         body = b"".join([
@@ -86,9 +90,25 @@ class Fields:
             struct.pack("<IIBBBBHHH", self.width, self.height, self.mode, self.bits, self.pad_right,
                         self.pad_bottom, self.channels, self.latent_h, self.latent_w),
             struct.pack("<B", self.quality), *(struct.pack("<ff", lo, hi) for lo, hi in self.ranges),
-            struct.pack("<I", len(self.payload) if self.payload_length is None else self.payload_length),
+            self.metadata_block, struct.pack("<I", len(self.payload) if self.payload_length is None else self.payload_length),
             self.payload, self.after_payload])
         return body + struct.pack("<I", zlib.crc32(body) if self.crc is None else self.crc)
+
+
+def metadata_block_size(data: bytes, start: int) -> int:
+    """The size of the metadata block at ``start``: the count k, then k times (kind, length E, E bytes)."""
+    at = start + 1
+    for _ in range(data[start]):
+        at += 5 + struct.unpack_from("<I", data, at + 1)[0]
+    return at - start
+
+
+def block(*entries: tuple[int, bytes], count: int | None = None, length: int | None = None) -> bytes:
+    """A metadata block of these (kind, bytes) entries, its count or the first entry's length forged if given."""
+    parts = [struct.pack("<B", len(entries) if count is None else count)]
+    for i, (kind, value) in enumerate(entries):
+        parts.append(struct.pack("<BI", kind, len(value) if length is None or i else length) + value)
+    return b"".join(parts)
 
 
 def edit(**changes) -> Callable[[bytes], bytes]:
@@ -202,18 +222,40 @@ def _pad(side: str, stride: int) -> Callable[[Fields], dict]:
     return change
 
 
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 TILE = 64   # the tiled file: 96 x 72 pixels in tiles of 64, so 2 x 2 tiles
 LL_MAX = 2 ** 21
 
 CASES = [
     Case("magic, high bit lost", "magic", "exact", "wavelet", _flip_first_byte, "wrong magic"),
     Case("magic, text", "magic", "exact", "wavelet", lambda d: b"FCZ!" + d[4:], "wrong magic"),
-    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=5),
+    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=6),
          "newer than this facecodec reads"),
     Case("version 0", "format version", "`1` and `2` are still read", "wavelet", edit(version=0),
          "corrupt file: version 0"),
-    Case("flags 1", "flags", "`0` (reserved)", "wavelet", edit(flags=1), "flags 0x01"),
-    Case("flags 0x80", "flags", "`0` (reserved)", "gained", edit(flags=0x80), "flags 0x80"),
+    Case("flags 1 in version 3", "flags", "other versions: `0`", "wavelet", edit(flags=1), "flags 0x01"),
+    Case("flags 0x80 in version 3", "flags", "other versions: `0`", "gained", edit(flags=0x80), "flags 0x80"),
+    Case("flags 3 in version 4", "flags", "other versions: `0`", "tiled", edit(flags=3), "flags 0x03"),
+    Case("flags 0 in version 5", "flags", "version 5: `0x01`", "metadata", edit(flags=0), "flags 0x00"),
+    Case("flags 2 in version 5", "flags", "or `0x03`", "metadata", edit(flags=2), "flags 0x02"),
+    Case("flags 0x81 in version 5", "flags", "or `0x03`", "metadata", edit(flags=0x81), "flags 0x81"),
+    # the metadata block (version 5)
+    Case("no metadata entry", "`k`: entry count", "1..3", "metadata", edit(metadata_block=block(count=0)),
+         "0 metadata entries"),
+    Case("4 metadata entries", "`k`: entry count", "1..3", "metadata",
+         edit(metadata_block=block((1, b"i"), (2, b"e"), (3, b"x"), (3, b"y"))), "4 metadata entries"),
+    Case("metadata kind 0", "entry kind", "`1` = ICC profile", "metadata", edit(metadata_block=block((0, b"x"))),
+         "metadata entry kind 0"),
+    Case("metadata kind 4", "entry kind", "`3` = XMP", "metadata", edit(metadata_block=block((4, b"x"))),
+         "metadata entry kind 4"),
+    Case("two ICC profiles", "entry kind", "each at most once", "metadata",
+         edit(metadata_block=block((1, b"a"), (1, b"b"))), "metadata entry kind 1"),
+    Case("EXIF before the ICC profile", "entry kind", "in increasing order", "metadata",
+         edit(metadata_block=block((2, b"e"), (1, b"i"))), "metadata entry kind 1"),
+    Case("metadata entry of 0 bytes", "entry length `E`", "1..16777216", "metadata",
+         edit(metadata_block=block((1, b""))), "metadata entry of 0 bytes"),
+    Case("metadata entry over 16 MiB", "entry length `E`", "read before any of its bytes", "metadata",
+         edit(metadata_block=block((1, b"x"), length=16 * 2 ** 20 + 1)), "metadata entry of 16,777,217 bytes"),
     Case("weights id of 0 bytes", "`n`: length of the weights id", "1..64", "wavelet", edit(weights_id=b""),
          "invalid weights id"),
     Case("weights id of 65 bytes", "`n`: length of the weights id", "1..64", "wavelet",
@@ -358,11 +400,21 @@ def files() -> dict[str, bytes]:
     return {"wavelet": facecodec.encode(crop, device="cpu"),
             "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
             "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu"),
-            "tiled": facecodec.encode(large, device="cpu", tile=TILE)}
+            "tiled": facecodec.encode(large, device="cpu", tile=TILE),
+            "metadata": facecodec.encode(with_metadata(crop), device="cpu")}
+
+
+def with_metadata(pixels: np.ndarray) -> Image.Image:
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x010F] = "FaceCam"
+    image.info.update(icc_profile=ICC, exif=exif.tobytes())
+    return image
 
 
 def test_the_valid_files_decode_and_parse_at_the_specs_offsets(files):
-    assert files["wavelet"][4] == 3 and files["tiled"][4] == 4
+    assert files["wavelet"][4] == 3 and files["tiled"][4] == 4 and files["metadata"][4:6] == b"\x05\x01"
+    assert Fields.parse(files["metadata"]).metadata_block[:len(ICC) + 7] == b"\x02\x01" + struct.pack("<I", len(ICC)) + ICC + b"\x02"
     for name, data in files.items():
         assert Fields.parse(data).to_bytes() == data, name   # the layout above is FORMAT.md's
         header = facecodec.read_header(data)

@@ -10,7 +10,7 @@ so that they get past the checksum to the field checks, the range decoder and
 the network. The files cover every installed weights id (``installed_ids()``),
 each coded by its own latent codec, in format versions 3 and 2 (the wavelet
 family's resolution- and plane-ordered payloads) and, for the wavelet family,
-4 (a tile table and the tiles' payloads), and the property is also
+4 (a tile table and the tiles' payloads) and 5 (a metadata block), and the property is also
 checked for reduced decodes (``reduce``: the wavelet family's smaller images;
 every other family must refuse). benchmarks/fuzz/fuzz_decode.py runs the same idea
 at length (100,000 inputs and more).
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageCms
 from skimage.data import astronaut
 
 import facecodec
@@ -144,8 +144,21 @@ def tiles_large_images(weights_id: str) -> bool:
     return family.tile_boxes(16384, 16384, family.choose_tile(None)) is not None
 
 
+@functools.lru_cache(maxsize=None)
+def metadata_files() -> tuple[bytes, ...]:
+    """Files that carry metadata (format 5), of the default weights: a 40 x 48 crop with an ICC profile, EXIF and
+    XMP (flags 0x01), and the tiled 80 x 70 crop with EXIF alone (flags 0x03)."""
+    exif = Image.Exif()
+    exif[0x010F] = "FaceCam"
+    small, large = Image.fromarray(astronaut()[30:78, 170:210]), Image.fromarray(astronaut()[30:100, 170:250])
+    small.info.update(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+                      exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    large.info.update(exif=exif.tobytes())
+    return facecodec.encode(small), facecodec.encode(large, tile=64)
+
+
 def all_files() -> tuple[bytes, ...]:
-    return real_files() + version_2_files() + random_symbol_files() + tiled_files()
+    return real_files() + version_2_files() + random_symbol_files() + tiled_files() + metadata_files()
 
 
 def pick(index: int) -> bytes:
@@ -169,14 +182,19 @@ def seal(body: bytes) -> bytes:
 
 
 def offsets(data: bytes) -> dict[str, int]:
-    """Where FORMAT.md (version 2) puts each part of a valid file. "ranges" is where the quantizer ranges
-    would start; files with a quality level have none, and the payload length sits there."""
+    """Where FORMAT.md (version 2 on) puts each part of a valid file. "ranges" is where the quantizer ranges
+    would start; files with a quality level have none, and the metadata block (version 5) or the payload length
+    sits there."""
     shape = 7 + data[6]
     channels = struct.unpack_from("<H", data, shape + 12)[0]
     quality = data[shape + 18]
-    length = shape + 19 + (0 if quality else 8 * channels)
-    return {"shape": shape, "ranges": shape + 19, "channels": channels, "length": length, "payload": length + 4,
-            "crc": len(data) - 4}
+    metadata = length = shape + 19 + (0 if quality else 8 * channels)
+    if data[4] == 5 and data[5] & 1:
+        for _ in range(data[metadata]):   # count, then (kind, length E, E bytes) per entry
+            length += 5 + struct.unpack_from("<I", data, length + 2)[0]
+        length += 1
+    return {"shape": shape, "ranges": shape + 19, "channels": channels, "metadata": metadata, "length": length,
+            "payload": length + 4, "crc": len(data) - 4}
 
 
 class DecodeTookTooLong(BaseException):
@@ -231,6 +249,7 @@ def test_files_cover_every_installed_weights_id_and_format_version():
     for weights_id in installed_ids():
         assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
             {2, 3} | ({4} if weights_id in tiling else set())
+    assert {d[4:6] for d in metadata_files()} == {b"\x05\x01", b"\x05\x03"}
     wavelet_v2 = [d for d in version_2_files() if isinstance(load_spec(read_header(d).weights_id).table(read_header(d)),
                                                                ContextModel)]
     assert wavelet_v2 or not any(isinstance(load_spec(read_header(d).weights_id).table(read_header(d)), ContextModel)
@@ -343,6 +362,22 @@ def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
         data[prefix[0]] = prefix[1]
     else:
         struct.pack_into("<I", data, offsets(data)["length"], length)
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=st.integers(0, 1), edits=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 255)), min_size=1,
+                                              max_size=3), entry=st.integers(0, 2))
+def test_resealed_metadata_block_edits(index, edits, entry):
+    """The count, an entry's kind or length bytes (``entry``: which entry's 5 bytes the positions count from)."""
+    data = bytearray(metadata_files()[index])
+    at = offsets(data)["metadata"]
+    starts = [at + 1]
+    for _ in range(data[at] - 1):
+        starts.append(starts[-1] + 5 + struct.unpack_from("<I", data, starts[-1] + 1)[0])
+    for position, value in edits:
+        where = at if position == 0 else starts[entry % len(starts)] + (position - 1) % 5
+        data[where] = value
     decodes_or_refuses(seal(bytes(data[:-4])))
 
 

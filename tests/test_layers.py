@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models: networks, transforms, tensors", ("facecodec.models", "facecodec.numerics", "facecodec.tensors",
                                                "facecodec.arrays", "facecodec.batching", "facecodec.devices")),
     ("images, files, messages, metrics", ("facecodec.image_io", "facecodec.files", "facecodec.messages",
-                                          "facecodec.metrics", "facecodec.damage", "facecodec.classical")),
+                                          "facecodec.metrics", "facecodec.damage", "facecodec.classical",
+                                          "facecodec.metadata")),
     ("format: numpy only", ("facecodec.bitstream",)),
     ("data", ("facecodec.weights",)),
 ]

@@ -103,12 +103,14 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
       synthesis see content no encoder made (for the wavelet family: signed values, some far beyond
       +-31, so the escapes are exercised);
     * per weights id whose family codes large images in tiles, an 80 x 70 crop in RGB and L coded in
-      64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads).
+      64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads);
+    * files with metadata (format 5) of the default weights: a crop with an ICC profile, EXIF and XMP, and the
+      tiled crop with EXIF (flags 0x01 and 0x03).
     """
     from dataclasses import replace
 
     import numpy as np
-    from PIL import Image
+    from PIL import Image, ImageCms
     from skimage.data import astronaut
 
     import facecodec
@@ -185,6 +187,14 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
             corpus.append((f"random symbols {weights_id} {width}x{height} {mode} {latent.option}={setting}"
                            + (" v2" if version == 2 else ""),
                            pack(header, latent.entropy_encode(symbols, table, header))))
+    exif = Image.Exif()
+    exif[0x010F] = "FaceCam"
+    small, large = Image.fromarray(picture[30:78, 170:210]), Image.fromarray(picture[30:100, 170:250])
+    small.info.update(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+                      exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    large.info.update(exif=exif.tobytes())
+    corpus += [("astronaut 40x48 RGB with ICC, EXIF, XMP (v5)", facecodec.encode(small)),
+               ("astronaut 80x70 RGB with EXIF in 64-px tiles (v5)", facecodec.encode(large, tile=64))]
     return corpus
 
 

@@ -77,6 +77,9 @@ def check_device(device: str) -> None:
 
 
 inputs_argument = click.argument("inputs", nargs=-1, required=True)
+strip_option = click.option("--strip", is_flag=True,
+                            help="Leave out the image's ICC profile, EXIF and XMP (kept by default, as cjxl and avifenc "
+                                 "keep them).")
 force_option = click.option("-f", "--force", is_flag=True,
                             help="Replace existing output files (regular files only; never an input).")
 device_option = click.option("--device", type=click.Choice(DEVICES), default="auto",

@@ -15,13 +15,15 @@ from facecodec import damage, runner, zoo
 from facecodec.bitstream import FczError
 from facecodec.cli.app import (STDIO, bits_option, check_device, device_option, force_option, format_option,
                                inputs_argument, main, max_pixels_option, model_option, quality_option, rate_summary,
-                               save_quality_option)
+                               save_quality_option, strip_option)
+from facecodec.cli.reporting import reporting_options
 from facecodec.cli.folders import folder_input, folder_options, run_folder_command
 from facecodec.cli.outputs import check_fcz_name, convert_each, image_format, read_input
 from facecodec.families import family_class
 from facecodec.files import check_output, write_atomic
 from facecodec.image_io import FORMAT_SUFFIXES, image_file
 from facecodec.messages import about
+from facecodec.metadata import LABELS
 from facecodec.metrics import bits_per_pixel, psnr
 from facecodec.reading import fcz_bytes, inspect
 
@@ -46,14 +48,16 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
 @click.option("--tile", type=int, metavar="PIXELS",
               help="Code images larger than this many pixels a side as a grid of independent tiles of this side "
                    "(wavelet weights; a multiple of 16, 64..16384). Default: 1024.")
+@strip_option
 @force_option
 @device_option
 @max_pixels_option
+@reporting_options
 @folder_options
 def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: int | None,
            weights_id: str | None, size: int | None, bpp: float | None, effort: int | None, tile: int | None,
-           force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None,
-           scheduler: str | None) -> None:
+           strip: bool, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
+           batch_size: int | None, scheduler: str | None) -> None:
     """Compress images (any format Pillow reads; '-' for standard input) to .fcz files.
 
     Given one folder, encode every image in it (with -r, its tree) into the -o folder (default: beside them),
@@ -62,7 +66,7 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
     from facecodec.codec import encode_settings, encode_with
 
     try:  # the library checks the options against the weights, once, before any file
-        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile)
+        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
     check_device(device)
@@ -94,13 +98,15 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
               callback=lambda ctx, param, value: SCALES[value],
               help="Decode a smaller image from the coarse levels alone, faster than a full decode "
                    "(each side rounded up; wavelet weights only). Default: 1, full size.")
+@strip_option
 @force_option
 @device_option
 @max_pixels_option
+@reporting_options
 @folder_options
 def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None, reduce: int,
-           force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None, batch_size: int | None,
-           scheduler: str | None) -> None:
+           strip: bool, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
+           batch_size: int | None, scheduler: str | None) -> None:
     """Decompress .fcz files ('-' for standard input) to PNG, JPEG, WebP, TIFF or BMP images.
 
     Given one folder, decode every .fcz file in it (with -r, its tree) into the -o folder (default: beside them),
@@ -111,12 +117,12 @@ def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: i
     fmt = image_format(inputs, out, fmt, quality, folder)
     if folder is not None:
         conversion = runner.Conversion("decode", FORMAT_SUFFIXES[fmt], device=device, max_pixels=max_pixels or None,
-                                      fmt=fmt, save_quality=quality, force=force, reduce=reduce)
+                                      fmt=fmt, save_quality=quality, strip=strip, force=force, reduce=reduce)
         return run_folder_command(conversion, folder, out, recursive, jobs, batch_size, scheduler)
 
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
         image = facecodec.decode(source, device=device, max_pixels=max_pixels or None, reduce=reduce)
-        return image_file(image, fmt, quality), f"{image.width}x{image.height} {image.mode} {fmt}"
+        return image_file(image, fmt, quality, strip), f"{image.width}x{image.height} {image.mode} {fmt}"
 
     convert_each(inputs, out, force, FORMAT_SUFFIXES[fmt], convert)
 
@@ -137,6 +143,7 @@ def decode(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: i
 @force_option
 @device_option
 @max_pixels_option
+@reporting_options
 @folder_options
 def restore(inputs: tuple[str, ...], out: str | None, task: str, scale: int | None, fmt: str | None,
             quality: int | None, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
@@ -217,11 +224,14 @@ def info(inputs: tuple[str, ...], as_json: bool, max_pixels: int) -> None:
             "file": shown, "ok": True, "width": header.width, "height": header.height, "mode": header.mode,
             "weights_id": header.weights_id, spec.family.option: setting, "format_version": data[4],
             "latent_shape": list(header.latent_shape), "bytes": len(data), "bpp": round(bpp, 4),
-            "compression_ratio": round(24 / bpp, 2)})
+            "compression_ratio": round(24 / bpp, 2),
+            "metadata": {name: len(value) for name, value in header.metadata.entries().items() if value}})
         if not as_json:
             c, h, w = header.latent_shape
+            carried = ", ".join(f"{LABELS[name]} {size:,} bytes" for name, size in records[-1]["metadata"].items())
             click.echo(f"{shown}: {header.width}x{header.height} {header.mode}, weights {header.weights_id}, "
-                       f"{spec.family.describe(setting)}, latent {c}x{h}x{w}, {rate_summary(len(data), header)}")
+                       f"{spec.family.describe(setting)}, latent {c}x{h}x{w}, {rate_summary(len(data), header)}"
+                       + (f"; metadata: {carried}" if carried else ""))
     if as_json:
         click.echo(json.dumps(records, indent=2))
     if not all(r["ok"] for r in records):

@@ -9,6 +9,7 @@ import click
 
 from facecodec import runner
 from facecodec.bitstream import FczError
+from facecodec.cli import reporting
 from facecodec.cli.app import STDIO
 from facecodec.cli.outputs import check_names_a_directory
 
@@ -67,13 +68,13 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
     if conversion.device == "cuda":
         jobs = jobs or 1  # one process feeds the GPU
         if (batch_size or 1) > 1:
-            click.echo("warning: on CUDA a batch may give files other bytes than encoding each alone (cuDNN picks "
-                       "kernels by batch size; not verified): --batch-size 1 for identical files", err=True)
+            reporting.warn("on CUDA a batch may give files other bytes than encoding each alone (cuDNN picks "
+                           "kernels by batch size; not verified): --batch-size 1 for identical files")
 
     def shown(result: runner.Result) -> str:
         return str(folder / result.job.name)
 
-    terminal = sys.stderr.isatty()
+    terminal = sys.stderr.isatty() and reporting.level() >= reporting.NORMAL
     bar = None
 
     def started(to_do: int, already: int) -> None:
@@ -87,12 +88,12 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
         if result.status == runner.ERROR:
             click.echo(f"{clear}error: {shown(result)}: {result.error}", err=True)
         for message in result.warnings:
-            click.echo(f"{clear}warning: {shown(result)}: {message}", err=True)
+            reporting.warn(f"{shown(result)}: {message}", before=clear)
         bar.update(1, result.job.name)
 
     try:
         report = runner.run_folder(conversion, folder, out, recursive=recursive, jobs=jobs,
-                                  batch_size=batch_size or 1, client=scheduler,
+                                  batch_size=batch_size or 1, threads=reporting.thread_count(), client=scheduler,
                                   progress=progress, started=started)
     except FczError as exc:
         raise click.ClickException(str(exc)) from None
@@ -108,16 +109,17 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
             bar.__exit__(None, None, None)
     if not report.total:
         wanted = ".fcz files" if conversion.direction == "decode" else "images"
-        click.echo(f"warning: {folder} holds no {wanted} to {conversion.direction}"
-                   + (" (-r walks its subfolders too)" if not recursive and any(p.is_dir() for p in folder.iterdir())
-                      else ""), err=True)
+        reporting.warn(f"{folder} holds no {wanted} to {conversion.direction}"
+                       + (" (-r walks its subfolders too)" if not recursive and any(p.is_dir() for p in folder.iterdir())
+                          else ""))
     done = report.converted + report.already
     failed = [str(folder / name) for name, _ in report.failed]
-    click.echo(f"{done} of {report.total} files done" + (f" ({report.already} already there)" if report.already else "")
-               + (f"; failed: {', '.join(failed)}" if failed else "")
-               + (f"; {report.ignored} other file{'s' * (report.ignored != 1)} ignored" if report.ignored else "")
-               + f"; manifest {report.manifest}",
-               err=bool(failed))
+    reporting.say(f"{done} of {report.total} files done"
+                  + (f" ({report.already} already there)" if report.already else "")
+                  + (f"; failed: {', '.join(failed)}" if failed else "")
+                  + (f"; {report.ignored} other file{'s' * (report.ignored != 1)} ignored" if report.ignored else "")
+                  + f"; manifest {report.manifest}",
+                  err=bool(failed))
     if failed:
         sys.exit(1)
 

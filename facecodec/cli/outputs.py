@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ from PIL import Image
 
 import facecodec
 from facecodec.bitstream import FczError
+from facecodec.cli import reporting
 from facecodec.cli.app import STDIO
 from facecodec.files import check_output, write_atomic
 from facecodec.image_io import LOSSY_FORMATS, OUTPUT_FORMATS
@@ -81,7 +83,7 @@ def convert_each(inputs: tuple[str, ...], out: str | None, force: bool, suffix: 
     targets = {source: None if to_stdout else target_path(source, out, directory, suffix) for source in inputs}
     owners: dict[Path, str] = {}
     failures = []
-    show_bar = several and sys.stderr.isatty()
+    show_bar = several and sys.stderr.isatty() and reporting.level() >= reporting.NORMAL
     with click.progressbar(inputs, label="fcz", file=sys.stderr, show_pos=True, hidden=not show_bar,
                            item_show_func=lambda p: p and Path(p).name) as bar:
         for source in bar:
@@ -92,9 +94,11 @@ def convert_each(inputs: tuple[str, ...], out: str | None, force: bool, suffix: 
                     raise FczError(f"same output {target} as {owners[target]}: rename one of them")
                 if target is not None:
                     check_output(target, [Path(p) for p in inputs if p != STDIO], force)
+                started = time.perf_counter()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", facecodec.FczWarning)
                     data, summary = convert(read_input(source), target)
+                elapsed = time.perf_counter() - started
                 if target is None:
                     sys.stdout.buffer.write(data)
                 else:
@@ -104,12 +108,13 @@ def convert_each(inputs: tuple[str, ...], out: str | None, force: bool, suffix: 
                 click.echo(f"error: {about(shown, exc)}", err=True)
                 continue
             for warning in caught:
-                click.echo(f"warning: {shown}: {warning.message}", err=True)
+                reporting.warn(f"{shown}: {warning.message}")
             if target is not None:
-                click.echo(f"{shown} -> {target}: {summary}")
+                reporting.say(f"{shown} -> {target}: {summary}")
+            reporting.detail(f"{shown}: {elapsed:.3f} s")
     if several:
-        click.echo(f"{len(inputs) - len(failures)} of {len(inputs)} files done"
-                   + (f"; failed: {', '.join(failures)}" if failures else ""), err=bool(failures))
+        reporting.say(f"{len(inputs) - len(failures)} of {len(inputs)} files done"
+                      + (f"; failed: {', '.join(failures)}" if failures else ""), err=bool(failures))
     if failures:
         sys.exit(1)
 
@@ -124,7 +129,7 @@ def check_fcz_name(out: str | None) -> None:
         raise click.UsageError(f"-o {out}: that name says {other}, but encode writes .fcz files; name it *.fcz "
                                f"(to write {other}, decode a .fcz file)")
     if suffix != ".fcz":
-        click.echo(f"warning: {out} does not end in .fcz", err=True)
+        reporting.warn(f"{out} does not end in .fcz")
 
 
 def image_format(inputs: tuple[str, ...], out: str | None, fmt: str | None, quality: int | None,

@@ -93,7 +93,7 @@ def _saved(image: Any, conversion: Conversion) -> bytes | Exception:
     if isinstance(image, Exception):
         return image
     try:
-        return image_file(image, conversion.fmt, conversion.save_quality)
+        return image_file(image, conversion.fmt, conversion.save_quality, conversion.strip)
     except Exception as exc:  # noqa: BLE001
         return exc
 

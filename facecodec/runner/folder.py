@@ -126,7 +126,7 @@ def run_folder(conversion: Conversion, source_dir: str | os.PathLike, out_dir: s
     lock = _Lock(out)
     manifest = None
     try:
-        manifest = Manifest(out / MANIFEST_NAME)
+        manifest = Manifest(out / MANIFEST_NAME, conversion.direction)
         report = Report(manifest=manifest.path, run=manifest.last_run + 1)
         todo, planned_errors, report.ignored = plan(source, out, conversion.suffix, conversion.direction, recursive)
         report.total = len(todo) + len(planned_errors)

@@ -24,6 +24,7 @@ class Conversion:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     fmt: str = "PNG"                    # decode, restore: Pillow's name of the output format
     save_quality: int | None = None     # decode, restore: JPEG / WebP quality
+    strip: bool = False                 # decode, restore: write no ICC profile, EXIF or XMP (encode: in settings)
     reduce: int = 0                     # decode: output 1 / 2^reduce of the size (facecodec.codec.decode)
     force: bool = False                 # replace existing outputs
     task: str | None = None             # restore: facecodec.damage.TASKS

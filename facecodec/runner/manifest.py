@@ -1,10 +1,13 @@
 """``OUT/fcz-manifest.csv``: what a folder run did to each input, kept as results arrive.
 
-The manifest (CSV: input, output, bytes, bpp, status, error, run) has one row per input
+The manifest (CSV: input, output, bytes, bpp, status, error, run, command) has one row per input
 (paths relative to DIR and OUT). ``status`` is ``ok`` (converted, in run ``run``),
 ``exists`` (the output was already there and no earlier run recorded it: not redone), or
 ``error`` (the one-line reason in ``error``). ``bytes`` is the output's size; ``bpp`` is the
-.fcz file's bits per pixel (the output's for encode, the input's for decode).
+.fcz file's bits per pixel (the output's for encode, the input's for decode). ``command`` says which command wrote
+the row (``encode``, ``decode``, ``restore``), so a folder that receives the outputs of two (decoding into the
+encode folder) says which row is which. A manifest written before that column existed is read, its rows' command
+left empty.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from facecodec.bitstream import FczError
 from facecodec.files import write_atomic
 from facecodec.runner.jobs import EXISTS, OK, Job, Result
 
-FIELDS = ("input", "output", "bytes", "bpp", "status", "error", "run")
+FIELDS = ("input", "output", "bytes", "bpp", "status", "error", "run", "command")
+EARLIER_FIELDS = FIELDS[:-1]          # facecodec before the command column
 # UTF-8, with a file name that is not valid UTF-8 kept byte for byte (Python hands such names over as surrogates):
 # every name a folder can hold then has a row, and a rerun matches it.
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
@@ -30,8 +34,8 @@ class Manifest:
     (facecodec.files.write_atomic).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, command: str = "") -> None:
+        self.path, self.command = path, command
         self.rows: dict[str, dict[str, str]] = self.load(path)
         self._file: io.TextIOBase | None = None
 
@@ -47,13 +51,14 @@ class Manifest:
         records = list(csv.reader(io.StringIO(text)))
         if text and not text.endswith("\n") and records:
             records.pop()  # cut off by a kill in the middle of an append
-        if not records or tuple(records[0][:len(FIELDS)]) != FIELDS:
+        fields = next((f for f in (FIELDS, EARLIER_FIELDS) if records and tuple(records[0][:len(f)]) == f), None)
+        if fields is None:
             raise FczError(f"{path} is not a manifest fcz wrote (its first line should be {','.join(FIELDS)}); "
                            f"move it away")
         rows = {}
         for record in records[1:]:
-            if len(record) >= len(FIELDS):
-                rows[record[0]] = dict(zip(FIELDS, record))
+            if len(record) >= len(fields):
+                rows[record[0]] = {"command": "", **dict(zip(fields, record))}
         return rows
 
     @property
@@ -80,7 +85,7 @@ class Manifest:
         row = {"input": result.job.name, "output": result.job.output,
                "bytes": "" if result.size is None else str(result.size),
                "bpp": "" if result.bpp is None else f"{result.bpp:.4f}",
-               "status": result.status, "error": result.error, "run": str(run)}
+               "status": result.status, "error": result.error, "run": str(run), "command": self.command}
         self.rows[result.job.name] = row
         if self._file is not None:
             csv.writer(self._file, lineterminator="\n").writerow([row[f] for f in FIELDS])
