@@ -55,7 +55,7 @@ def cases() -> dict[str, str]:
                     out[key + "/pixels"] = digest(facecodec.decode(data))
                     if family.max_reduce and effort != 0:
                         out[key + "/pixels-1/4"] = digest(facecodec.decode(data, reduce=2))
-        if option == "quality":  # the seed's bit depths are too few to search
+        if option == "quality" and len(family.settings) > 1:  # the seed's bit depths: too few; lossless: one
             out[f"{weights_id}/face/size3000/fcz"] = digest(facecodec.encode(pictures["face"], weights_id=weights_id,
                                                                               size=3000))
     damaged = pictures["face"].copy()
@@ -77,10 +77,12 @@ def main() -> None:
         print()
         return
     before = json.load(open(args.against))
-    differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    differ = sorted(k for k in before if before[k] != now.get(k))   # a case gone counts as differing
+    new = sorted(now.keys() - before.keys())                        # weights installed since: not a difference
     for key in differ:
-        print(f"{key}: {before.get(key)} -> {now.get(key)}")
-    print(f"{len(now)} cases, {len(differ)} differ")
+        print(f"{key}: {before[key]} -> {now.get(key)}")
+    print(f"{len(before)} cases before, {len(differ)} differ" + (f"; {len(new)} new ({new[0].split('/')[0]}, ...)"
+                                                                  if new else ""))
     sys.exit(1 if differ else 0)
 
 

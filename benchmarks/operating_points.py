@@ -123,11 +123,13 @@ def classical_points(quick: bool = False) -> list[OperatingPoint]:
 
 def fcz_points(device: str = "auto") -> list[OperatingPoint]:
     # Every setting of the family's sweep even in --quick (all eight of a level-numbered model; 13 of the
-    # 100 continuous qualities): BD-rate needs the whole curve.
+    # 100 continuous qualities): BD-rate needs the whole curve. Lossless weights have one point at infinite PSNR,
+    # no curve: benchmarks/lossless.py compares them with the lossless codecs.
     points = []
     for weights_id in zoo.installed_ids():
         family = zoo.load_spec(weights_id).family
-        points += [fcz(weights_id, **{family.option: s}, device=device) for s in family.sweep()]
+        if not family.lossless:
+            points += [fcz(weights_id, **{family.option: s}, device=device) for s in family.sweep()]
     return points
 
 

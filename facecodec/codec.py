@@ -62,7 +62,7 @@ class EncodeSettings:
 
 def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
                     effort: int | None = None, size: int | None = None, bpp: float | None = None,
-                    tile: int | None = None, strip: bool = False) -> EncodeSettings:
+                    tile: int | None = None, strip: bool = False, lossless: bool = False) -> EncodeSettings:
     """Check what an encode asks for against the weights it picks -> its settings, or FczError saying what is wrong.
 
     ``quality`` (1 = smallest file) or ``bits`` (the seed's per-image-range model, which it selects unless
@@ -70,9 +70,12 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
     (None: the family's default); ``size`` (bytes) or ``bpp`` (bits per pixel of the whole file) instead of a
     quality: the best setting whose file is no larger; ``tile``: the side of the tiles a large image is coded in
     (the wavelet family; None: 1024); ``strip``: leave out the input's ICC profile, EXIF and XMP, which a file
-    otherwise carries (format version 5) and ``decode`` gives back in the image's ``info``.
+    otherwise carries (format version 5) and ``decode`` gives back in the image's ``info``; ``lossless``: the
+    lossless weights (facecodec.families.lossless), whose decode is exactly the pixels encoded.
     """
-    spec, setting = choose(quality, bits, weights_id)
+    if lossless and (size is not None or bpp is not None):
+        raise FczError("a lossless file is as large as the pixels need: it takes no size or bpp target")
+    spec, setting = choose(quality, bits, weights_id, lossless)
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
                           size_target(size, bpp, given=quality is not None or bits is not None), strip)
 
@@ -80,15 +83,16 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
 def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
            weights_id: str | None = None, device: str = "auto",
            max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
-           size: int | None = None, bpp: float | None = None, tile: int | None = None, strip: bool = False) -> bytes:
+           size: int | None = None, bpp: float | None = None, tile: int | None = None, strip: bool = False,
+           lossless: bool = False) -> bytes:
     """Compress an image to the bytes of a .fcz file, with its ICC profile, EXIF and XMP unless ``strip``.
 
     ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a binary file object. Images of
     more than ``max_pixels`` pixels are refused (None: no limit). The settings are ``encode_settings``'s; FczError
     when one does not fit the weights, or when even the smallest file is larger than ``size`` / ``bpp`` asks.
     """
-    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip), image, device,
-                       max_pixels)
+    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless), image,
+                       device, max_pixels)
 
 
 def encode_with(settings: EncodeSettings, image: ImageInput, device: str = "auto",

@@ -6,7 +6,7 @@ Opening reads only the header, as Pillow's own plugins do: size, mode, the setti
 there. The payload and the checksum are read, checked and decoded on first access to the pixels; a damaged
 payload fails then, as a truncated PNG does. Saving takes what ``fcz encode`` takes: ``quality=N`` (or
 ``bits=N`` for the seed's fixed-bit-depth path), ``weights_id=``, ``effort=N``, ``size=BYTES``, ``bpp=X``,
-``tile=N`` and ``strip=True``; it keeps the image's ICC profile, EXIF and XMP (``info`` or the save call's
+``tile=N``, ``strip=True`` and ``lossless=True`` (as Pillow's WebP); it keeps the image's ICC profile, EXIF and XMP (``info`` or the save call's
 ``icc_profile=`` / ``exif=`` / ``xmp=``) unless ``strip``. Other keywords are refused, not ignored.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from facecodec.metadata import LABELS, attach
 from facecodec.zoo import manifest_entry
 
 FORMAT = "FCZ"
-SAVE_OPTIONS = ("quality", "bits", "weights_id", "effort", "size", "bpp", "tile", "strip")
+SAVE_OPTIONS = ("quality", "bits", "weights_id", "effort", "size", "bpp", "tile", "strip", "lossless")
 # What Image.save puts into encoderinfo itself, or what a caller copies from another image's info: not ours to refuse.
 PILLOW_OPTIONS = ("format", "save_all", "append_images", *LABELS)
 

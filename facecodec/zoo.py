@@ -128,16 +128,33 @@ def default_weights_id(option: str | None = None) -> str:
     raise FczError(f"no installed weights take a {OPTION_NOUNS.get(option, option)}")
 
 
+def lossless_weights_id() -> str:
+    """The first installed weights that decode to exactly the pixels encoded (``encode(lossless=True)``)."""
+    for entry in _entries(CODEC):
+        if family_class(entry["family"]).lossless:
+            return entry["id"]
+    raise FczError("no installed weights code losslessly")
+
+
 def choose(quality: int | None = None, bits: int | None = None,
-           weights_id: str | None = None) -> tuple[WeightsSpec, int]:
+           weights_id: str | None = None, lossless: bool = False) -> tuple[WeightsSpec, int]:
     """The weights and setting an encode uses, after checking that ``quality`` or ``bits`` fits them.
 
     Without a weights id, the option given picks the weights: the default ones if
-    they take it, else the first installed weights that do (``bits`` -> the seed's model).
+    they take it, else the first installed weights that do (``bits`` -> the seed's model); ``lossless``: the
+    lossless weights (``lossless_weights_id``), which take neither.
     """
     given = {option: value for option, value in (("quality", quality), ("bits", bits)) if value is not None}
     if len(given) > 1:
         raise FczError("give a quality level or a bit depth, not both")
+    if lossless:
+        if given:
+            raise FczError(f"lossless keeps every pixel: it takes no {OPTION_NOUNS[next(iter(given))]}")
+        spec = load_spec(weights_id or lossless_weights_id())
+        if not spec.family.lossless:
+            raise FczError(f"weights {spec.weights_id!r} are lossy; lossless needs lossless weights "
+                           f"({lossless_weights_id()})")
+        return spec, spec.family.choose(None)
     option, value = next(iter(given.items()), (None, None))
     spec = load_spec(weights_id or default_weights_id(option))
     family = spec.family

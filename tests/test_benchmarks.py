@@ -206,9 +206,10 @@ def test_rate_distortion_end_to_end(tmp_path):
 
     with (out / "rate_distortion.csv").open() as f:
         rows = list(csv.DictReader(f))
+    lossy = [i for i in zoo.installed_ids() if not zoo.load_spec(i).family.lossless]   # lossless: lossless.py
     assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
-                                          *(f"fcz/{i}" for i in zoo.installed_ids())}
-    for weights_id in zoo.installed_ids():  # the whole sweep of every weights, even in --quick
+                                          *(f"fcz/{i}" for i in lossy)}
+    for weights_id in lossy:  # the whole sweep of every lossy weights, even in --quick
         latent = zoo.load_spec(weights_id).family
         settings = [f"{latent.option}={s}" for s in latent.sweep()]
         assert sorted(r["setting"] for r in rows if r["codec"] == f"fcz/{weights_id}") == sorted(settings)
@@ -249,3 +250,21 @@ def test_rate_distortion_end_to_end(tmp_path):
         in summary
     for name in ("rd_psnr_bpp.png", "rd_psnr_ratio.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_lossless_benchmark_counts_only_exact_codecs(tmp_path):
+    """benchmarks/lossless.py on three faces: every codec's decode is checked against its image, and fcz's bytes
+    are the real files' (its ratio column is 1)."""
+    from benchmarks import lossless
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for k in range(3):
+        Image.fromarray(astronaut()[20 + 10 * k:84 + 10 * k, 150:214]).save(folder / f"{k}.png")
+    assert lossless.main([str(folder), "--out", str(tmp_path / "out")]) == 0
+    run = json.loads((tmp_path / "out" / "lossless.json").read_text())["runs"][0]
+    fcz = run["codecs"]["fcz lossless"]
+    assert fcz["images"] == 3 and fcz["inexact_images"] == 0 and fcz["bytes_vs_fcz"] == 1.0
+    expected = sum(len(facecodec.encode(np.asarray(Image.open(p)), lossless=True)) for p in sorted(folder.iterdir()))
+    assert fcz["bytes"] == expected
+    assert {"PNG (optimize)", "WebP lossless (method 6)", "JPEG 2000 reversible"} <= set(run["codecs"])

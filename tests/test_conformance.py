@@ -32,6 +32,7 @@ from facecodec.zoo import installed_ids, load_spec, load_weights
 WEIGHTS = installed_ids()
 SEARCHING = [w for w in WEIGHTS if len(load_spec(w).family.efforts) > 1]   # an encoder search (effort > 0)
 REDUCING = [w for w in WEIGHTS if load_spec(w).family.max_reduce > 0]      # reduced decodes (fcz decode --scale)
+SEVERAL_SETTINGS = [w for w in WEIGHTS if len(load_spec(w).family.settings) > 1]   # not the lossless weights' one
 
 # Settings round-tripped besides the first, the default and the last: what earlier per-version tests covered.
 EXTRA_SETTINGS = {
@@ -50,6 +51,7 @@ PSNR_FLOORS_DB = {
     # quantization step fails at every one (it measured 22.07, 34.12 and 49.69 dB)
     "wavelet-v2": {1: 25.6, 50: 38.6, 100: 58.2},   # measured 25.95, 38.96, 58.65 dB
     "wavelet-v3": {1: 26.0, 50: 38.8, 100: 57.9},   # measured 26.44, 39.17, 58.34 dB
+    "lossless-v1": {1: float("inf")},               # exact: every pixel back (tests/test_lossless.py)
 }
 # Weights whose PSNR stops rising before their last setting: (the setting it rises strictly up to, how far it
 # may then dip below that setting's, in dB). Everywhere else it rises strictly along the whole sweep.
@@ -67,6 +69,8 @@ REDUCED_FLOORS_DB = {
     "wavelet-v2": (29.0, 27.3, 23.6, 22.9),   # measured 29.97, 28.30, 24.60, 23.94 dB
     "wavelet-v3": (27.1, 25.8, 22.7, 22.0),   # measured 28.09, 26.78, 23.69, 23.00 dB: the learned update steps
                                               # shift the low band (test_wavelet_family)
+    "lossless-v1": (27.2, 24.0, 20.0, 18.1),  # measured 28.21, 25.04, 21.03, 19.10 dB: the 5/3 low band, as JPEG
+                                              # 2000's reversible thumbnails, aliases more than the 9/7's
 }
 # Size targets: the settings whose file a target halfway to the next setting's must give back (the default's
 # where not named).
@@ -296,13 +300,14 @@ def test_reduced_decodes_match_the_full_coefficients_and_are_low_pass_views(odd_
         # The thumbnail keeps the picture's brightness (the default weights' were 0.7 levels off at 1/4 here, 2.6 at
         # 1/8). Not a learned lifting's: wavelet-v3's level-1 residuals, which a thumbnail skips, move its low band
         # by about 4 levels (documented in docs/cli.md, "Thumbnails").
-        if reduce <= 3 and not zoo.manifest_entry(weights_id)["model"].get("lifting_levels"):
+        # Nor the lossless weights': their thumbnails are the 5/3 low band as JPEG 2000's reversible path gives it.
+        if reduce <= 3 and not family.lossless and not zoo.manifest_entry(weights_id)["model"].get("lifting_levels"):
             assert abs(np.asarray(small, np.float64).mean() - odd_face.mean()) < 0.5, reduce
 
 
 # --- size targets (fcz encode --size / --bpp) -----------------------------------------------------------
 
-@pytest.mark.parametrize("weights_id", WEIGHTS)
+@pytest.mark.parametrize("weights_id", SEVERAL_SETTINGS)
 def test_a_target_size_gets_the_best_setting_that_fits(odd_face, weights_id):
     family = load_spec(weights_id).family
 

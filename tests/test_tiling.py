@@ -16,8 +16,9 @@ from facecodec.arrays import padded_array, to_image
 from facecodec.zoo import installed_ids, load_spec, load_weights, manifest_entry
 
 
-NETWORK_IDS = [i for i in installed_ids() if manifest_entry(i)["architecture"] != "wavelet"]  # the wavelet
-# transform runs over whole images (its family codes large ones as tiles of their own: test_wavelet_tiles.py)
+# The wavelet transforms (lossy and reversible) run over whole images (their families code large ones as tiles of
+# their own: test_wavelet_tiles.py); the networks run in overlapping tiles.
+NETWORK_IDS = [i for i in installed_ids() if manifest_entry(i)["architecture"] not in ("wavelet", "reversible")]
 
 
 @pytest.fixture(scope="module", params=NETWORK_IDS)

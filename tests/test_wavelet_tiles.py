@@ -91,11 +91,18 @@ def test_each_tile_is_the_file_of_its_crop(picture, tiled):
 
 
 @pytest.mark.parametrize("reduce", [1, 2, 3, 4])
-def test_reduced_decoding_of_a_tiled_file(tiled, untiled, reduce):
+def test_reduced_decoding_of_a_tiled_file(picture, tiled, untiled, reduce):
+    """A tiled file's thumbnail is the untiled one's, but for the tiles' edges: as close to the picture's area average.
+
+    At 1/16 a 64-pixel tile is a 4 x 4 thumbnail, mostly edge, and each keeps its own tile's mean (the untiled one
+    keeps the whole picture's), so there the two differ most (measured 2026-12-05 on an astronaut crop: 26.0 dB apart,
+    each 23.1 and 21.7 dB from the area average)."""
     small = facecodec.decode(tiled, device="cpu", reduce=reduce)
     assert small.size == reduced_size(300, 200, reduce)
     one_pass = facecodec.decode(untiled, device="cpu", reduce=reduce)
-    assert psnr(np.asarray(one_pass), np.asarray(small)) > 30
+    assert psnr(np.asarray(one_pass), np.asarray(small)) > (30 if reduce < 4 else 25)
+    reference = np.asarray(Image.fromarray(picture).resize(small.size, Image.Resampling.BOX))
+    assert psnr(reference, np.asarray(small)) > psnr(reference, np.asarray(one_pass)) - 0.5
 
 
 def test_greyscale_and_a_size_target_in_tiles(picture):

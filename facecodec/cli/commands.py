@@ -45,6 +45,8 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
 @click.option("--effort", type=int,
               help="How hard the encoder searches for a smaller file at the same quality: 0 = plain rounding. "
                    "Default: the weights' default (the wavelet family: 1, rate-distortion optimised quantization).")
+@click.option("--lossless", is_flag=True,
+              help="Keep every pixel: the decoded image is exactly the input (the lossless weights; no quality).")
 @click.option("--tile", type=int, metavar="PIXELS",
               help="Code images larger than this many pixels a side as a grid of independent tiles of this side "
                    "(wavelet weights; a multiple of 16, 64..16384). Default: 1024.")
@@ -55,8 +57,8 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
 @reporting_options
 @folder_options
 def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: int | None,
-           weights_id: str | None, size: int | None, bpp: float | None, effort: int | None, tile: int | None,
-           strip: bool, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
+           weights_id: str | None, size: int | None, bpp: float | None, effort: int | None, lossless: bool,
+           tile: int | None, strip: bool, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
            batch_size: int | None, scheduler: str | None) -> None:
     """Compress images (any format Pillow reads; '-' for standard input) to .fcz files.
 
@@ -66,7 +68,7 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
     from facecodec.codec import encode_settings, encode_with
 
     try:  # the library checks the options against the weights, once, before any file
-        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip)
+        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
     check_device(device)
@@ -184,7 +186,8 @@ def models(as_json: bool) -> None:
         if record["kind"] == zoo.CODEC:
             family = family_class(entry["family"]).from_entry(entry)
             record.update(family=family.name, option=family.option, settings=[family.settings[0], family.settings[-1]],
-                          default_setting=family.default, efforts=[family.efforts[0], family.efforts[-1]])
+                          default_setting=family.default, efforts=[family.efforts[0], family.efforts[-1]],
+                          lossless=family.lossless)
         else:
             record.update(serves=zoo.served(entry))
         records.append(record)
@@ -192,7 +195,9 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     for r in records:
-        if r["kind"] == zoo.CODEC:
+        if r["kind"] == zoo.CODEC and r["lossless"]:
+            click.echo(f"{r['id']:<22} {r['family']} family: every pixel back exactly (fcz encode --lossless)")
+        elif r["kind"] == zoo.CODEC:
             first, last = r["settings"]
             efforts = "" if r["efforts"][0] == r["efforts"][1] else f", effort {r['efforts'][0]}..{r['efforts'][1]}"
             click.echo(f"{r['id']:<22} {r['family']} family, {r['option']} {first}..{last} (default "

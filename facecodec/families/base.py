@@ -60,6 +60,7 @@ class Family(ABC):
     efforts: ClassVar[range] = range(0, 1)  # encoder search levels (``--effort``); 0: the plain quantizer
     default_effort: ClassVar[int] = 0
     max_reduce: ClassVar[int] = 0           # how many times a decoder can halve the size (``fcz decode --scale``)
+    lossless: ClassVar[bool] = False        # decodes to exactly the pixels encoded (``encode(lossless=True)``)
 
     def __init__(self, settings: range, default: int) -> None:
         if default not in settings:

@@ -39,13 +39,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import functools
 import math
 from typing import Callable
 
 import numpy as np
 
 from facecodec.bitstream.subbands import LEVELS, LL_INDEX, ORIENTATIONS, level_sizes, subbands
+from facecodec.models.thumbnails import keeping_the_mean
 
 # CDF 9/7 lifting coefficients (JPEG 2000 Part 1, Annex F): predict, update, predict, update.
 ALPHA, BETA, GAMMA, DELTA = -1.586134342059924, -0.052980118572961, 0.882911075530934, 0.443506852043971
@@ -201,50 +201,10 @@ def synthesis(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0,
     """Coefficient planes -> ``3 x H x W`` RGB in 0..255 (not clipped); with ``reduce``, an image
     ``1 / 2^reduce`` the size from the coarse bands alone (JPEG 2000's reduced-resolution decoding)."""
     low = inverse_2d(coefficients, levels, reduce, residuals)
-    if reduce:
-        low = keeping_the_mean(low, *coefficients.shape[1:], reduce)
+    if reduce:   # the low band's DC gain is 2 per level
+        low = keeping_the_mean(low, *coefficients.shape[1:], reduce, inverse_1d, np.float32(0.5 ** reduce))
     return ycc_to_rgb(low)
 
-
-def keeping_the_mean(low: np.ndarray, height: int, width: int, reduce: int) -> np.ndarray:
-    """The low band of level ``reduce`` (``C x h x w``, transform scale) -> the planes of a 1 / 2^reduce image whose
-    plain mean is that of the full-size image the band synthesises (its finer details at zero).
-
-    Dividing by the DC gain (2 per level) alone is not enough: a low-band sample stands for a neighbourhood centred
-    on its first pixel, not on the middle of its 2^r x 2^r block, and the bands' edges are mirrored, so the samples
-    along the image's edges stand for more or less of it than the others; the plain mean of the thumbnail then
-    weighs the edges wrongly, and a face photo's edges (hair, background) are not its average: thumbnails came out
-    up to 2 levels (1/4) and 4 levels (1/8) away from the image's mean brightness. Each sample's share of the full
-    image's mean is one row of the synthesis (``low_band_shares``), so the band's true mean costs two dot products,
-    and the thumbnail is shifted to it.
-    """
-    shares_h, shares_w = low_band_shares(height, reduce), low_band_shares(width, reduce)
-    full_mean = np.einsum("i,cij,j->c", shares_h, low.astype(np.float64), shares_w)
-    scaled = low * np.float32(0.5 ** reduce)            # the low band's DC gain of 2 per level
-    shift = full_mean - scaled.mean(axis=(1, 2), dtype=np.float64)
-    return scaled + shift.astype(np.float32)[:, None, None]
-
-
-@functools.lru_cache(maxsize=64)
-def low_band_shares(n: int, reduce: int) -> np.ndarray:
-    """For a signal of ``n`` samples, each level-``reduce`` low-band sample's weight in the mean of the signal the
-    inverse CDF 9/7 synthesises from that band alone (float64, ``ceil(n / 2^reduce)`` values).
-
-    Measured by synthesising the band's unit vectors. Away from the ends every weight is the same, so a long signal
-    is measured on a short one of the same length modulo 2^LEVELS (same band lengths' parities, so the same ends),
-    its ends kept and its middle weight repeated between them.
-    """
-    probe = n if n <= 2048 else 1024 + n % 2 ** LEVELS
-    sizes = level_sizes(probe, LEVELS)
-    x = np.eye(sizes[reduce], dtype=np.float32)
-    for level in reversed(range(reduce)):
-        x = inverse_1d(x, np.zeros((sizes[level] - sizes[level + 1], x.shape[1]), dtype=np.float32))
-    sums = x.sum(axis=0, dtype=np.float64)
-    if probe != n:
-        half = len(sums) // 2
-        middle = np.full(level_sizes(n, LEVELS)[reduce] - 2 * half, sums[half])
-        sums = np.concatenate([sums[:half], middle, sums[-half:]])
-    return sums / n
 
 
 # --- subbands and steps -------------------------------------------------------------------------------
