@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import warnings
 from typing import IO, Union
 
@@ -96,7 +97,12 @@ def _open_file(source: str | os.PathLike | IO[bytes]) -> Image.Image:
     except UnidentifiedImageError:
         raise FczError("not an image Pillow can read") from None
     except Image.DecompressionBombError as exc:  # Pillow's own guard, about 179 megapixels
-        raise FczError(f"image refused as too large: {exc}") from None
+        found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+        if found is None:
+            raise FczError(f"image refused as too large: {exc}") from None
+        pixels, limit = (int(n) for n in found.groups())
+        raise FczError(f"image refused as too large: {pixels:,} pixels, more than Pillow opens ({limit:,}); "
+                       f"facecodec encodes 1..{MAX_SIDE} pixels a side") from None
 
 
 def _warn_about_losses(image: Image.Image) -> None:

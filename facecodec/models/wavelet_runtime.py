@@ -46,9 +46,12 @@ class WaveletRuntime:
 
     def __init__(self, steps: np.ndarray, recon_offset: np.ndarray, rounding_offset: np.ndarray,
                  residuals: Callable[[bool], NumpyResiduals | None] = lambda exact: None,
-                 postfilter: PostFilterRunner | None = None) -> None:
+                 postfilter: PostFilterRunner | None = None, postfilter_below: float = np.inf) -> None:
         self.steps, self.recon_offset, self.rounding_offset = steps, recon_offset, rounding_offset
         self.residuals, self.postfilter = residuals, postfilter
+        # The filter runs below this level only (manifest ``model.postfilter_below_level``): where its measured
+        # gain is none, it costs nothing either.
+        self.postfilter_below = postfilter_below
 
     def analyse(self, x: np.ndarray, tile: int = NETWORK_TILE) -> np.ndarray:
         residuals = self.residuals(True)
@@ -62,15 +65,18 @@ class WaveletRuntime:
 
     def synthesise(self, features: np.ndarray, reduce: int = 0, tile: int = NETWORK_TILE) -> np.ndarray:
         """``reduce`` > 0: an image 1 / 2^reduce the size from the coarse bands; the post-filter, trained on
-        full-size decodes, is not run on it."""
+        full-size decodes, is not run on it, nor on images at a level of ``postfilter_below`` or more."""
         residuals = self.residuals(False)
         rgb = np.stack([synthesis(planes, LEVELS, reduce, residuals) for planes in features[:, :3]])
         pixels = to_uint8(rgb / np.float32(255))
-        if self.postfilter is None or reduce:
-            return pixels
         levels, postfilter = features[:, 3, 0, 0], self.postfilter
-        return run_in_tiles(lambda part: to_uint8(postfilter(part.astype(np.float32) / np.float32(255), levels)),
-                            pixels, tile, postfilter.margin)
+        wanted = levels < self.postfilter_below
+        if postfilter is None or reduce or not wanted.any():
+            return pixels
+        pixels[wanted] = run_in_tiles(
+            lambda part: to_uint8(postfilter(part.astype(np.float32) / np.float32(255), levels[wanted])),
+            pixels[wanted], tile, postfilter.margin)
+        return pixels
 
 
 def load(model: dict, arrays: dict[str, np.ndarray], graph: bytes | None, device: str) -> WaveletRuntime:
@@ -97,4 +103,5 @@ def load(model: dict, arrays: dict[str, np.ndarray], graph: bytes | None, device
             postfilter = TorchPostFilter(arrays, model["qualities"], model["postfilter_hidden"],
                                          model["postfilter_layers"], device)
     return WaveletRuntime(arrays["steps"].astype(np.float32), arrays["recon_offset"].astype(np.float32),
-                          arrays["rounding_offset"].astype(np.float32), residuals, postfilter)
+                          arrays["rounding_offset"].astype(np.float32), residuals, postfilter,
+                          model.get("postfilter_below_level", np.inf))
