@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -27,6 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import cpu_model  # noqa: E402
 SUMMARY_LINE = re.compile(r"^=+ (.*(?:passed|failed|error).*) =+$", re.MULTILINE)
 
 
@@ -69,16 +72,6 @@ def write_report(out: Path, meta: dict, runs: list[dict]) -> None:
     (out / "suite_under_load.md").write_text("\n".join(lines) + "\n")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -87,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")
     args = parser.parse_args(argv)
-    meta = {"commit": commit(), "cpus": os.cpu_count(), "cpu": cpu_name(), "busy": args.busy,
+    meta = {"commit": commit(), "cpus": os.cpu_count(), "cpu": cpu_model(), "busy": args.busy,
             "pytest_args": args.pytest_args, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     spinners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.busy)]
     for spinner in spinners:

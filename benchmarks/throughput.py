@@ -26,7 +26,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from typing import Any
@@ -38,19 +37,9 @@ import facecodec
 from facecodec import runner
 from facecodec.runner.executors import default_jobs, threads_per_job
 
-from benchmarks.common import DEFAULT_FOLDER, DEFAULT_OUT, IMAGE_SUFFIXES
+from benchmarks.common import DEFAULT_FOLDER, DEFAULT_OUT, IMAGE_SUFFIXES, cpu_model
 
 BATCH_SIZES = (1, 8, 32)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
@@ -185,7 +174,7 @@ def main(folder: Path, faces: int, repeats: int, out: Path) -> None:
     result["metadata"] = {
         "date": time.strftime("%Y-%m-%d"), "folder": str(folder.name), "faces": faces, "repeats": repeats,
         "size": size,
-        "weights_id": zoo.default_weights_id(), "cpu": _cpu_model(), "cpus": default_jobs(),
+        "weights_id": zoo.default_weights_id(), "cpu": cpu_model(), "cpus": default_jobs(),
         "torch": torch.__version__, "load_before": load_before, "load_after": os.getloadavg()[0]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")

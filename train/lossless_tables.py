@@ -14,12 +14,10 @@ tables also know smaller faces than UTKFace's 200 pixels. Writes ``ID.safetensor
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,7 +25,7 @@ import numpy as np
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
 from facecodec.models import reversible
-from facecodec.train.wavelet_tables import as_uint16, fit_context_model, load_faces, scaled_down
+from facecodec.train.wavelet_tables import as_uint16, fit_context_model, load_faces, scaled_down, table_arguments
 
 SCHEME = wc.SCHEMES[2]
 UNIT_STEPS = np.ones((3, ws.LEVELS + 1, 3), dtype=np.float32)
@@ -58,14 +56,7 @@ def manifest_entry(weights_id: str, images: int, max_scale: float, seconds: floa
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    repo = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=Path, default=repo.parent / "shared" / "data" / "faces" / "train")
-    parser.add_argument("--images", type=int, default=600, help="training faces to count tables on")
-    parser.add_argument("--max-scale", type=float, default=1.6,
-                        help="shrink each face by a random factor in [1, this] first")
-    parser.add_argument("--id", default="lossless-v1", help="weights id (file ID.safetensors)")
-    parser.add_argument("--weights-dir", type=Path, default=repo / "weights")
+    parser = table_arguments(__doc__.split("\n\n")[0], images=600, max_scale=1.6, weights_id="lossless-v1")
     args = parser.parse_args(argv)
     from safetensors.numpy import save
 

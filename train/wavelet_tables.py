@@ -293,15 +293,21 @@ def with_filter_of(entry: dict, tensors: dict[str, np.ndarray], source_id: str) 
     return entry
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def table_arguments(description: str, images: int, max_scale: float, weights_id: str) -> argparse.ArgumentParser:
+    """The options every table builder takes (this one, facecodec.train.lossless_tables), with its defaults."""
     repo = Path(__file__).resolve().parents[1]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--train", type=Path, default=repo.parent / "shared" / "data" / "faces" / "train")
-    parser.add_argument("--images", type=int, default=800, help="training faces to count tables on")
-    parser.add_argument("--max-scale", type=float, default=1.0,
+    parser.add_argument("--images", type=int, default=images, help="training faces to count tables on")
+    parser.add_argument("--max-scale", type=float, default=max_scale,
                         help="shrink each face by a random factor in [1, this] first (scaled_down)")
-    parser.add_argument("--id", default="wavelet-v0", help="weights id (file ID.safetensors)")
+    parser.add_argument("--id", default=weights_id, help="weights id (file ID.safetensors)")
     parser.add_argument("--weights-dir", type=Path, default=repo / "weights")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = table_arguments(__doc__.split("\n\n")[0], images=800, max_scale=1.0, weights_id="wavelet-v0")
     parser.add_argument("--default-setting", type=int, default=5)
     parser.add_argument("--default", action="store_true", help="make them the weights fcz encode uses")
     parser.add_argument("--scheme", type=int, choices=sorted(wc.SCHEMES), default=1,
