@@ -142,9 +142,11 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                                              **{latent.option: setting})))
         corpus += own
 
-        # the same content as format version 2, through the family's own codec
-        name, data = next((name, data) for name, data in own
-                          if unpack(data)[0].mode == "RGB" and min(unpack(data)[0].width, unpack(data)[0].height) >= 16)
+        # the same content as format version 2, through the family's own codec (a file of at least 16 pixels a side
+        # where there is one: weights with a single setting, the lossless ones, have only two files here)
+        rgb = [(name, data) for name, data in own if unpack(data)[0].mode == "RGB"]
+        name, data = next(((name, data) for name, data in rgb
+                           if min(unpack(data)[0].width, unpack(data)[0].height) >= 16), rgb[0])
         header, payload = unpack(data)
         table = weights.table(header)
         symbols = latent.entropy_decode(payload, table, header)
