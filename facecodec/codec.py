@@ -39,7 +39,7 @@ from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.tiles import Box
 from facecodec.devices import known_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
-from facecodec.metadata import NO_METADATA, Metadata, attach, from_image
+from facecodec.metadata import NO_METADATA, ORIGIN, Metadata, attach, from_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
 from facecodec.reading import FczSource, check_decodable, fcz_bytes
@@ -225,9 +225,9 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
         try:
             header, weights, parts = open_fcz(data, device, max_pixels, reduce)
             if len(parts) > 1:
-                outcomes[i] = attach(to_image(parts_to_pixels(weights, parts, header, reduce),
-                                              *reduced_size(header.width, header.height, reduce), header.mode),
-                                     header.metadata)
+                outcomes[i] = _as_decoded(to_image(parts_to_pixels(weights, parts, header, reduce),
+                                                   *reduced_size(header.width, header.height, reduce), header.mode),
+                                          header, weights)
             else:
                 opened[i] = header, weights, parts[0][1]()
         except Exception as exc:  # noqa: BLE001  (a damaged file fails alone)
@@ -243,9 +243,18 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
             continue
         for k, i in enumerate(batch):
             header = opened[i][0]
-            outcomes[i] = attach(to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce),
-                                          header.mode), header.metadata)
+            outcomes[i] = _as_decoded(to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce),
+                                               header.mode), header, opened[i][1])
     return outcomes
+
+
+def _as_decoded(image: Image.Image, header: FczHeader, weights: Weights) -> Image.Image:
+    """A decoded image with what its file says besides the pixels: the metadata, and (lossy weights) where it came
+    from, so that an output file can say so (facecodec.metadata.ORIGIN)."""
+    attach(image, header.metadata)
+    if not weights.family.lossless:
+        image.info[ORIGIN] = f"{header.weights_id}, {weights.family.describe(weights.family.setting_of(header))}"
+    return image
 
 
 def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:

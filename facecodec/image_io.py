@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.bitstream.container import MAX_SIDE
 from facecodec.bitstream.errors import FczError
-from facecodec.metadata import NO_METADATA, from_image, save_options
+from facecodec.metadata import NO_METADATA, ORIGIN, decoded_from, from_image, save_options
 
 ImageInput = Union[Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLike, IO[bytes]]
 
@@ -53,12 +53,15 @@ def reading(path: str | os.PathLike):
         raise FczError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, str]:
+def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               to_encode: bool = True) -> tuple[Image.Image, str]:
     """Read and normalise an input image -> (RGB image, mode to decode back to: "RGB" or "L").
 
     ``source``: a PIL image, a uint8 array, the bytes of an image file, a path or a
     binary file object. The size is checked from the file header before any pixels
-    are decoded, so an oversized file (or a decompression bomb) is refused without loading it.
+    are decoded, so an oversized file (or a decompression bomb) is refused without loading it. ``to_encode``: warn
+    when the image says it was decoded from a lossy .fcz file (coding it again adds a second loss; restoring it
+    does not).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
@@ -76,6 +79,10 @@ def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
                         f"object, not {type(source).__name__}")
     check_size(*image.size, max_pixels)
     _warn_about_losses(image)
+    origin = decoded_from(image) if to_encode else None
+    if origin:
+        warnings.warn(f"the input was decoded from a lossy .fcz file ({origin}): coding it again adds a second loss "
+                      f"to the first; encode the original, or keep the .fcz", FczWarning, stacklevel=2)
     try:
         image = ImageOps.exif_transpose(image)  # phones store portraits sideways plus an orientation tag
         mode = "L" if image.mode in ("1", "L", "LA", "I", "F") or image.mode.startswith("I;16") else "RGB"
@@ -152,7 +159,8 @@ LOSSY_FORMATS = ("JPEG", "WEBP")  # the formats a save quality applies to
 def image_file(image: Image.Image, fmt: str, quality: int | None = None, strip: bool = False) -> bytes:
     """The bytes of ``image`` saved as ``fmt`` (Pillow's name), at ``quality`` for JPEG and WebP, with the ICC
     profile, EXIF and XMP in its ``info`` unless ``strip``; an FczWarning names what ``fmt`` cannot carry."""
-    options, dropped = save_options(NO_METADATA if strip else from_image(image), fmt)
+    options, dropped = save_options(NO_METADATA if strip else from_image(image), fmt,
+                                    "" if strip else image.info.get(ORIGIN, ""))
     if dropped:
         listed = ", ".join(dropped[:-1]) + " and " + dropped[-1] if len(dropped) > 1 else dropped[0]
         warnings.warn(f"{listed} not written: {fmt} output cannot carry "

@@ -101,7 +101,7 @@ def prepare(image: ImageInput, task: str, scale: int | None = None,
     colorized gets new colours, not its own.
     """
     condition_of(task, scale)
-    rgb, mode = open_image(image, max_pixels)
+    rgb, mode = open_image(image, max_pixels, to_encode=False)
     if task == "superres":
         width, height = rgb.width * scale, rgb.height * scale
         check_size(width, height, max_pixels)

@@ -228,3 +228,32 @@ def test_the_tests_metadata_fixture_is_what_pillow_reads_back(jpeg_with_metadata
     info = info_of(jpeg_with_metadata)
     assert info["icc_profile"] == SRGB and info["xmp"] == XMP and b"FaceCam" in info["exif"]
 
+
+
+# --- re-encoding a decode ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_encoding_a_lossy_decode_again_warns_and_a_lossless_one_does_not(runner, tmp_path, suffix):
+    face = astronaut()[20:120, 150:250]
+    (tmp_path / "lossy.fcz").write_bytes(facecodec.encode(face, quality=30))
+    (tmp_path / "exact.fcz").write_bytes(facecodec.encode(face, lossless=True))
+    for name in ("lossy", "exact"):
+        assert runner.invoke(main, ["decode", str(tmp_path / f"{name}.fcz"), "-o", str(tmp_path / f"{name}{suffix}")]
+                             ).exit_code == 0
+        result = runner.invoke(main, ["encode", str(tmp_path / f"{name}{suffix}"), "-o", str(tmp_path / f"{name}2.fcz")])
+        assert result.exit_code == 0
+        warned = "decoded from a lossy .fcz file (wavelet-v2, quality 30)" in result.output
+        assert warned == (name == "lossy"), result.output
+    result = runner.invoke(main, ["decode", str(tmp_path / "lossy.fcz"), "-o", str(tmp_path / f"bare{suffix}"),
+                                  "--strip"])
+    assert "decoded from" not in runner.invoke(main, ["encode", str(tmp_path / f"bare{suffix}"), "-o",
+                                                      str(tmp_path / "bare.fcz")]).output
+    assert "decoded from" not in runner.invoke(main, ["restore", str(tmp_path / f"lossy{suffix}"), "--task",
+                                                      "denoise", "-o", str(tmp_path / "r.png")]).output
+
+
+def test_the_api_warns_when_a_decoded_image_is_encoded_again():
+    decoded = facecodec.decode(facecodec.encode(astronaut()[20:84, 150:214], quality=40))
+    assert decoded.info["fcz_origin"] == "wavelet-v2, quality 40"
+    with pytest.warns(facecodec.FczWarning, match="decoded from a lossy .fcz file"):
+        facecodec.encode(decoded)
