@@ -16,6 +16,7 @@ import numpy as np
 
 from .container import TILED_VERSION, UNTILED_VERSION, FczHeader
 from .errors import FczError
+from .metadata import NO_METADATA
 
 # Every tile side must be a multiple of 2^4, the wavelet's levels, so a tile's reduced decode
 # (1/2 .. 1/16) starts at a whole pixel of the reduced image and the reduced tiles add up to it.
@@ -75,7 +76,7 @@ def tile_header(header: FczHeader, box: Box) -> FczHeader:
     """The header of one tile of a tiled file as an image of its own, untiled (tiles are stride 1, unpadded)."""
     width, height = box[2] - box[0], box[3] - box[1]
     return replace(header, width=width, height=height, latent_shape=(header.latent_shape[0], height, width),
-                   version=UNTILED_VERSION)
+                   version=UNTILED_VERSION, metadata=NO_METADATA)   # the file's metadata is the file's, not a tile's
 
 
 def tiled_header(tile: FczHeader, width: int, height: int) -> FczHeader:
