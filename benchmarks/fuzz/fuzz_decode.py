@@ -578,17 +578,17 @@ def classify(error: BaseException) -> str:
     where = next((f for f in reversed(frames) if f.name != "take" and
                   ("/facecodec/" in f.filename or "/bitstream/" in f.filename)), None)
     function, message = (where.name if where else ""), str(error)
-    if function == "unpack":
+    if function in ("unpack", "_read_prefix", "_read_fields", "read_block"):   # the container (bitstream/container.py)
         if "magic" in message or "empty file" in message:
             return "magic"
-        if "version" in message:
+        if message.startswith("corrupt file: version") or "newer than this facecodec" in message:
             return "version"
         if "checksum" in message:
             return "checksum"
         return "header"
     if function == "check_reduce":
         return "reduce"
-    if function == "decode_symbols" or (where.filename.endswith(f"bitstream{os.sep}wavelet.py")
+    if function == "decode_symbols" or (where.filename.endswith(f"bitstream{os.sep}wavelet_payload.py")
                                         and function != "check_payload_length"):
         return "payload"  # the per-channel range decoder, or the wavelet family's (decode_planes, _ll_band)
     return "header"  # validate, weights lookup, shape vs. weights, payload too short for its symbols
