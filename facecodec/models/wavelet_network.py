@@ -45,12 +45,13 @@ class WaveletTransform(nn.Module):
     def __init__(self, channels: int = 3, levels: int = LEVELS, qualities: int = 8,
                  postfilter_hidden: int = 0, postfilter_layers: int = 0, continuous_quality: bool = False,
                  lowest_level: float | None = None, context_scheme: int = 1, lifting_levels: int = 0,
-                 lifting_hidden: int = 8) -> None:
+                 lifting_hidden: int = 8, postfilter_below_level: float | None = None) -> None:
         super().__init__()
         if channels != 3 or levels != LEVELS:
             raise ValueError(f"the wavelet transform codes 3 planes (YCbCr) of {LEVELS} levels, as its payload does")
         self.levels, self.continuous_quality = levels, continuous_quality
         self.lowest_level, self.context_scheme = lowest_level, context_scheme
+        self.postfilter_below_level = postfilter_below_level   # the decoder's filter range (wavelet_runtime); not trained
         self.register_buffer("steps", torch.ones(qualities, 3, levels + 1, 3))
         self.register_buffer("recon_offset", torch.zeros(qualities))
         self.register_buffer("rounding_offset", torch.full((qualities,), 0.5))
