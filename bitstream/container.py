@@ -34,6 +34,7 @@ WEIGHTS_ID = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}")
 
 # Fixed-size parts, all little-endian (see FORMAT.md).
 _PREFIX = struct.Struct("<4sBBB")    # magic, version, flags, weights-id length
+_AFTER_MAGIC = struct.Struct("<BBB")  # the prefix's fields after the magic, read once the magic is known good
 _SHAPE = struct.Struct("<IIBBBBHHH")  # width, height, mode, bits, pad right, pad bottom, latent C, h, w
 _QUALITY = struct.Struct("<B")       # quality level, 0 = per-image quantizer ranges follow (version 2 on)
 _RANGE = struct.Struct("<ff")        # one channel's quantizer (min, max)
@@ -174,11 +175,12 @@ def read_header(read: Callable[[int], bytes]) -> FczHeader:
 def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
     """Magic, version, flags -> (version, flags, weights-id length)."""
     try:
-        magic, version, flags, id_length = reader.unpack(_PREFIX)
-    except FczError:
+        magic = reader.take(len(MAGIC))
+    except FczError:   # shorter than the magic
         magic = b""
     if magic != MAGIC:
         raise FczError("empty file" if empty else "not a .fcz file (wrong magic bytes)")
+    version, flags, id_length = reader.unpack(_AFTER_MAGIC)   # a file cut here is "truncated", as before
     if version > FORMAT_VERSION:
         raise FczError(f"format version {version} is newer than this facecodec reads "
                        f"(up to {FORMAT_VERSION}): upgrade facecodec")

@@ -47,8 +47,8 @@ class FczImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         try:
             header = read_header(self.fp.read)
-            family = family_class(manifest_entry(header.weights_id)["family"]).from_entry(
-                manifest_entry(header.weights_id))
+            entry = manifest_entry(header.weights_id)
+            family = family_class(entry["family"]).from_entry(entry)
         except FczError as exc:  # only files with .fcz's magic get here: it is ours, and broken
             raise FczImageError(str(exc)) from None
         self._size = (header.width, header.height)

@@ -12,6 +12,7 @@ from facecodec.bitstream import FczError
 from facecodec.cli import reporting
 from facecodec.cli.app import STDIO
 from facecodec.cli.outputs import check_names_a_directory
+from facecodec.models.threads import threads
 
 
 def folder_options(command: Callable) -> Callable:
@@ -93,7 +94,7 @@ def run_folder_command(conversion: runner.Conversion, folder: Path, out: str | N
 
     try:
         report = runner.run_folder(conversion, folder, out, recursive=recursive, jobs=jobs,
-                                  batch_size=batch_size or 1, threads=reporting.thread_count(), client=scheduler,
+                                  batch_size=batch_size or 1, threads=threads(), client=scheduler,
                                   progress=progress, started=started)
     except FczError as exc:
         raise click.ClickException(str(exc)) from None

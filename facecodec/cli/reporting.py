@@ -11,7 +11,7 @@ from typing import Callable
 
 import click
 
-from facecodec.models.threads import set_threads, threads
+from facecodec.models.threads import set_threads
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 _level = NORMAL
@@ -37,11 +37,6 @@ def detail(message: str) -> None:
     """A line only -v shows, on standard error (standard output may carry the file)."""
     if _level >= VERBOSE:
         click.echo(message, err=True)
-
-
-def thread_count() -> int | None:
-    """--threads, or None: the libraries' defaults (folder runs share the cores out among their workers)."""
-    return threads()
 
 
 def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:   # eager: runs before -v's
