@@ -44,6 +44,7 @@ BPP_CONVENTION = "bpp = 8 x real file bytes / (W x H), headers and containers in
 class TestImage:
     name: str
     pixels: np.ndarray  # H x W x 3 uint8
+    source: bytes = b""  # the image file's bytes, for codecs that read the file as a user's command would
 
     @property
     def megapixels(self) -> float:
@@ -63,7 +64,12 @@ def load_images(folder: Path, limit: int | None = None) -> list[TestImage]:
         paths = paths[:limit]
     if not paths:
         raise click.UsageError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return [TestImage(p.name, np.asarray(open_image(p)[0], dtype=np.uint8).copy()) for p in paths]
+    return [file_image(p.name, p.read_bytes()) for p in paths]
+
+
+def file_image(name: str, data: bytes) -> TestImage:
+    """An image file's bytes -> the TestImage of its pixels as fcz reads them, keeping the bytes."""
+    return TestImage(name, np.asarray(open_image(data)[0], dtype=np.uint8).copy(), data)
 
 
 # --- codecs and their settings ------------------------------------------------------------------------
@@ -77,6 +83,7 @@ class OperatingPoint:
     encode: Callable[[np.ndarray], bytes]
     decode: Callable[[bytes], Image.Image]
     options: dict[str, Any] = field(default_factory=dict)  # encoder options, recorded in the results
+    reads_file: bool = False    # encode takes the image file's bytes (TestImage.source), not its pixels
 
 
 def pillow_point(codec: str, fmt: str, setting: str, value: float, **options: Any) -> OperatingPoint:
@@ -115,7 +122,7 @@ def ssim(original: np.ndarray, decoded: np.ndarray) -> float:
 
 def measure_image(point: OperatingPoint, image: TestImage) -> ImageResult:
     """Encode and decode one image at one operating point; rate from the real bytes, quality on RGB."""
-    data, encode_ms = timed(point.encode, image.pixels)
+    data, encode_ms = timed(point.encode, image.source if point.reads_file else image.pixels)
     decoded, decode_ms = timed(point.decode, data)
     decoded = np.asarray(decoded.convert("RGB"), dtype=np.uint8)
     h, w = image.pixels.shape[:2]
@@ -129,7 +136,7 @@ WARM_UPS = 2  # torch's first calls at a new image shape are slow (kernel select
 def warm_up(point: OperatingPoint, image: TestImage, rounds: int = WARM_UPS) -> None:
     """Untimed round trips, so one-off costs (loading weights, library init) stay out of the times."""
     for _ in range(rounds):
-        point.decode(point.encode(image.pixels))
+        point.decode(point.encode(image.source if point.reads_file else image.pixels))
 
 
 def summarize(point: OperatingPoint, results: Sequence[ImageResult]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ JPEG_QUALITIES = [1, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
 JPEG2000_BPP = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0]  # targets -> OpenJPEG rates
 WEBP_QUALITIES = [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
 AVIF_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95]
+JXL_QUALITIES = [0, 10, 30, 50, 65, 75, 82, 88, 93, 97]      # pillow-jxl-plugin maps quality to libjxl's distance
+HEIC_QUALITIES = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
 
 CODEC_LABELS = {name: codec.label for name, codec in classical.CODECS.items()}
 
@@ -75,16 +77,26 @@ def avif(quality: int) -> OperatingPoint:
     return classical_point(classical.CODECS["avif-444"], quality)
 
 
-def fcz(weights_id: str, quality: int | None = None, bits: int | None = None, device: str = "auto") -> OperatingPoint:
-    def encode(pixels: np.ndarray) -> bytes:
-        return facecodec.encode(pixels, quality=quality, bits=bits, weights_id=weights_id, device=device)
+def plugin_points(quick: bool = False) -> list[OperatingPoint]:
+    """JPEG XL and HEIC 4:4:4 where their Pillow plugins (the ``bench`` extra) are installed."""
+    sweeps = {"jxl": JXL_QUALITIES, "heic-444": HEIC_QUALITIES}
+    return [classical_point(classical.CODECS[name], q) for name, sweep in sweeps.items()
+            if classical.CODECS[name].available() for q in _thin(sweep, quick)]
+
+
+def fcz(weights_id: str, quality: int | None = None, bits: int | None = None, device: str = "auto",
+        from_file: bool = False) -> OperatingPoint:
+    """fcz at one setting; ``from_file``: it encodes the image file as ``fcz encode FILE`` does (a JPEG's tables kept
+    in its JPEG source block), its curve named ``fcz/ID (file)``."""
+    def encode(image: np.ndarray | bytes) -> bytes:
+        return facecodec.encode(image, quality=quality, bits=bits, weights_id=weights_id, device=device)
 
     def decode(data: bytes) -> Image.Image:
         return facecodec.decode(data, device=device)
 
     setting, value = ("quality", quality) if quality is not None else ("bits", bits)
-    return OperatingPoint(fcz_codec(weights_id), f"{setting}={value}", value, encode, decode,
-                          {"weights_id": weights_id, setting: value, "device": device})
+    return OperatingPoint(fcz_codec(weights_id) + (" (file)" if from_file else ""), f"{setting}={value}", value,
+                          encode, decode, {"weights_id": weights_id, setting: value, "device": device}, from_file)
 
 
 def fcz_choice(quality: int | None = None, bits: int | None = None,
@@ -118,7 +130,8 @@ def classical_points(quick: bool = False) -> list[OperatingPoint]:
             + [jpeg(q, 0) for q in _thin(JPEG_QUALITIES, quick)]
             + [jpeg2000(b) for b in _thin(JPEG2000_BPP, quick)]
             + [webp(q) for q in _thin(WEBP_QUALITIES, quick)]
-            + [avif(q) for q in _thin(AVIF_QUALITIES, quick)])
+            + [avif(q) for q in _thin(AVIF_QUALITIES, quick)]
+            + plugin_points(quick))
 
 
 def fcz_points(device: str = "auto") -> list[OperatingPoint]:

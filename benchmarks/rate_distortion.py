@@ -91,7 +91,8 @@ def run(folder: Path, out: Path, quick: bool = False, limit: int | None = None, 
               help="CSV of the 2004 paper's JPEG / JPEG 2000 curves, plotted as context only.")
 def main(folder: Path, quick: bool, limit: int | None, out: Path, device: str, threads: int | None,
          warm_ups: int, reference: Path) -> None:
-    """Rate-distortion of fcz and JPEG / JPEG 2000 / WebP / AVIF on every image in FOLDER."""
+    """Rate-distortion of fcz and JPEG / JPEG 2000 / WebP / AVIF (and, with the bench extra, JPEG XL and HEIC) on
+    every image in FOLDER."""
     check_device(device)
     set_threads(threads)
     results = run(folder, out, quick, limit, device, reference, warm_ups)

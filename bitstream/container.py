@@ -14,15 +14,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import FczError
+from .lattice import SourceLattice
+from .lattice import pack_block as pack_lattice
+from .lattice import read_block as read_lattice
 from .metadata import NO_METADATA, Metadata, pack_block, read_block
 
 MAGIC = b"\x89FCZ"
 TILED_VERSION = 4                    # written only for a payload in tiles (FORMAT.md, "Tiled payload")
 UNTILED_VERSION = 3                  # written for every other file, so they keep the bytes they had before tiles
 METADATA_VERSION = 5                 # written only for a file that carries metadata; its flags say the rest
-FORMAT_VERSION = METADATA_VERSION    # the newest read; versions 1 (no quality byte) to 4 are still read
-FLAG_METADATA = 0x01                 # version 5: a metadata block follows the quantizer ranges
-FLAG_TILED = 0x02                    # version 5: the payload is in tiles, as in version 4
+LATTICE_VERSION = 6                  # written only for a file with a JPEG source block
+FORMAT_VERSION = LATTICE_VERSION     # the newest read; versions 1 (no quality byte) to 5 are still read
+FLAG_METADATA = 0x01                 # version 5 on: a metadata block follows the quantizer ranges
+FLAG_TILED = 0x02                    # version 5 on: the payload is in tiles, as in version 4
+FLAG_LATTICE = 0x04                  # version 6: a JPEG source block follows (after the metadata block, if any)
+# The flags each version may have (version 6: never a JPEG source block with tiles).
+ALLOWED_FLAGS = {METADATA_VERSION: (FLAG_METADATA, FLAG_METADATA | FLAG_TILED),
+                 LATTICE_VERSION: (FLAG_LATTICE, FLAG_LATTICE | FLAG_METADATA)}
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -55,11 +63,20 @@ class FczHeader:
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
     version: int = UNTILED_VERSION   # the payload's layout, by the version that introduced it: 3 = whole, 4 = tiles
     metadata: Metadata = NO_METADATA  # ICC profile, EXIF, XMP; a file with any is written as version 5
+    lattice: SourceLattice | None = None  # the JPEG source's lattice; a file with one is written as version 6
 
     @property
     def file_version(self) -> int:
         """The version byte the file has (read) or gets (written)."""
-        return METADATA_VERSION if self.metadata else self.version
+        return LATTICE_VERSION if self.lattice else METADATA_VERSION if self.metadata else self.version
+
+    @property
+    def flags(self) -> int:
+        """The flags byte the file has or gets (0 before version 5)."""
+        if self.file_version < METADATA_VERSION:
+            return 0
+        return ((FLAG_METADATA if self.metadata else 0) | (FLAG_TILED if self.version == TILED_VERSION else 0)
+                | (FLAG_LATTICE if self.lattice else 0))
 
     @property
     def symbol_count(self) -> int:
@@ -93,6 +110,10 @@ class FczHeader:
             raise FczError(f"corrupt file: format version {self.version}")
         if self.metadata and self.version < UNTILED_VERSION:
             raise FczError(f"format version {self.version} carries no metadata")
+        if self.lattice is not None:
+            if self.version != UNTILED_VERSION:
+                raise FczError("a JPEG source block goes only with an untiled payload")
+            self.lattice.validate()
         if not 0 <= self.quality <= 255:
             raise FczError(f"corrupt file: quality level {self.quality} outside 0..255")
         if len(self.channel_ranges) != (0 if self.quality else c):
@@ -118,14 +139,14 @@ def pack(header: FczHeader, payload: bytes) -> bytes:
         raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
     weights_id = header.weights_id.encode("ascii")
     c, h, w = header.latent_shape
-    flags = (FLAG_METADATA | (FLAG_TILED if header.version == TILED_VERSION else 0)) if header.metadata else 0
     parts = [
-        _PREFIX.pack(MAGIC, header.file_version, flags, len(weights_id)), weights_id,
+        _PREFIX.pack(MAGIC, header.file_version, header.flags, len(weights_id)), weights_id,
         _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
                     header.pad_right, header.pad_bottom, c, h, w),
         _QUALITY.pack(header.quality),
         *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
         pack_block(header.metadata) if header.metadata else b"",
+        pack_lattice(header.lattice) if header.lattice else b"",
         _LENGTH.pack(len(payload)), payload,
     ]
     body = b"".join(parts)
@@ -184,7 +205,7 @@ def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
     if version > FORMAT_VERSION:
         raise FczError(f"format version {version} is newer than this facecodec reads "
                        f"(up to {FORMAT_VERSION}): upgrade facecodec")
-    allowed_flags = (FLAG_METADATA, FLAG_METADATA | FLAG_TILED) if version == METADATA_VERSION else (0,)
+    allowed_flags = ALLOWED_FLAGS.get(version, (0,))
     if version < 1 or flags not in allowed_flags:
         raise FczError(f"corrupt file: version {version}, flags {flags:#04x}")
     return version, flags, id_length
@@ -203,10 +224,11 @@ def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> t
     (quality,) = reader.unpack(_QUALITY) if version >= 2 else (0,)
     ranges = tuple(reader.unpack(_RANGE) for _ in range(0 if quality else c))
     metadata = read_block(reader.take) if flags & FLAG_METADATA else NO_METADATA
-    if version == METADATA_VERSION:
+    lattice = read_lattice(reader.take) if flags & FLAG_LATTICE else None
+    if version >= METADATA_VERSION:
         version = TILED_VERSION if flags & FLAG_TILED else UNTILED_VERSION
     header = FczHeader(raw_id.decode("ascii"), width, height, MODES[mode], bits, pad_right, pad_bottom,
-                       (c, h, w), ranges, quality, version, metadata)
+                       (c, h, w), ranges, quality, version, metadata, lattice)
     header.validate()
     (payload_length,) = reader.unpack(_LENGTH)
     if payload_length > header.max_payload_length() or payload_length % 4:

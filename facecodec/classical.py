@@ -10,11 +10,16 @@ published rate-distortion curves:
     a target rate (a compression ratio against 24-bit RGB); a raw codestream (.j2k, no .jp2 boxes).
   * WebP: libwebp lossy, method=6 (slowest, best).
   * AVIF: libavif via Pillow, 4:4:4, Pillow's default speed (6) and threads.
+  * JPEG XL: libjxl via ``pillow-jxl-plugin``, effort 7 (cjxl's default), quality mapped to distance by the plugin.
+  * HEIC: libheif and x265 via ``pillow-heif``, 4:4:4.
+
+JPEG XL and HEIC come from Pillow plugins in the ``bench`` extra: anchors for the benchmarks, never needed to code.
 
 No torch here.
 """
 from __future__ import annotations
 
+import importlib
 import io
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -47,6 +52,18 @@ def avif_options(quality: int) -> dict[str, Any]:
     return {"quality": quality, "subsampling": "4:4:4"}
 
 
+def jxl_options(quality: int) -> dict[str, Any]:
+    return {"quality": quality, "effort": 7}
+
+
+def heic_options(quality: int) -> dict[str, Any]:
+    return {"quality": quality, "chroma": 444}
+
+
+# Pillow plugins -> the function that registers their formats (None: importing them does).
+PLUGINS = {"pillow_jxl": None, "pillow_heif": "register_heif_opener"}
+
+
 @dataclass(frozen=True)
 class Codec:
     """One classical codec at the project's fixed settings, tuned by one number (``parameter``)."""
@@ -57,19 +74,31 @@ class Codec:
     suffix: str     # file name suffix of what encode() returns
     parameter: str  # "quality" (integers, larger = bigger files) or "rate" (compression ratio, larger = smaller)
     options: Callable[[Any], dict[str, Any]]  # parameter value -> Image.save keyword arguments
+    plugin: str = ""  # the Pillow plugin module that brings the format (a key of PLUGINS), or "" for Pillow's own
 
     def setting(self, value: float) -> str:
         """e.g. "quality=50" or "rate=16.536", as the benchmarks name their points."""
         return f"{self.parameter}={value:g}"
 
     def available(self) -> bool:
-        """Whether this Pillow was built with the library the codec needs."""
+        """Whether this Pillow was built with the library the codec needs, or its plugin is installed (and now
+        registered)."""
+        if self.plugin:
+            try:
+                module = importlib.import_module(self.plugin)
+            except ImportError:
+                return False
+            if PLUGINS[self.plugin]:
+                getattr(module, PLUGINS[self.plugin])()
+            return True
         try:
             return bool(features.check(self.feature))
         except ValueError:  # a Pillow that does not even know the feature's name
             return False
 
     def encode(self, image: Image.Image | np.ndarray, value: float) -> bytes:
+        if self.plugin and not self.available():
+            raise OSError(f"{self.label} needs the Pillow plugin {self.plugin} (pip install -e '.[bench]')")
         return encode(image, self.format, self.options(value))
 
 
@@ -95,6 +124,8 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in [
     Codec("jpeg2000", "JPEG 2000", "JPEG2000", "jpg_2000", ".j2k", "rate", jpeg2000_options),
     Codec("webp", "WebP", "WEBP", "webp", ".webp", "quality", webp_options),
     Codec("avif-444", "AVIF 4:4:4", "AVIF", "avif", ".avif", "quality", avif_options),
+    Codec("jxl", "JPEG XL (effort 7)", "JXL", "jxl", ".jxl", "quality", jxl_options, plugin="pillow_jxl"),
+    Codec("heic-444", "HEIC 4:4:4", "HEIF", "heif", ".heic", "quality", heic_options, plugin="pillow_heif"),
 ]}
 
-QUALITY_RANGES = {"JPEG": (1, 100), "WEBP": (0, 100), "AVIF": (0, 100)}  # what Pillow accepts per format
+QUALITY_RANGES = {"JPEG": (1, 100), "WEBP": (0, 100), "AVIF": (0, 100), "JXL": (0, 100), "HEIF": (0, 100)}  # what Pillow accepts per format

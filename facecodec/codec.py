@@ -36,9 +36,11 @@ from PIL import Image
 from facecodec.arrays import padded_array, to_image
 from facecodec.batching import batches
 from facecodec.bitstream import FczError, FczHeader, pack
+from facecodec.bitstream.lattice import SourceLattice
 from facecodec.bitstream.tiles import Box
 from facecodec.devices import known_device
 from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
+from facecodec.jpeg_lattice import SOURCE_KEY, best_strengths, snap
 from facecodec.metadata import NO_METADATA, ORIGIN, Metadata, attach, from_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
@@ -58,11 +60,13 @@ class EncodeSettings:
     tile: int | None = None            # the coding tile side, for families that code large images in tiles
     target: SizeTarget | None = None   # a file size to fit instead of ``setting``
     strip: bool = False                # drop the input's ICC profile, EXIF and XMP instead of keeping them
+    jpeg_source: bool = True           # let the decoder move onto a JPEG input's lattice where that pays
 
 
 def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
                     effort: int | None = None, size: int | None = None, bpp: float | None = None,
-                    tile: int | None = None, strip: bool = False, lossless: bool = False) -> EncodeSettings:
+                    tile: int | None = None, strip: bool = False, lossless: bool = False,
+                    jpeg_source: bool = True) -> EncodeSettings:
     """Check what an encode asks for against the weights it picks -> its settings, or FczError saying what is wrong.
 
     ``quality`` (1 = smallest file) or ``bits`` (the seed's per-image-range model, which it selects unless
@@ -71,28 +75,31 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
     quality: the best setting whose file is no larger; ``tile``: the side of the tiles a large image is coded in
     (the wavelet family; None: 1024); ``strip``: leave out the input's ICC profile, EXIF and XMP, which a file
     otherwise carries (format version 5) and ``decode`` gives back in the image's ``info``; ``lossless``: the
-    lossless weights (facecodec.families.lossless), whose decode is exactly the pixels encoded.
+    lossless weights (facecodec.families.lossless), whose decode is exactly the pixels encoded; ``jpeg_source``:
+    for a JPEG input, store its quantization lattice where moving the decode onto it brings the decode closer to the
+    input than the block's bytes cost (facecodec.jpeg_lattice; untiled lossy files).
     """
     if lossless and (size is not None or bpp is not None):
         raise FczError("a lossless file is as large as the pixels need: it takes no size or bpp target")
     spec, setting = choose(quality, bits, weights_id, lossless)
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
-                          size_target(size, bpp, given=quality is not None or bits is not None), strip)
+                          size_target(size, bpp, given=quality is not None or bits is not None), strip,
+                          jpeg_source and not lossless)
 
 
 def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
            weights_id: str | None = None, device: str = "auto",
            max_pixels: int | None = DEFAULT_MAX_PIXELS, effort: int | None = None,
            size: int | None = None, bpp: float | None = None, tile: int | None = None, strip: bool = False,
-           lossless: bool = False) -> bytes:
+           lossless: bool = False, jpeg_source: bool = True) -> bytes:
     """Compress an image to the bytes of a .fcz file, with its ICC profile, EXIF and XMP unless ``strip``.
 
     ``image``: a PIL image, a uint8 array, the bytes of an image file, a path or a binary file object. Images of
     more than ``max_pixels`` pixels are refused (None: no limit). The settings are ``encode_settings``'s; FczError
     when one does not fit the weights, or when even the smallest file is larger than ``size`` / ``bpp`` asks.
     """
-    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless), image,
-                       device, max_pixels)
+    return encode_with(encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless,
+                                       jpeg_source), image, device, max_pixels)
 
 
 def encode_with(settings: EncodeSettings, image: ImageInput, device: str = "auto",
@@ -127,8 +134,9 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
             continue
         for k, i in enumerate(batch):
             rgb, mode = images[i]
+            source = (rgb, rgb.info.get(SOURCE_KEY)) if settings.jpeg_source and SOURCE_KEY in rgb.info else None
             outcomes[i] = _attempt(partial(features_to_fcz, weights, y[k:k + 1], settings, rgb.size, mode,
-                                           *padded[i][1:], metadata[i]))
+                                           *padded[i][1:], metadata[i], source))
     return outcomes
 
 
@@ -169,14 +177,28 @@ def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], s
 
 
 def features_to_fcz(weights: Weights, y: np.ndarray, settings: EncodeSettings, size: tuple[int, int], mode: str,
-                    pad_right: int, pad_bottom: int, metadata: Metadata = NO_METADATA) -> bytes:
-    """One image's features ``1 x C x h x w`` -> its .fcz bytes."""
+                    pad_right: int, pad_bottom: int, metadata: Metadata = NO_METADATA,
+                    source: tuple[Image.Image, SourceLattice] | None = None) -> bytes:
+    """One image's features ``1 x C x h x w`` -> its .fcz bytes; ``source``: the image and its JPEG lattice, which
+    the file's JPEG source block gets where moving the decode onto it pays (facecodec.jpeg_lattice)."""
     def coded(setting: int) -> bytes:
         symbols, fields = weights.family.quantize(weights.model, y, setting, settings.effort, weights.entropy_tables)
         header, payload = to_payload(weights, symbols[0], fields[0], size, mode, pad_right, pad_bottom)
+        if source is not None:
+            header = replace(header, lattice=_lattice_for(weights, symbols[0], header, len(payload), *source))
         return pack(replace(header, metadata=metadata), payload)
 
     return fitted(weights, coded, settings, size)
+
+
+def _lattice_for(weights: Weights, symbols: np.ndarray, header: FczHeader, payload_bytes: int, image: Image.Image,
+                 lattice: SourceLattice) -> SourceLattice | None:
+    """The strengths that bring the decode of ``symbols`` closest to ``image`` (the encoder decodes what the
+    decoder will), or None where moving onto the lattice does not pay."""
+    features = weights.family.dequantize(weights.model, symbols, header)
+    decoded = np.asarray(to_image(synthesise(weights, features), header.width, header.height, header.mode))
+    original = np.asarray(image.convert(header.mode) if header.mode != "RGB" else image)
+    return best_strengths(lattice, original, decoded, payload_bytes)
 
 
 def fitted(weights: Weights, coded: Callable[[int], bytes], settings: EncodeSettings, size: tuple[int, int]) -> bytes:
@@ -227,7 +249,7 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
             if len(parts) > 1:
                 outcomes[i] = _as_decoded(to_image(parts_to_pixels(weights, parts, header, reduce),
                                                    *reduced_size(header.width, header.height, reduce), header.mode),
-                                          header, weights)
+                                          header, weights, reduce)
             else:
                 opened[i] = header, weights, parts[0][1]()
         except Exception as exc:  # noqa: BLE001  (a damaged file fails alone)
@@ -244,13 +266,16 @@ def decode_many(files: Sequence[bytes], device: str = "auto", max_pixels: int | 
         for k, i in enumerate(batch):
             header = opened[i][0]
             outcomes[i] = _as_decoded(to_image(pixels[k:k + 1], *reduced_size(header.width, header.height, reduce),
-                                               header.mode), header, opened[i][1])
+                                               header.mode), header, opened[i][1], reduce)
     return outcomes
 
 
-def _as_decoded(image: Image.Image, header: FczHeader, weights: Weights) -> Image.Image:
-    """A decoded image with what its file says besides the pixels: the metadata, and (lossy weights) where it came
-    from, so that an output file can say so (facecodec.metadata.ORIGIN)."""
+def _as_decoded(image: Image.Image, header: FczHeader, weights: Weights, reduce: int = 0) -> Image.Image:
+    """A decoded image finished with what its file says besides the coded pixels: moved onto its JPEG source's
+    lattice (full-size decodes; facecodec.jpeg_lattice), the metadata, and (lossy weights) where it came from, so
+    that an output file can say so (facecodec.metadata.ORIGIN)."""
+    if header.lattice and not reduce:
+        image = Image.fromarray(snap(np.asarray(image), header.lattice))
     attach(image, header.metadata)
     if not weights.family.lossless:
         image.info[ORIGIN] = f"{header.weights_id}, {weights.family.describe(weights.family.setting_of(header))}"

@@ -32,7 +32,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -94,10 +94,18 @@ class RestoreWeights:
     device: torch.device
 
 
+def weights_folder() -> Path:
+    """Where the installed weights lie (the ``facecodec.weights`` package; a plain folder, as setup.cfg installs it:
+    its path, not importlib.resources, whose import a one-file decode would pay for)."""
+    from facecodec import weights
+
+    return Path(weights.__file__).parent
+
+
 @functools.lru_cache(maxsize=1)
 def manifest() -> dict:
     """weights/manifest.json, parsed once (``clear_caches`` forgets it)."""
-    return json.loads(resources.files("facecodec.weights").joinpath("manifest.json").read_text())
+    return json.loads((weights_folder() / "manifest.json").read_text())
 
 
 def _entries(kind: str) -> list[dict]:
@@ -166,12 +174,12 @@ def choose(quality: int | None = None, bits: int | None = None,
 
 def file_size(weights_id: str, kind: str = CODEC) -> int:
     """Bytes of an installed weights file (the size budget counts these)."""
-    return len(resources.files("facecodec.weights").joinpath(manifest_entry(weights_id, kind)["file"]).read_bytes())
+    return (weights_folder() / manifest_entry(weights_id, kind)["file"]).stat().st_size
 
 
 def _verified_file(listed: dict) -> bytes:
     """The bytes of a file in weights/ that the manifest lists as ``{"file": ..., "sha256": ...}``, checked."""
-    blob = resources.files("facecodec.weights").joinpath(listed["file"]).read_bytes()
+    blob = (weights_folder() / listed["file"]).read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != listed["sha256"]:
         raise FczError(f"weights file {listed['file']} is damaged: SHA-256 {digest[:12]}... "

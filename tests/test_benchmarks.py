@@ -207,7 +207,8 @@ def test_rate_distortion_end_to_end(tmp_path):
     with (out / "rate_distortion.csv").open() as f:
         rows = list(csv.DictReader(f))
     lossy = [i for i in zoo.installed_ids() if not zoo.load_spec(i).family.lossless]   # lossless: lossless.py
-    assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444",
+    plugins = {name for name in ("jxl", "heic-444") if classical.CODECS[name].available()}   # the bench extra's
+    assert {r["codec"] for r in rows} == {"jpeg-420", "jpeg-444", "jpeg2000", "webp", "avif-444", *plugins,
                                           *(f"fcz/{i}" for i in lossy)}
     for weights_id in lossy:  # the whole sweep of every lossy weights, even in --quick
         latent = zoo.load_spec(weights_id).family
@@ -268,3 +269,75 @@ def test_the_lossless_benchmark_counts_only_exact_codecs(tmp_path):
     expected = sum(len(facecodec.encode(np.asarray(Image.open(p)), lossless=True)) for p in sorted(folder.iterdir()))
     assert fcz["bytes"] == expected
     assert {"PNG (optimize)", "WebP lossless (method 6)", "JPEG 2000 reversible"} <= set(run["codecs"])
+
+
+# --- JPEG sources, the web-thumbnail set, the perceptual metrics ------------------------------------------------
+
+def test_the_web_thumbnails_are_small_4_2_0_jpegs_made_the_same_way_each_time(tmp_path):
+    from benchmarks.web_thumbnails import HEIGHTS, QUALITIES, WIDTHS, thumbnails
+    from facecodec.jpeg_lattice import source_lattice
+
+    for k in range(3):
+        Image.fromarray(astronaut()[10 * k:200 + 10 * k, 100:300]).save(tmp_path / f"{k}.jpg", quality=95)
+    made = thumbnails(folder=tmp_path)
+    assert made == thumbnails(folder=tmp_path) and [m[1] for m in made] != [m[1] for m in thumbnails(folder=tmp_path, seed=1)]
+    for name, data in made:
+        image = Image.open(io.BytesIO(data))
+        lattice = source_lattice(image)
+        assert WIDTHS[0] <= image.width <= WIDTHS[1] and HEIGHTS[0] <= image.height <= HEIGHTS[1], name
+        assert lattice.sampling == (2, 2) and QUALITIES[0] <= lattice.standard_quality() <= QUALITIES[1], name
+
+
+def test_jpeg_sources_end_to_end(tmp_path, monkeypatch):
+    """benchmarks/jpeg_sources.py on two JPEGs with a few points: fcz from the file carries the JPEG source block
+    and the report holds both fcz curves' BD-rates."""
+    jpeg_sources = bench_module("jpeg_sources", "scipy")
+    from benchmarks.operating_points import avif, fcz
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for k in range(2):
+        Image.fromarray(astronaut()[20 + 8 * k:116 + 8 * k, 170:266]).save(folder / f"{k}.jpg", quality=75)
+    default = zoo.default_weights_id()
+    few = [fcz(default, quality=q, from_file=f) for f in (False, True) for q in (30, 50, 70)] + \
+        [avif(q) for q in (40, 60, 80, 90)]
+    monkeypatch.setattr(jpeg_sources, "points", lambda: few)
+    result = CliRunner().invoke(jpeg_sources.main, [str(folder), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "out" / "jpeg_sources_faces.json").read_text())
+    assert found["metadata"]["images"] == 2
+    by_codec = {(r["codec"], r["setting"]): r for r in found["points"]}
+    plain, kept = by_codec[(f"fcz/{default}", "quality=50")], by_codec[(f"fcz/{default} (file)", "quality=50")]
+    assert kept["file_bytes"] == plain["file_bytes"] + 4 and kept["psnr_db"] > plain["psnr_db"] + 1
+    assert set(found["bd_rate"]) == {f"fcz/{default}", f"fcz/{default} (file)"}
+    assert found["bd_rate"][f"fcz/{default} (file)"][f"fcz/{default}"] < 0
+    assert "## BD-rate" in (tmp_path / "out" / "jpeg_sources_faces.md").read_text()
+
+
+def test_ms_ssim_is_one_for_the_same_picture_and_falls_with_noise():
+    perceptual = bench_module("perceptual", "scipy")
+    face = astronaut()[:112, 150:246]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(face + rng.normal(0, s, face.shape), 0, 255).astype(np.uint8) for s in (1, 4, 12)]
+    scores = [perceptual.ms_ssim(face, n) for n in noisy]
+    assert perceptual.ms_ssim(face, face) == pytest.approx(1.0) and 1 > scores[0] > scores[1] > scores[2] > 0.5
+
+
+def test_bytes_to_identity_takes_each_images_smallest_passing_file():
+    perceptual = bench_module("perceptual", "scipy")
+    rows = [{"codec": "x", "image": i, "bytes": b, "distance": d}
+            for i, b, d in [(0, 100, 0.7), (0, 200, 0.5), (0, 300, 0.3), (1, 150, 0.55), (1, 250, 0.35),
+                            (2, 120, 0.9), (2, 220, 0.8)]]
+    found = perceptual.bytes_to_identity(rows)["x"]
+    assert found["0.6"] == {"median_bytes": 175.0, "images": 2, "at_smallest": 1}   # 200 and 150 (at image 1's least)
+    assert found["0.4"] == {"median_bytes": 275.0, "images": 2, "at_smallest": 0}
+
+
+def test_a_plugin_codec_without_its_plugin_says_so(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)   # as if pillow-heif were not installed
+    heic = classical.CODECS["heic-444"]
+    assert heic.available() is False
+    with pytest.raises(OSError, match="needs the Pillow plugin pillow_heif"):
+        heic.encode(astronaut()[:16, :16], 50)

@@ -118,7 +118,7 @@ def _reseal(body: bytes) -> bytes:
     (lambda d: b"", "empty file"),
     (lambda d: d[: len(d) // 2], "checksum"),
     (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
-    (lambda d: d[:4] + b"\x06" + d[5:], "newer than this facecodec"),
+    (lambda d: d[:4] + b"\x07" + d[5:], "newer than this facecodec"),
     (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
     (lambda d: _reseal(d[:7 + d[6]] + struct.pack("<II", 100_000, 100_000) + d[7 + d[6] + 8:-4]), "100000x100000"),
     (lambda d: _reseal(d[:6] + bytes([12]) + b"theis-c24-v9" + d[7 + d[6]:-4]), "not installed"),

@@ -14,6 +14,7 @@ scratch copy of the library and shows the tests below fail.
 """
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -30,6 +31,7 @@ from skimage.data import astronaut
 import facecodec
 from facecodec.bitstream import FczError
 from facecodec.bitstream import wavelet_payload
+from facecodec.bitstream.lattice import STANDARD_CHROMA, STANDARD_LUMA
 from facecodec.bitstream.tiles import tile_grid
 from facecodec.reading import check_decodable
 from facecodec.zoo import load_spec
@@ -60,7 +62,8 @@ class Fields:
     quality: int
     ranges: list[tuple[float, float]]
     payload: bytes
-    metadata_block: bytes = b""        # version 5 with flags bit 0x01: the block as it stands in the file
+    metadata_block: bytes = b""        # version 5 on with flags bit 0x01: the block as it stands in the file
+    lattice_block: bytes = b""         # version 6 (flags bit 0x04): the JPEG source block as it stands in the file
     id_length: int | None = None        # None: len(weights_id)
     payload_length: int | None = None   # None: len(payload)
     after_payload: bytes = b""          # bytes between the payload and the CRC (covered by it)
@@ -69,19 +72,21 @@ class Fields:
     @classmethod
     def parse(cls, data: bytes) -> Fields:
         """At FORMAT.md's offsets: magic 0, version 4, flags 5, n 6, id 7, W 7+n, ..., q 25+n, ranges 26+n,
-        metadata block 26+n+R (version 5, flags bit 0x01), L 26+n+R+M."""
+        metadata block 26+n+R (version 5 on, flags bit 0x01), JPEG source block 26+n+R+M (version 6, flags bit
+        0x04), L 26+n+R+M+J."""
         magic, version, flags, n = struct.unpack_from("<4sBBB", data, 0)
         weights_id = data[7:7 + n]
         width, height, mode, bits, pad_right, pad_bottom, c, h, w = struct.unpack_from("<IIBBBBHHH", data, 7 + n)
         quality = data[25 + n]
         r = 0 if quality else 8 * c
         ranges = [struct.unpack_from("<ff", data, 26 + n + 8 * k) for k in range(r // 8)]
-        m = metadata_block_size(data, 26 + n + r) if version == 5 and flags & 1 else 0
-        (length,) = struct.unpack_from("<I", data, 26 + n + r + m)
-        payload = data[30 + n + r + m:30 + n + r + m + length]
-        assert len(data) == 30 + n + r + m + length + 4
+        m = metadata_block_size(data, 26 + n + r) if version >= 5 and flags & 1 else 0
+        j = lattice_block_size(data, 26 + n + r + m) if version == 6 and flags & 4 else 0
+        (length,) = struct.unpack_from("<I", data, 26 + n + r + m + j)
+        payload = data[30 + n + r + m + j:30 + n + r + m + j + length]
+        assert len(data) == 30 + n + r + m + j + length + 4
         return cls(magic, version, flags, weights_id, width, height, mode, bits, pad_right, pad_bottom, c, h, w,
-                   quality, ranges, payload, data[26 + n + r:26 + n + r + m])
+                   quality, ranges, payload, data[26 + n + r:26 + n + r + m], data[26 + n + r + m:26 + n + r + m + j])
 
     def to_bytes(self) -> bytes:
         body = b"".join([
@@ -90,7 +95,7 @@ class Fields:
             struct.pack("<IIBBBBHHH", self.width, self.height, self.mode, self.bits, self.pad_right,
                         self.pad_bottom, self.channels, self.latent_h, self.latent_w),
             struct.pack("<B", self.quality), *(struct.pack("<ff", lo, hi) for lo, hi in self.ranges),
-            self.metadata_block, struct.pack("<I", len(self.payload) if self.payload_length is None else self.payload_length),
+            self.metadata_block, self.lattice_block, struct.pack("<I", len(self.payload) if self.payload_length is None else self.payload_length),
             self.payload, self.after_payload])
         return body + struct.pack("<I", zlib.crc32(body) if self.crc is None else self.crc)
 
@@ -101,6 +106,17 @@ def metadata_block_size(data: bytes, start: int) -> int:
     for _ in range(data[start]):
         at += 5 + struct.unpack_from("<I", data, at + 1)[0]
     return at - start
+
+
+def lattice_block_size(data: bytes, start: int) -> int:
+    """The size of the JPEG source block at ``start``: subsampling, strengths, form, then a quality or the tables."""
+    sampling, form = data[start], data[start + 2]
+    return 3 + (1 if form == 0 else 64 * (2 if sampling else 1))
+
+
+def lattice(sampling: int = 0x22, strengths: int = 0x55, form: int = 0, rest: bytes = bytes([75])) -> bytes:
+    """A JPEG source block of these fields (default: 4:2:0, 5/16 both, IJG quality 75)."""
+    return bytes([sampling, strengths, form]) + rest
 
 
 def block(*entries: tuple[int, bytes], count: int | None = None, length: int | None = None) -> bytes:
@@ -229,7 +245,7 @@ LL_MAX = 2 ** 21
 CASES = [
     Case("magic, high bit lost", "magic", "exact", "wavelet", _flip_first_byte, "wrong magic"),
     Case("magic, text", "magic", "exact", "wavelet", lambda d: b"FCZ!" + d[4:], "wrong magic"),
-    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=6),
+    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=7),
          "newer than this facecodec reads"),
     Case("version 0", "format version", "`1` and `2` are still read", "wavelet", edit(version=0),
          "corrupt file: version 0"),
@@ -239,6 +255,32 @@ CASES = [
     Case("flags 0 in version 5", "flags", "version 5: `0x01`", "metadata", edit(flags=0), "flags 0x00"),
     Case("flags 2 in version 5", "flags", "or `0x03`", "metadata", edit(flags=2), "flags 0x02"),
     Case("flags 0x81 in version 5", "flags", "or `0x03`", "metadata", edit(flags=0x81), "flags 0x81"),
+    Case("flags 0x04 in version 5", "flags", "version 5: `0x01`", "metadata", edit(flags=0x05), "flags 0x05"),
+    Case("flags 0x01 in version 6", "flags", "version 6: `0x04`", "lattice", edit(flags=0x01, lattice_block=b""),
+         "flags 0x01"),
+    Case("flags 0x06 in version 6", "flags", "or `0x05`", "lattice", edit(flags=0x06), "flags 0x06"),
+    # the JPEG source block (version 6)
+    Case("chroma subsampling by 3", "chroma subsampling", "each `1` or `2`", "lattice",
+         edit(lattice_block=lattice(sampling=0x23)), "JPEG source subsampling (2, 3)"),
+    Case("chroma subsampling 0x20", "chroma subsampling", "each `1` or `2`", "lattice",
+         edit(lattice_block=lattice(sampling=0x20)), "JPEG source subsampling (2, 0)"),
+    Case("strengths both 0", "strengths", "not both 0", "lattice", edit(lattice_block=lattice(strengths=0)),
+         "JPEG source strengths (0, 0)"),
+    Case("luma strength 9", "strengths", "each 0..8", "lattice", edit(lattice_block=lattice(strengths=0x95)),
+         "JPEG source strengths (9, 5)"),
+    Case("chroma strength for a greyscale source", "strengths", "chroma 0 for a greyscale source", "lattice",
+         edit(lattice_block=lattice(sampling=0, strengths=0x51)), "JPEG source strengths (5, 1)"),
+    Case("table form 2", "table form", "`1` = explicit tables", "lattice", edit(lattice_block=lattice(form=2)),
+         "JPEG source table form 2"),
+    Case("quality 0", "quality, form 0", "1..100", "lattice", edit(lattice_block=lattice(rest=b"\0")),
+         "JPEG source quality 0"),
+    Case("quality 101", "quality, form 0", "1..100", "lattice", edit(lattice_block=lattice(rest=bytes([101]))),
+         "JPEG source quality 101"),
+    Case("an explicit step of 0", "explicit steps, form 1", "each 1..255", "lattice",
+         edit(lattice_block=lattice(form=1, rest=bytes([0]) + bytes(range(2, 129)))), "step outside 1..255"),
+    Case("explicit tables that are standard", "explicit steps, form 1", "tables that a quality of form 0 gives",
+         "lattice", edit(lattice_block=lattice(form=1, rest=bytes(STANDARD_LUMA + STANDARD_CHROMA))),
+         "explicit JPEG source tables that are standard ones"),
     # the metadata block (version 5)
     Case("no metadata entry", "`k`: entry count", "1..3", "metadata", edit(metadata_block=block(count=0)),
          "0 metadata entries"),
@@ -401,7 +443,15 @@ def files() -> dict[str, bytes]:
             "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
             "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu"),
             "tiled": facecodec.encode(large, device="cpu", tile=TILE),
-            "metadata": facecodec.encode(with_metadata(crop), device="cpu")}
+            "metadata": facecodec.encode(with_metadata(crop), device="cpu"),
+            "lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True)}
+
+
+def as_jpeg(pixels: np.ndarray) -> bytes:
+    """The pixels saved as a JPEG of quality 75, 4:2:0, as most face photos are."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=75, subsampling=2)
+    return buffer.getvalue()
 
 
 def with_metadata(pixels: np.ndarray) -> Image.Image:
@@ -414,6 +464,7 @@ def with_metadata(pixels: np.ndarray) -> Image.Image:
 
 def test_the_valid_files_decode_and_parse_at_the_specs_offsets(files):
     assert files["wavelet"][4] == 3 and files["tiled"][4] == 4 and files["metadata"][4:6] == b"\x05\x01"
+    assert files["lattice"][4:6] == b"\x06\x04" and Fields.parse(files["lattice"]).lattice_block[2:] == b"\x00\x4b"
     assert Fields.parse(files["metadata"]).metadata_block[:len(ICC) + 7] == b"\x02\x01" + struct.pack("<I", len(ICC)) + ICC + b"\x02"
     for name, data in files.items():
         assert Fields.parse(data).to_bytes() == data, name   # the layout above is FORMAT.md's

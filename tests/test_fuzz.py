@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 from dataclasses import replace
 import signal
 import struct
@@ -157,8 +158,21 @@ def metadata_files() -> tuple[bytes, ...]:
     return facecodec.encode(small), facecodec.encode(large, tile=64)
 
 
+@functools.lru_cache(maxsize=None)
+def lattice_files() -> tuple[bytes, ...]:
+    """Files with a JPEG source block (format 6), of the default weights: a 40 x 48 crop saved as a JPEG of quality
+    75 4:2:0 (standard tables, flags 0x04), and a greyscale one with tables of its own and EXIF (flags 0x05)."""
+    exif = Image.Exif()
+    exif[0x010F] = "FaceCam"
+    colour, grey = io.BytesIO(), io.BytesIO()
+    Image.fromarray(astronaut()[30:78, 170:210]).save(colour, "JPEG", quality=75, subsampling=2)
+    Image.fromarray(astronaut()[40:80, 180:216]).convert("L").save(grey, "JPEG", qtables=[list(range(3, 67))],
+                                                                   exif=exif.tobytes())
+    return facecodec.encode(colour.getvalue(), quality=60), facecodec.encode(grey.getvalue(), quality=60)
+
+
 def all_files() -> tuple[bytes, ...]:
-    return real_files() + version_2_files() + random_symbol_files() + tiled_files() + metadata_files()
+    return real_files() + version_2_files() + random_symbol_files() + tiled_files() + metadata_files() + lattice_files()
 
 
 def pick(index: int) -> bytes:
@@ -189,12 +203,15 @@ def offsets(data: bytes) -> dict[str, int]:
     channels = struct.unpack_from("<H", data, shape + 12)[0]
     quality = data[shape + 18]
     metadata = length = shape + 19 + (0 if quality else 8 * channels)
-    if data[4] == 5 and data[5] & 1:
+    if data[4] >= 5 and data[5] & 1:
         for _ in range(data[metadata]):   # count, then (kind, length E, E bytes) per entry
             length += 5 + struct.unpack_from("<I", data, length + 2)[0]
         length += 1
-    return {"shape": shape, "ranges": shape + 19, "channels": channels, "metadata": metadata, "length": length,
-            "payload": length + 4, "crc": len(data) - 4}
+    lattice = length
+    if data[4] == 6 and data[5] & 4:     # subsampling, strengths, form, then a quality or 64 / 128 steps
+        length += 3 + (1 if data[lattice + 2] == 0 else 64 * (2 if data[lattice] else 1))
+    return {"shape": shape, "ranges": shape + 19, "channels": channels, "metadata": metadata, "lattice": lattice,
+            "length": length, "payload": length + 4, "crc": len(data) - 4}
 
 
 class DecodeTookTooLong(BaseException):
@@ -250,6 +267,9 @@ def test_files_cover_every_installed_weights_id_and_format_version():
         assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
             {2, 3} | ({4} if weights_id in tiling else set())
     assert {d[4:6] for d in metadata_files()} == {b"\x05\x01", b"\x05\x03"}
+    assert [d[4:6] for d in lattice_files()] == [b"\x06\x04", b"\x06\x05"]
+    heads = [d[offsets(d)["lattice"]:][:3] for d in lattice_files()]   # subsampling, strengths, table form
+    assert (heads[0][0], heads[0][2]) == (0x22, 0) and (heads[1][0], heads[1][2]) == (0, 1)
     wavelet_v2 = [d for d in version_2_files() if isinstance(load_spec(read_header(d).weights_id).table(read_header(d)),
                                                                ContextModel)]
     assert wavelet_v2 or not any(isinstance(load_spec(read_header(d).weights_id).table(read_header(d)), ContextModel)
@@ -378,6 +398,18 @@ def test_resealed_metadata_block_edits(index, edits, entry):
     for position, value in edits:
         where = at if position == 0 else starts[entry % len(starts)] + (position - 1) % 5
         data[where] = value
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=st.integers(0, 1), edits=st.lists(st.tuples(st.integers(0, 130), st.integers(0, 255)), min_size=1,
+                                              max_size=3))
+def test_resealed_jpeg_source_block_edits(index, edits):
+    """Any byte of the JPEG source block (subsampling, strengths, form, quality or steps) or just past it."""
+    data = bytearray(lattice_files()[index])
+    at = offsets(data)["lattice"]
+    for position, value in edits:
+        data[min(at + position, len(data) - 5)] = value
     decodes_or_refuses(seal(bytes(data[:-4])))
 
 

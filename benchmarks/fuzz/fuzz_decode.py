@@ -43,6 +43,7 @@ import argparse
 import ctypes
 import hashlib
 import importlib.metadata
+import io
 import json
 import math
 import multiprocessing as mp
@@ -105,7 +106,9 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     * per weights id whose family codes large images in tiles, an 80 x 70 crop in RGB and L coded in
       64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads);
     * files with metadata (format 5) of the default weights: a crop with an ICC profile, EXIF and XMP, and the
-      tiled crop with EXIF (flags 0x01 and 0x03).
+      tiled crop with EXIF (flags 0x01 and 0x03);
+    * files with a JPEG source block (format 6) of the default weights: a crop from a JPEG of quality 75 4:2:0
+      (standard tables, flags 0x04) and a greyscale one with tables of its own and EXIF (flags 0x05).
     """
     from dataclasses import replace
 
@@ -197,6 +200,12 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     large.info.update(exif=exif.tobytes())
     corpus += [("astronaut 40x48 RGB with ICC, EXIF, XMP (v5)", facecodec.encode(small)),
                ("astronaut 80x70 RGB with EXIF in 64-px tiles (v5)", facecodec.encode(large, tile=64))]
+    colour, grey = io.BytesIO(), io.BytesIO()
+    Image.fromarray(picture[30:78, 170:210]).save(colour, "JPEG", quality=75, subsampling=2)
+    Image.fromarray(picture[40:80, 180:216]).convert("L").save(grey, "JPEG", qtables=[list(range(3, 67))],
+                                                               exif=exif.tobytes())
+    corpus += [("astronaut 40x48 from a JPEG, standard tables (v6)", facecodec.encode(colour.getvalue(), quality=60)),
+               ("astronaut 36x40 L from a JPEG, own tables, EXIF (v6)", facecodec.encode(grey.getvalue(), quality=60))]
     return corpus
 
 

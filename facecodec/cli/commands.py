@@ -50,6 +50,9 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
 @click.option("--tile", type=int, metavar="PIXELS",
               help="Code images larger than this many pixels a side as a grid of independent tiles of this side "
                    "(wavelet weights; a multiple of 16, 64..16384). Default: 1024.")
+@click.option("--no-jpeg-source", "jpeg_source", flag_value=False, default=True,
+              help="For a JPEG input, do not store its quantization tables (by default the file keeps them, in a few "
+                   "bytes, where moving the decode back onto the JPEG's own lattice brings it closer to the input).")
 @strip_option
 @force_option
 @device_option
@@ -58,8 +61,8 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
 @folder_options
 def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: int | None,
            weights_id: str | None, size: int | None, bpp: float | None, effort: int | None, lossless: bool,
-           tile: int | None, strip: bool, force: bool, device: str, max_pixels: int, recursive: bool, jobs: int | None,
-           batch_size: int | None, scheduler: str | None) -> None:
+           tile: int | None, jpeg_source: bool, strip: bool, force: bool, device: str, max_pixels: int, recursive: bool,
+           jobs: int | None, batch_size: int | None, scheduler: str | None) -> None:
     """Compress images (any format Pillow reads; '-' for standard input) to .fcz files.
 
     Given one folder, encode every image in it (with -r, its tree) into the -o folder (default: beside them),
@@ -68,7 +71,7 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
     from facecodec.codec import encode_settings, encode_with
 
     try:  # the library checks the options against the weights, once, before any file
-        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless)
+        settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile, strip, lossless, jpeg_source)
     except FczError as exc:
         raise click.UsageError(str(exc)) from None
     check_device(device)
@@ -230,13 +233,15 @@ def info(inputs: tuple[str, ...], as_json: bool, max_pixels: int) -> None:
             "weights_id": header.weights_id, spec.family.option: setting, "format_version": data[4],
             "latent_shape": list(header.latent_shape), "bytes": len(data), "bpp": round(bpp, 4),
             "compression_ratio": round(24 / bpp, 2),
-            "metadata": {name: len(value) for name, value in header.metadata.entries().items() if value}})
+            "metadata": {name: len(value) for name, value in header.metadata.entries().items() if value},
+            "jpeg_source": header.lattice.describe() if header.lattice else None})
         if not as_json:
             c, h, w = header.latent_shape
             carried = ", ".join(f"{LABELS[name]} {size:,} bytes" for name, size in records[-1]["metadata"].items())
             click.echo(f"{shown}: {header.width}x{header.height} {header.mode}, weights {header.weights_id}, "
                        f"{spec.family.describe(setting)}, latent {c}x{h}x{w}, {rate_summary(len(data), header)}"
-                       + (f"; metadata: {carried}" if carried else ""))
+                       + (f"; metadata: {carried}" if carried else "")
+                       + (f"; JPEG source: {header.lattice.describe()}" if header.lattice else ""))
     if as_json:
         click.echo(json.dumps(records, indent=2))
     if not all(r["ok"] for r in records):

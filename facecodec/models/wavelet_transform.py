@@ -130,21 +130,42 @@ def inverse_1d(s: np.ndarray, d: np.ndarray, residuals: Sequence[StepResidual] |
 
 # --- two dimensions, several levels --------------------------------------------------------------------
 
+# A 1-D step of the walk: (samples along axis 0, level 1.., ROWS or COLUMNS) -> (low half, high half), and back:
+# (low half, high half, level, axis) -> samples.
+Split = Callable[[np.ndarray, int, int], "tuple[np.ndarray, np.ndarray]"]
+Merge = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+def mallat_forward(out: np.ndarray, levels: int, split: Split) -> np.ndarray:
+    """The Mallat walk, in place on planes ``C x H x W``: at each level the top-left region's rows (along W), then its
+    columns (along H), each cut by ``split`` into a low half and a high half; the next level takes the low-low
+    corner. Shared by the CDF 9/7 here and the integer 5/3 of the lossless family (facecodec.models.reversible)."""
+    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    for level in range(levels):
+        for axis, along in ((ROWS, 2), (COLUMNS, 1)):
+            region = np.moveaxis(out[:, :hs[level], :ws[level]], along, 0)
+            low, high = split(region, level + 1, axis)
+            region[:len(low)], region[len(low):] = low, high
+    return out
+
+
+def mallat_inverse(out: np.ndarray, levels: int, reduce: int, merge: Merge) -> np.ndarray:
+    """``mallat_forward`` undone, in place, down to level ``reduce``: columns first, then rows, coarsest level first
+    -> the top-left ``ceil(H / 2^reduce) x ceil(W / 2^reduce)`` of ``out``."""
+    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
+    for level in reversed(range(reduce, levels)):
+        for axis, along, sizes in ((COLUMNS, 1, hs), (ROWS, 2, ws)):
+            region = np.moveaxis(out[:, :hs[level], :ws[level]], along, 0)
+            region[:] = merge(region[:sizes[level + 1]], region[sizes[level + 1]:], level + 1, axis)
+    return out[:, :hs[reduce], :ws[reduce]]
+
+
 def forward_2d(plane: np.ndarray, levels: int = LEVELS, residuals: NumpyResiduals | None = None) -> np.ndarray:
     """Image planes ``C x H x W`` -> coefficient planes of the same shape in Mallat layout (float32).
     ``residuals[(level, axis)]``: the learned steps of the levels and axes that have them."""
-    out = np.array(plane, dtype=np.float32, copy=True)
-    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
-    residuals = residuals or {}
-    for level in range(levels):
-        h, w = hs[level], ws[level]
-        region = np.moveaxis(out[:, :h, :w], 2, 0)          # rows: transform along W
-        low, high = forward_1d(region, residuals.get((level + 1, ROWS)))
-        region[:len(low)], region[len(low):] = low, high
-        region = np.moveaxis(out[:, :h, :w], 1, 0)          # columns: along H
-        low, high = forward_1d(region, residuals.get((level + 1, COLUMNS)))
-        region[:len(low)], region[len(low):] = low, high
-    return out
+    steps = residuals or {}
+    return mallat_forward(np.array(plane, dtype=np.float32, copy=True), levels,
+                          lambda samples, level, axis: forward_1d(samples, steps.get((level, axis))))
 
 
 def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0,
@@ -154,16 +175,9 @@ def inverse_2d(coefficients: np.ndarray, levels: int = LEVELS, reduce: int = 0,
     ``reduce`` > 0 stops that many levels early: the result is the low band of level ``reduce``,
     ``ceil(H / 2^reduce) x ceil(W / 2^reduce)``, in the transform's scale (a DC gain of 2 per level).
     """
-    out = np.array(coefficients, dtype=np.float32, copy=True)
-    hs, ws = level_sizes(out.shape[1], levels), level_sizes(out.shape[2], levels)
-    residuals = residuals or {}
-    for level in reversed(range(reduce, levels)):
-        h, w = hs[level], ws[level]
-        region = np.moveaxis(out[:, :h, :w], 1, 0)
-        region[:] = inverse_1d(region[:hs[level + 1]], region[hs[level + 1]:], residuals.get((level + 1, COLUMNS)))
-        region = np.moveaxis(out[:, :h, :w], 2, 0)
-        region[:] = inverse_1d(region[:ws[level + 1]], region[ws[level + 1]:], residuals.get((level + 1, ROWS)))
-    return out[:, :hs[reduce], :ws[reduce]]
+    steps = residuals or {}
+    return mallat_inverse(np.array(coefficients, dtype=np.float32, copy=True), levels, reduce,
+                          lambda low, high, level, axis: inverse_1d(low, high, steps.get((level, axis))))
 
 
 def _mix(matrix: np.ndarray, planes: np.ndarray) -> np.ndarray:

@@ -10,12 +10,26 @@ chunks run), ``convert`` (one chunk in a worker: read, the codec's batch path, w
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facecodec.bitstream import FczError
 from facecodec.image_io import DEFAULT_MAX_PIXELS, FORMAT_SUFFIXES
-from facecodec.runner.folder import Report, run_folder
 from facecodec.runner.jobs import ERROR, EXISTS, MANIFEST_NAME, OK, Conversion, Result
+
+if TYPE_CHECKING:
+    from facecodec.runner.folder import Report
+
+# A run's machinery (worker processes, executors, the manifest) loads when a folder run starts, not with the
+# command line: a one-file `fcz decode` never needs it.
+_RUN = ("Report", "run_folder")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUN:
+        from facecodec.runner import folder
+
+        return getattr(folder, name)
+    raise AttributeError(f"module 'facecodec.runner' has no attribute {name!r}")
 
 __all__ = ["ERROR", "EXISTS", "MANIFEST_NAME", "OK", "Conversion", "Report", "Result", "decode_folder",
            "encode_folder", "output_format", "restore_folder", "restored_suffix", "run_folder"]
@@ -36,6 +50,8 @@ def encode_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
     settings = encode_settings(quality, bits, weights_id, effort, size, bpp, tile)
     conversion = Conversion("encode", ".fcz", settings, device=device, max_pixels=max_pixels, force=force)
+    from facecodec.runner.folder import run_folder
+
     return run_folder(conversion, source_dir, out_dir, **options)
 
 
@@ -48,6 +64,8 @@ def decode_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     fmt = output_format(fmt)
     conversion = Conversion("decode", FORMAT_SUFFIXES[fmt], device=device, max_pixels=max_pixels, fmt=fmt,
                             save_quality=quality, force=force, reduce=reduce)
+    from facecodec.runner.folder import run_folder
+
     return run_folder(conversion, source_dir, out_dir, **options)
 
 
@@ -62,6 +80,8 @@ def restore_folder(source_dir: str | os.PathLike, out_dir: str | os.PathLike | N
     condition_of(task, scale)
     conversion = Conversion("restore", restored_suffix(task, scale, fmt), device=device, max_pixels=max_pixels,
                             fmt=fmt, save_quality=quality, force=force, task=task, scale=scale)
+    from facecodec.runner.folder import run_folder
+
     return run_folder(conversion, source_dir, out_dir, **options)
 
 
