@@ -29,6 +29,7 @@ from facecodec.train import bdrate
 from benchmarks.common import DEFAULT_OUT, OperatingPoint, TestImage, file_image, load_images, run_metadata, write_json
 from benchmarks.operating_points import avif, curves, fcz, jpeg2000, label, plugin_points, webp
 from benchmarks.rate_distortion import measure_points
+from benchmarks.report import margins
 from benchmarks.web_thumbnails import FACES_VAL, thumbnails
 
 DEFAULT_LIMITS = {"thumbnails": 200, "faces-val": 100}
@@ -36,6 +37,7 @@ DEFAULT_LIMITS = {"thumbnails": 200, "faces-val": 100}
 AVIF_QUALITIES = [0, 10, 20, 40, 50, 60, 70, 80, 85, 90, 95]
 JPEG2000_BPP = [0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.2, 1.8, 2.6, 3.6, 5.0]
 WEBP_QUALITIES = [0, 10, 20, 40, 60, 75, 85, 90, 95, 100]
+ABOVE_AVIF_UP_TO_DB = 45.0   # the quality issue's test: every fcz point at or above AVIF's curve up to 45 dB
 
 
 def images(which: str, limit: int | None) -> list[TestImage]:
@@ -68,6 +70,21 @@ def bd_rates(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def above_avif(rows: list[dict[str, Any]], up_to_db: float = ABOVE_AVIF_UP_TO_DB) -> dict[str, Any]:
+    """For each fcz curve, its points up to ``up_to_db`` against AVIF's curve at their bpp (benchmarks.report's
+    margins): how many lie above it, of those AVIF's measured range reaches."""
+    grouped = curves(rows)
+    avif_curve = grouped.get("avif-444", [])
+    out = {}
+    for name, curve in grouped.items():
+        if name.startswith("fcz") and avif_curve:
+            found = margins([p for p in curve if p["psnr_db"] <= up_to_db], avif_curve)
+            out[name] = {"above": found["above"], "compared": found["compared"],
+                         "least_margin_db": min((r["margin_db"] for r in found["points"] if r["margin_db"] is not None),
+                                                default=None)}
+    return out
+
+
 def curve_label(codec: str) -> str:
     return codec if codec.startswith("fcz") else label(codec)
 
@@ -84,6 +101,11 @@ def markdown(results: dict[str, Any]) -> str:
              "| --- |" + " ---: |" * len(next(iter(results["bd_rate"].values())))]
     for name, against in results["bd_rate"].items():
         lines.append(f"| {name} | " + " | ".join("n/a" if v is None else f"{v:+.1f} %" for v in against.values()) + " |")
+    lines += ["", f"Points up to {ABOVE_AVIF_UP_TO_DB:g} dB above AVIF 4:4:4's curve at their bpp (where AVIF's "
+                  f"sweep reaches): " + "; ".join(f"{name} {v['above']} of {v['compared']} (least margin "
+                                                  f"{v['least_margin_db']:+.2f} dB)" if v["least_margin_db"] is not None
+                                                  else f"{name}: none comparable"
+                                                  for name, v in results["above_avif"].items())]
     lines += ["", "## Points", "", "| codec | setting | bpp | PSNR dB | encode ms | decode ms |",
               "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
@@ -107,7 +129,7 @@ def main(which: str, limit: int | None, out: Path) -> None:
     meta = {**run_metadata("cpu"), "set": name, "set_argument": which, "images": len(test_images),
             "image_sizes": sorted({f"{i.pixels.shape[1]}x{i.pixels.shape[0]}" for i in test_images}),
             "elapsed_s": round(time.perf_counter() - started, 1)}
-    results = {"metadata": meta, "points": rows, "bd_rate": bd_rates(rows)}
+    results = {"metadata": meta, "points": rows, "bd_rate": bd_rates(rows), "above_avif": above_avif(rows)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"jpeg_sources_{name}.json", results)
     (out / f"jpeg_sources_{name}.md").write_text(markdown(results))

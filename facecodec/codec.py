@@ -26,6 +26,7 @@ follows the tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Sequence, TypeVar
@@ -39,8 +40,8 @@ from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.lattice import SourceLattice
 from facecodec.bitstream.tiles import Box
 from facecodec.devices import known_device
-from facecodec.image_io import DEFAULT_MAX_PIXELS, ImageInput, open_image
-from facecodec.jpeg_lattice import SOURCE_KEY, best_strengths, snap
+from facecodec.image_io import DEFAULT_MAX_PIXELS, FczWarning, ImageInput, open_image
+from facecodec.jpeg_lattice import SOURCE_KEY, JpegSource, best_strengths, snap
 from facecodec.metadata import NO_METADATA, ORIGIN, Metadata, attach, from_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
@@ -134,10 +135,22 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
             continue
         for k, i in enumerate(batch):
             rgb, mode = images[i]
-            source = (rgb, rgb.info.get(SOURCE_KEY)) if settings.jpeg_source and SOURCE_KEY in rgb.info else None
+            source = (rgb, rgb.info[SOURCE_KEY].lattice) if settings.jpeg_source and SOURCE_KEY in rgb.info else None
             outcomes[i] = _attempt(partial(features_to_fcz, weights, y[k:k + 1], settings, rgb.size, mode,
                                            *padded[i][1:], metadata[i], source))
+    for (rgb, _), outcome in zip(images, outcomes):
+        if isinstance(outcome, bytes) and not weights.family.lossless:
+            _warn_if_larger_than_its_jpeg(outcome, rgb.info.get(SOURCE_KEY))
     return outcomes
+
+
+def _warn_if_larger_than_its_jpeg(data: bytes, source: JpegSource | None) -> None:
+    """Say so when a lossy file of a JPEG is larger than that JPEG, which holds the same picture exactly: a
+    low-quality JPEG coded at a high setting."""
+    if source is not None and source.file_bytes and len(data) > source.file_bytes:
+        warnings.warn(f"the .fcz file ({len(data):,} bytes) is larger than the JPEG it was coded from "
+                      f"({source.file_bytes:,} bytes), which holds this picture exactly: a lower quality, or a size "
+                      f"target of {source.file_bytes:,} bytes, gives a smaller file", FczWarning, stacklevel=3)
 
 
 def analyse(weights: Weights, x: np.ndarray, tile: int = NETWORK_TILE) -> np.ndarray:

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.bitstream.container import MAX_SIDE
 from facecodec.bitstream.errors import FczError
-from facecodec.jpeg_lattice import SOURCE_KEY, source_lattice
+from facecodec.jpeg_lattice import SOURCE_KEY, jpeg_source
 from facecodec.metadata import NO_METADATA, ORIGIN, decoded_from, from_image, save_options
 
 ImageInput = Union[Image.Image, np.ndarray, bytes, bytearray, memoryview, str, os.PathLike, IO[bytes]]
@@ -62,8 +62,8 @@ def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     binary file object. The size is checked from the file header before any pixels
     are decoded, so an oversized file (or a decompression bomb) is refused without loading it. ``to_encode``: warn
     when the image says it was decoded from a lossy .fcz file (coding it again adds a second loss; restoring it
-    does not). A JPEG's quantization lattice is left in the RGB image's ``info[SOURCE_KEY]``
-    (facecodec.jpeg_lattice), for the encoder.
+    does not). A JPEG's lattice and file size are left in the RGB image's ``info[SOURCE_KEY]``
+    (facecodec.jpeg_lattice.JpegSource), for the encoder.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
@@ -85,7 +85,7 @@ def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     if origin:
         warnings.warn(f"the input was decoded from a lossy .fcz file ({origin}): coding it again adds a second loss "
                       f"to the first; encode the original, or keep the .fcz", FczWarning, stacklevel=2)
-    lattice = source_lattice(image)
+    source = jpeg_source(image)
     try:
         image = ImageOps.exif_transpose(image)  # phones store portraits sideways plus an orientation tag
         mode = "L" if image.mode in ("1", "L", "LA", "I", "F") or image.mode.startswith("I;16") else "RGB"
@@ -96,8 +96,8 @@ def open_image(source: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             image = Image.fromarray(np.clip(array / peak * 255 + 0.5, 0, 255).astype(np.uint8))
         rgb = image.convert("RGB")
         _drop_foreign_profile(rgb, mode)
-        if lattice is not None:
-            rgb.info[SOURCE_KEY] = lattice
+        if source is not None:
+            rgb.info[SOURCE_KEY] = source
         return rgb, mode
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
         raise FczError(f"cannot decode image: {exc}") from None

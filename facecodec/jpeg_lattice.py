@@ -22,6 +22,8 @@ encoder and decoder use the same strips, so they compute the same pixels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -29,7 +31,7 @@ from facecodec.bitstream.errors import FczError
 from facecodec.bitstream.lattice import SourceLattice, pack_block
 
 ORIENTATION = 0x0112                 # the EXIF tag that says how a picture is turned
-SOURCE_KEY = "fcz_jpeg_lattice"     # where facecodec.image_io leaves a JPEG input's lattice in the image's info
+SOURCE_KEY = "fcz_jpeg_source"      # where facecodec.image_io leaves a JPEG input's JpegSource in the image's info
 STRIP_ROWS = 256                     # output rows per strip (a multiple of 16, a 4:2:0 JPEG's block row)
 MARGIN_ROWS = 32                     # rows of context above and below a strip: two block rows of 4:2:0 chroma
 STRENGTHS = (0, 2, 3, 4, 5, 6, 7, 8)  # the strengths the encoder tries, in sixteenths of a step
@@ -56,6 +58,32 @@ def _dct_matrix() -> np.ndarray:
 
 
 DCT = _dct_matrix()
+
+
+@dataclass(frozen=True)
+class JpegSource:
+    """What a JPEG input brings besides its pixels: its lattice (strengths 0: the encoder chooses them) and the
+    JPEG file's size in bytes (None where the file cannot tell), against which a .fcz of it is weighed."""
+
+    lattice: SourceLattice
+    file_bytes: int | None
+
+
+def jpeg_source(image: Image.Image) -> JpegSource | None:
+    """A JPEG image as Pillow opened it -> its JpegSource, or None (``source_lattice``'s cases)."""
+    lattice = source_lattice(image)
+    return None if lattice is None else JpegSource(lattice, _file_size(image))
+
+
+def _file_size(image: Image.Image) -> int | None:
+    file = getattr(image, "fp", None)
+    try:
+        here = file.tell()
+        size = file.seek(0, 2)
+        file.seek(here)
+        return size
+    except (AttributeError, OSError, ValueError):   # no file left, or one that cannot seek (a pipe)
+        return None
 
 
 def source_lattice(image: Image.Image) -> SourceLattice | None:

@@ -175,3 +175,17 @@ def test_the_command_line_keeps_it_shows_it_and_leaves_it_out_when_asked(tmp_pat
     records = json.loads(runner.invoke(main, ["info", "--json", str(tmp_path / "a.fcz"), str(tmp_path / "b.fcz")]).output)
     assert records[0]["format_version"] == 6 and records[0]["jpeg_source"].startswith("IJG quality 75")
     assert records[1]["jpeg_source"] is None
+
+
+def test_a_file_larger_than_its_jpeg_says_so(recwarn):
+    low = jpeg(FACE, quality=15)
+    with pytest.warns(facecodec.FczWarning, match=f"larger than the JPEG it was coded from \\({len(low):,} bytes\\)"):
+        big = facecodec.encode(low, quality=60)
+    assert len(big) > len(low)
+    recwarn.clear()
+    small = facecodec.encode(low, quality=5)
+    png = io.BytesIO()
+    Image.fromarray(pixels_of(low)).save(png, "PNG")
+    facecodec.encode(png.getvalue(), quality=60)                      # not a JPEG: nothing to weigh against
+    facecodec.encode(low, lossless=True)                              # asked for every pixel: no advice
+    assert len(small) < len(low) and not [w for w in recwarn if "larger than the JPEG" in str(w.message)]
