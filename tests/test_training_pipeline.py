@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -261,7 +260,7 @@ def test_stage_2_refuses_an_unfinished_stage_1(workdir, monkeypatch):
 
 def load_exported(monkeypatch, weights_dir: Path):
     """Point facecodec.zoo at ``weights_dir`` instead of the installed weights (undone after the test)."""
-    monkeypatch.setattr(zoo, "resources", SimpleNamespace(files=lambda package: weights_dir))
+    monkeypatch.setattr(zoo, "weights_folder", lambda: Path(weights_dir))
     zoo.clear_caches()
 
 

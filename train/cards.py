@@ -57,9 +57,6 @@ def write_card_record(weights_dir: Path, weights_id: str, record: dict[str, Any]
 
 def installed_entry(weights_id: str, kind: str = "codec") -> dict[str, Any]:
     """An installed weights' manifest entry with its card's record: everything known about it."""
-    from importlib import resources
+    from facecodec.zoo import manifest_entry, weights_folder
 
-    from facecodec.zoo import manifest_entry
-
-    weights_dir = Path(str(resources.files("facecodec.weights")))
-    return {**card_record(weights_dir, weights_id), **manifest_entry(weights_id, kind)}
+    return {**card_record(weights_folder(), weights_id), **manifest_entry(weights_id, kind)}
