@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -44,6 +44,21 @@ def images(which: str, limit: int | None) -> list[TestImage]:
     if which == "thumbnails":
         return [file_image(name, data) for name, data in thumbnails(limit)]
     return load_images(FACES_VAL if which == "faces-val" else Path(which), limit)
+
+
+def chosen_set(which: str, limit: int | None) -> tuple[str, list[TestImage]]:
+    """A set as the command line names it -> (its name in the output files, its first ``limit`` images, by default
+    ``DEFAULT_LIMITS``)."""
+    return (which if which in DEFAULT_LIMITS else Path(which).name), images(which, limit or DEFAULT_LIMITS.get(which))
+
+
+def set_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The set, ``--limit`` and ``--out``: what this benchmark and benchmarks/perceptual.py take."""
+    command = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+                           show_default=True)(command)
+    command = click.option("--limit", type=click.IntRange(min=1),
+                           help="Only the first N images (default: 200 thumbnails, 100 faces/val).")(command)
+    return click.argument("which", default="thumbnails", metavar="[thumbnails|faces-val|FOLDER]")(command)
 
 
 def points() -> list[OperatingPoint]:
@@ -115,25 +130,25 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("which", default="thumbnails", metavar="[thumbnails|faces-val|FOLDER]")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (default: 200 thumbnails, "
-                                                           "100 faces/val).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
+@set_options
 def main(which: str, limit: int | None, out: Path) -> None:
     """fcz from the JPEG file, fcz from its pixels, AVIF, JPEG 2000, WebP, JPEG XL and HEIC on JPEG-sourced faces."""
-    limit = limit or DEFAULT_LIMITS.get(which)
-    test_images = images(which, limit)
+    name, test_images = chosen_set(which, limit)
     started = time.perf_counter()
     rows = measure_points(points(), test_images, warm_ups=1)
-    name = which if which in DEFAULT_LIMITS else Path(which).name
     meta = {**run_metadata("cpu"), "set": name, "set_argument": which, "images": len(test_images),
             "image_sizes": sorted({f"{i.pixels.shape[1]}x{i.pixels.shape[0]}" for i in test_images}),
             "elapsed_s": round(time.perf_counter() - started, 1)}
     results = {"metadata": meta, "points": rows, "bd_rate": bd_rates(rows), "above_avif": above_avif(rows)}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"jpeg_sources_{name}.json", results)
-    (out / f"jpeg_sources_{name}.md").write_text(markdown(results))
-    click.echo(markdown(results))
+    publish(out / f"jpeg_sources_{name}", results, markdown(results))
+
+
+def publish(stem: Path, results: dict[str, Any], report: str) -> None:
+    """``stem``.json and ``stem``.md written (the folder made), and the report shown."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_json(stem.parent / f"{stem.name}.json", results)
+    (stem.parent / f"{stem.name}.md").write_text(report)
+    click.echo(report)
 
 
 if __name__ == "__main__":

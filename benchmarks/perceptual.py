@@ -43,8 +43,8 @@ from scipy.ndimage import gaussian_filter
 from facecodec.metrics import bits_per_pixel, psnr
 from facecodec.train import bdrate
 
-from benchmarks.common import DEFAULT_OUT, OperatingPoint, TestImage, progress, run_metadata, write_json
-from benchmarks.jpeg_sources import DEFAULT_LIMITS, curve_label, images, points
+from benchmarks.common import OperatingPoint, TestImage, progress, run_metadata
+from benchmarks.jpeg_sources import chosen_set, curve_label, points, publish, set_options
 
 MS_SSIM_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363])   # Wang et al.'s first four, renormalised below
 IDENTITY_THRESHOLDS = (0.6, 0.4)
@@ -214,26 +214,18 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("which", default="thumbnails", metavar="[thumbnails|faces-val|FOLDER]")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (default: 200 thumbnails, "
-                                                           "100 faces/val).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True)
+@set_options
 def main(which: str, limit: int | None, out: Path) -> None:
     """MS-SSIM, SSIMULACRA2 and identity BD-rates, and bytes to keep identity, for fcz and the classical codecs."""
-    limit = limit or DEFAULT_LIMITS.get(which)
-    test_images = images(which, limit)
+    name, test_images = chosen_set(which, limit)
     started = time.perf_counter()
     rows = measure(points(), test_images)
-    name = which if which in DEFAULT_LIMITS else Path(which).name
     curves = curves_of(rows)
     results = {"metadata": {**run_metadata("cpu"), "set": name, "set_argument": which, "images": len(test_images),
                             "elapsed_s": round(time.perf_counter() - started, 1)},
                "curves": curves, "bd_rate": bd_rates(curves), "bytes_to_identity": bytes_to_identity(rows),
                "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"perceptual_{name}.json", results)
-    (out / f"perceptual_{name}.md").write_text(markdown(results))
-    click.echo(markdown(results))
+    publish(out / f"perceptual_{name}", results, markdown(results))
 
 
 if __name__ == "__main__":

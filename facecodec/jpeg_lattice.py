@@ -13,9 +13,10 @@ the source pixels, chooses the two strengths (luma, chroma) that bring the decod
                                  -> move -> inverse DCT -> the change, upsampled as a JPEG decoder does
                -> YCbCr + the changes -> RGB -> rounded to 8 bits
 
-Measured on faces/val saved as JPEG (README "JPEG sources"): +1.8 dB at quality 50, +3.0 at 65. The decoder's model
-of the source (a float DCT, triangle upsampling) is close to libjpeg's, not bit-exact, so at the highest qualities,
-where fcz's own error is below a JPEG decoder's rounding, the encoder chooses no moving at all.
+Measured on faces/val as saved (JPEG quality 75): +1.9 dB at quality 50, +3.2 at 60, the same payload
+(docs/results.md, "JPEG sources"). The decoder's model of the source (a float DCT, triangle upsampling) is close to
+libjpeg's, not bit-exact, so at the highest qualities, where fcz's own error is below a JPEG decoder's rounding,
+the encoder chooses no moving at all.
 
 numpy only. Images are worked on in strips of rows, each with a margin, so memory follows the strip, not the image;
 encoder and decoder use the same strips, so they compute the same pixels.
