@@ -226,6 +226,16 @@ def main(which: str, limit: int | None, out: Path) -> None:
                "curves": curves, "bd_rate": bd_rates(curves), "bytes_to_identity": bytes_to_identity(rows),
                "rows": rows}
     publish(out / f"perceptual_{name}", results, markdown(results))
+    plot(results, out / f"perceptual_{name}.png")
+
+
+def plot(results: dict[str, Any], path: Path) -> Path:
+    """The four metrics against bpp, every codec (matplotlib, from the bench extra)."""
+    from benchmarks.plots import metric_panels
+
+    meta = results["metadata"]
+    return metric_panels(results["curves"], METRICS, f"{meta['set']}: {meta['images']} images, every codec on the same "
+                         f"images (identity: 1 - dlib embedding distance)", path)
 
 
 if __name__ == "__main__":

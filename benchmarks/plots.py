@@ -87,3 +87,33 @@ def plot_rate_distortion(results: dict[str, Any], out: Path, reference_csv: Path
             markersize=7, label=SEED_LABEL)
     by_ratio = _finish(ax, results, "compression ratio = 24 / mean bpp (log scale)", out / "rd_psnr_ratio.png")
     return [by_bpp, by_ratio]
+
+
+METRIC_COLOURS = {**COLOURS, "jxl": "tab:gray", "heic-444": "tab:olive"}
+
+
+def metric_panels(curves_by_codec: dict[str, list[dict[str, Any]]], metrics: dict[str, str], title: str,
+                  path: Path) -> Path:
+    """One panel per metric (its key in each point -> its axis label) against bpp, every codec's curve in each."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4), constrained_layout=True)
+    for axis, (key, name) in zip(axes, metrics.items()):
+        for codec, points in curves_by_codec.items():
+            style = {"color": METRIC_COLOURS.get(codec, "tab:red" if codec.endswith("(file)") else "tab:brown"),
+                     "linewidth": 2.2 if codec.startswith("fcz") else 1.2}
+            axis.plot([p["bpp"] for p in points], [p[key] for p in points], marker=".", label=_metric_label(codec),
+                      **style)
+        axis.set_xscale("log")
+        axis.set_xlabel("bits per pixel")
+        axis.set_ylabel(name)
+        axis.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _metric_label(codec: str) -> str:
+    if codec.startswith("fcz"):
+        return f"fcz ({'JPEG file' if codec.endswith('(file)') else 'pixels'})"
+    return label(codec)
