@@ -12,7 +12,8 @@
 # MODULE is a trainer under facecodec.train (train, train_rd, train_postfilter, train_restore) and
 # CONFIG one of train/configs/*.toml; its data paths are pointed at .gpu/ and it runs on CUDA for
 # MINUTES (set the config's steps to what fits, so the learning rate decays in time), then a restore
-# run of one stage is exported. Checkpoints (model and Adam state) outgrow what comes back from
+# run of one stage, or the default weights' post-filter (train_postfilter, the largest learned part of the
+# default family: `run train_postfilter train/configs/wavelet_pf.toml 12 --stage 2`), is exported. Checkpoints (model and Adam state) outgrow what comes back from
 # the machine (16 MiB a file), so what comes back under $OUT is the exported fp16 weights with their
 # manifest entry and the run's logs: add the entry to weights/manifest.json here, or start a CPU run
 # from them with `init_weights`. The machine's PyTorch is its own (2.11 with CUDA), not the pinned one.
@@ -57,6 +58,9 @@ run() {
     case $module in
         train_restore) "$PYTHON" -m facecodec.train.export_restore "$GPU_DIR/config.toml" \
                            --id "gpu-$(basename "$config" .toml | tr _ -)" --runs-dir "$runs" --weights-dir "$out/weights" ;;
+        train_postfilter) "$PYTHON" -m facecodec.train.train_postfilter "$GPU_DIR/config.toml" \
+                              --export "gpu-$(basename "$config" .toml | tr _ -)" --runs-dir "$runs" \
+                              --weights-dir "$out/weights" ;;
         *) echo "export $module's run with its own export command (its checkpoint is in $runs, on the machine)" ;;
     esac
     cp "$runs"/*/*.log "$out/" 2>/dev/null || true
