@@ -8,6 +8,7 @@ decoder moves towards it. FORMAT.md ("JPEG source block") specifies it byte by b
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -45,12 +46,8 @@ class SourceLattice:
         return bool(self.luma_strength or self.chroma_strength)
 
     def standard_quality(self) -> int | None:
-        """The libjpeg quality 1..100 whose scaled standard tables these are, or None."""
-        for quality in range(1, 101):
-            if self.luma == scaled_table(STANDARD_LUMA, quality) and (
-                    not self.chroma or self.chroma == scaled_table(STANDARD_CHROMA, quality)):
-                return quality
-        return None
+        """The lowest libjpeg quality 1..100 whose scaled standard tables these are, or None."""
+        return _standard_qualities().get((self.luma, self.chroma or None))
 
     def describe(self) -> str:
         """A few words for ``fcz info``, e.g. "IJG quality 75 tables, 4:2:0, moved up to 6/16 and 5/16 of a step"."""
@@ -77,6 +74,16 @@ class SourceLattice:
                 not self.chroma and self.chroma_strength):
             raise FczError(f"corrupt file: JPEG source strengths {strengths} (0..{MAX_STRENGTH}, "
                            f"not both 0, chroma 0 for greyscale)")
+
+
+@functools.cache
+def _standard_qualities() -> dict[tuple[tuple[int, ...], tuple[int, ...] | None], int]:
+    """(luma table, chroma table or None for greyscale) -> the lowest quality that scales the standard ones to them."""
+    found: dict[tuple[tuple[int, ...], tuple[int, ...] | None], int] = {}
+    for quality in range(100, 0, -1):   # downwards, so the lowest quality of tables that repeat stays
+        luma, chroma = scaled_table(STANDARD_LUMA, quality), scaled_table(STANDARD_CHROMA, quality)
+        found[luma, chroma] = found[luma, None] = quality
+    return found
 
 
 def scaled_table(table: tuple[int, ...], quality: int) -> tuple[int, ...]:
