@@ -85,6 +85,10 @@ class OperatingPoint:
     options: dict[str, Any] = field(default_factory=dict)  # encoder options, recorded in the results
     reads_file: bool = False    # encode takes the image file's bytes (TestImage.source), not its pixels
 
+    def input_of(self, image: TestImage) -> np.ndarray | bytes:
+        """What ``encode`` takes of ``image``: its file's bytes or its pixels."""
+        return image.source if self.reads_file else image.pixels
+
 
 def pillow_point(codec: str, fmt: str, setting: str, value: float, **options: Any) -> OperatingPoint:
     """A Pillow codec: encode with ``Image.save(format=fmt, **options)``, decode with ``Image.open``."""
@@ -122,7 +126,7 @@ def ssim(original: np.ndarray, decoded: np.ndarray) -> float:
 
 def measure_image(point: OperatingPoint, image: TestImage) -> ImageResult:
     """Encode and decode one image at one operating point; rate from the real bytes, quality on RGB."""
-    data, encode_ms = timed(point.encode, image.source if point.reads_file else image.pixels)
+    data, encode_ms = timed(point.encode, point.input_of(image))
     decoded, decode_ms = timed(point.decode, data)
     decoded = np.asarray(decoded.convert("RGB"), dtype=np.uint8)
     h, w = image.pixels.shape[:2]
@@ -136,7 +140,7 @@ WARM_UPS = 2  # torch's first calls at a new image shape are slow (kernel select
 def warm_up(point: OperatingPoint, image: TestImage, rounds: int = WARM_UPS) -> None:
     """Untimed round trips, so one-off costs (loading weights, library init) stay out of the times."""
     for _ in range(rounds):
-        point.decode(point.encode(image.source if point.reads_file else image.pixels))
+        point.decode(point.encode(point.input_of(image)))
 
 
 def summarize(point: OperatingPoint, results: Sequence[ImageResult]) -> dict[str, Any]:

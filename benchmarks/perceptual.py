@@ -121,7 +121,7 @@ def measure(codec_points: list[OperatingPoint], test_images: list[TestImage]) ->
     with progress(length=len(codec_points) * len(test_images), label="perceptual") as bar:
         for point in codec_points:
             for index, (box, image, embedding) in enumerate(sources):
-                data = point.encode(image.source if point.reads_file else image.pixels)
+                data = point.encode(point.input_of(image))
                 decoded = np.asarray(point.decode(data).convert("RGB"), dtype=np.uint8)
                 h, w = image.pixels.shape[:2]
                 rows.append({"codec": point.codec, "setting": point.setting, "image": index,

@@ -1,4 +1,4 @@
-"""The JPEG source block of a .fcz file (format version 5): the quantization lattice of the JPEG it was made from.
+"""The JPEG source block of a .fcz file (format version 6): the quantization lattice of the JPEG it was made from.
 
 A JPEG file holds each 8x8 block's DCT coefficients as integer multiples of its quantization table, so the
 pixels a user has from a JPEG lie on a lattice that a decoder can find again (facecodec.jpeg_lattice moves a

@@ -19,6 +19,7 @@ No torch here.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 from dataclasses import dataclass
@@ -64,6 +65,18 @@ def heic_options(quality: int) -> dict[str, Any]:
 PLUGINS = {"pillow_jxl": None, "pillow_heif": "register_heif_opener"}
 
 
+@functools.cache
+def _plugin_registered(name: str) -> bool:
+    """Import the Pillow plugin ``name`` and register its formats, once -> whether it is installed."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return False
+    if PLUGINS[name]:
+        getattr(module, PLUGINS[name])()
+    return True
+
+
 @dataclass(frozen=True)
 class Codec:
     """One classical codec at the project's fixed settings, tuned by one number (``parameter``)."""
@@ -84,13 +97,7 @@ class Codec:
         """Whether this Pillow was built with the library the codec needs, or its plugin is installed (and now
         registered)."""
         if self.plugin:
-            try:
-                module = importlib.import_module(self.plugin)
-            except ImportError:
-                return False
-            if PLUGINS[self.plugin]:
-                getattr(module, PLUGINS[self.plugin])()
-            return True
+            return _plugin_registered(self.plugin)
         try:
             return bool(features.check(self.feature))
         except ValueError:  # a Pillow that does not even know the feature's name
@@ -128,4 +135,5 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in [
     Codec("heic-444", "HEIC 4:4:4", "HEIF", "heif", ".heic", "quality", heic_options, plugin="pillow_heif"),
 ]}
 
-QUALITY_RANGES = {"JPEG": (1, 100), "WEBP": (0, 100), "AVIF": (0, 100), "JXL": (0, 100), "HEIF": (0, 100)}  # what Pillow accepts per format
+# What Pillow (and its plugins) accept as quality, per format.
+QUALITY_RANGES = {"JPEG": (1, 100), "WEBP": (0, 100), "AVIF": (0, 100), "JXL": (0, 100), "HEIF": (0, 100)}

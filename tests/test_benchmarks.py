@@ -333,7 +333,15 @@ def test_bytes_to_identity_takes_each_images_smallest_passing_file():
     assert found["0.4"] == {"median_bytes": 275.0, "images": 2, "at_smallest": 0}
 
 
-def test_a_plugin_codec_without_its_plugin_says_so(monkeypatch):
+@pytest.fixture()
+def fresh_plugins():
+    """Plugins are looked up once per process: forget what this test's pretence finds, before and after it."""
+    classical._plugin_registered.cache_clear()
+    yield
+    classical._plugin_registered.cache_clear()
+
+
+def test_a_plugin_codec_without_its_plugin_says_so(monkeypatch, fresh_plugins):
     import sys
 
     monkeypatch.setitem(sys.modules, "pillow_heif", None)   # as if pillow-heif were not installed
