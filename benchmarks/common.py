@@ -8,6 +8,7 @@ Measurement rules (the same for every codec):
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -195,7 +196,7 @@ def run_metadata(device: str | None = None) -> dict[str, Any]:
 
     import facecodec
 
-    weights = {entry["id"]: {"sha256": entry["sha256"],
+    weights = {entry["id"]: {"sha256": entry.get("sha256"),   # None: a coder without learned parts (jpeg-file)
                              "config": installed_entry(entry["id"], entry.get("kind", "codec")).get("config")}
                for entry in zoo.manifest()["weights"]}
     return {
@@ -210,6 +211,7 @@ def run_metadata(device: str | None = None) -> dict[str, Any]:
             "libjpeg": features.version("jpg"), "libjpeg-turbo": features.version_feature("libjpeg_turbo"),
             "openjpeg": features.version("jpg_2000"),
             "libwebp": features.version("webp"), "libavif": features.version("avif"),
+            "lepton-jpeg-python": importlib.metadata.version("lepton-jpeg-python"),
         },
         "weights_ids": zoo.installed_ids(),
         "default_weights_id": zoo.default_weights_id(),

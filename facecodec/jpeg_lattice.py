@@ -24,6 +24,7 @@ encoder and decoder use the same strips, so they compute the same pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -63,27 +64,41 @@ DCT = _dct_matrix()
 
 @dataclass(frozen=True)
 class JpegSource:
-    """What a JPEG input brings besides its pixels: its lattice (strengths 0: the encoder chooses them) and the
-    JPEG file's size in bytes (None where the file cannot tell), against which a .fcz of it is weighed."""
+    """What a JPEG input brings besides its pixels: its lattice (strengths 0: the encoder chooses them; None where
+    ``source_lattice`` finds none) and the JPEG file's bytes (None where the file cannot give them back: a pipe),
+    against which a .fcz of it is weighed, and which a lossless encode keeps (facecodec.jpeg_file)."""
 
-    lattice: SourceLattice
-    file_bytes: int | None
+    lattice: SourceLattice | None
+    file: bytes | None
+
+    @property
+    def file_bytes(self) -> int | None:
+        return None if self.file is None else len(self.file)
 
 
 def jpeg_source(image: Image.Image) -> JpegSource | None:
-    """A JPEG image as Pillow opened it -> its JpegSource, or None (``source_lattice``'s cases)."""
-    lattice = source_lattice(image)
-    return None if lattice is None else JpegSource(lattice, _file_size(image))
+    """An image as Pillow opened it -> its JpegSource if it is a JPEG, else None."""
+    if image.format != "JPEG":
+        return None
+    return JpegSource(source_lattice(image), _file_of(image))
 
 
-def _file_size(image: Image.Image) -> int | None:
+def _file_of(image: Image.Image) -> bytes | None:
+    """The bytes of the file Pillow opened ``image`` from: its open file, or (Pillow closes a file it opened by path
+    once the pixels are loaded) that path read again; None where neither is left. What uses them checks them
+    against the pixels (facecodec.jpeg_file.kept_jpeg), so a file changed since is never taken for the image."""
     file = getattr(image, "fp", None)
     try:
         here = file.tell()
-        size = file.seek(0, 2)
+        file.seek(0)
+        data = file.read()
         file.seek(here)
-        return size
+        return data
     except (AttributeError, OSError, ValueError):   # no file left, or one that cannot seek (a pipe)
+        pass
+    try:
+        return Path(image.filename).read_bytes() if getattr(image, "filename", "") else None
+    except (OSError, TypeError, ValueError):
         return None
 
 

@@ -25,6 +25,10 @@ network's options (``model``), the ``conditions`` its input codes and those it
 codec functions here (``installed_ids``, ``manifest_entry``, ``load_spec``, ...)
 see codec entries only, so a ``.fcz`` header naming a restoration network is
 refused like any id that is not installed.
+
+An entry without ``file`` is a coder with no learned parts (the ``jpeg-file``
+family: a JPEG's own coefficients, coded by Lepton): it has a family, settings and
+results like any codec, and no tensors to load or verify.
 """
 from __future__ import annotations
 
@@ -117,6 +121,12 @@ def installed_ids(kind: str = CODEC) -> list[str]:
     return [entry["id"] for entry in _entries(kind)]
 
 
+def pixel_codec_ids() -> list[str]:
+    """Ids of the installed codec weights that code any picture's pixels: all but those that code a JPEG file's
+    own coefficients (``Family.keeps_jpeg_files``), which take nothing but a JPEG."""
+    return [entry["id"] for entry in _entries(CODEC) if not family_class(entry["family"]).keeps_jpeg_files]
+
+
 def manifest_entry(weights_id: str, kind: str = CODEC) -> dict:
     """The manifest's record of installed weights of ``kind``: file, architecture, settings, training, results."""
     for entry in _entries(kind):
@@ -136,12 +146,14 @@ def default_weights_id(option: str | None = None) -> str:
     raise FczError(f"no installed weights take a {OPTION_NOUNS.get(option, option)}")
 
 
-def lossless_weights_id() -> str:
-    """The first installed weights that decode to exactly the pixels encoded (``encode(lossless=True)``)."""
+def lossless_weights_id(jpeg_files: bool = False) -> str:
+    """The first installed weights that decode to exactly the pixels encoded (``encode(lossless=True)``) from the
+    pixels, or (``jpeg_files``) from the JPEG file they came from (facecodec.families.jpeg_file)."""
     for entry in _entries(CODEC):
-        if family_class(entry["family"]).lossless:
+        family = family_class(entry["family"])
+        if family.lossless and family.keeps_jpeg_files == jpeg_files:
             return entry["id"]
-    raise FczError("no installed weights code losslessly")
+    raise FczError(f"no installed weights code {'JPEG files' if jpeg_files else 'pixels'} losslessly")
 
 
 def choose(quality: int | None = None, bits: int | None = None,
@@ -173,8 +185,9 @@ def choose(quality: int | None = None, bits: int | None = None,
 
 
 def file_size(weights_id: str, kind: str = CODEC) -> int:
-    """Bytes of an installed weights file (the size budget counts these)."""
-    return (weights_folder() / manifest_entry(weights_id, kind)["file"]).stat().st_size
+    """Bytes of an installed weights file (the size budget counts these; 0 for a coder without learned parts)."""
+    entry = manifest_entry(weights_id, kind)
+    return (weights_folder() / entry["file"]).stat().st_size if "file" in entry else 0
 
 
 def _verified_file(listed: dict) -> bytes:
@@ -189,7 +202,8 @@ def _verified_file(listed: dict) -> bytes:
 
 @functools.lru_cache(maxsize=8)
 def _verified_tensors(weights_id: str, kind: str = CODEC) -> dict[str, np.ndarray]:
-    return load_safetensors(_verified_file(manifest_entry(weights_id, kind)))
+    entry = manifest_entry(weights_id, kind)
+    return load_safetensors(_verified_file(entry)) if "file" in entry else {}   # no file: no learned parts
 
 
 def weights_tensors(weights_id: str) -> dict[str, np.ndarray]:

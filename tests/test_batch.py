@@ -350,7 +350,7 @@ def test_two_worker_processes_write_the_bytes_of_one(runner, face_folder, tmp_pa
 
 
 @pytest.mark.parametrize("setting", [{"quality": 2}, {"bits": 6}]
-                         + [{"weights_id": weights_id} for weights_id in zoo.installed_ids()])
+                         + [{"weights_id": weights_id} for weights_id in zoo.pixel_codec_ids()])
 def test_batches_give_the_bytes_of_one_at_a_time(face_folder, tmp_path, setting, keep_threads):
     set_threads(1)  # quicker on a busy machine; the thread count changes nothing (the test below)
     jobs, _, _ = plan(face_folder, tmp_path, ".fcz", "encode", recursive=True)
@@ -370,7 +370,7 @@ def test_batches_give_the_bytes_of_one_at_a_time(face_folder, tmp_path, setting,
         assert all(np.array_equal(a, b) for a, b in zip(pictures[1], pictures[size]))
 
 
-@pytest.mark.parametrize("weights_id", zoo.installed_ids())
+@pytest.mark.parametrize("weights_id", zoo.pixel_codec_ids())
 def test_network_outputs_do_not_depend_on_batch_or_threads(weights_id, keep_threads):
     """The reason the bytes match: an image's features are the same bits alone, in a batch, on 1 or 2 threads
     (PyTorch alone picks other convolution kernels for those, see facecodec.numerics); the decoder's pixels are

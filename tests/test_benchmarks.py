@@ -134,7 +134,7 @@ def test_a_curve_is_monotonic_only_if_bpp_and_psnr_rise_at_every_step(report):
 
 # --- speed ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("weights_id", zoo.installed_ids())
+@pytest.mark.parametrize("weights_id", zoo.pixel_codec_ids())
 def test_speed_step_by_step_fcz_matches_the_library(weights_id, face):
     # fcz_split raises if its step-by-step encode / decode differ from facecodec.encode / decode.
     _, quality, bits = fcz_choice(weights_id=weights_id)
@@ -254,21 +254,26 @@ def test_rate_distortion_end_to_end(tmp_path):
 
 
 def test_the_lossless_benchmark_counts_only_exact_codecs(tmp_path):
-    """benchmarks/lossless.py on three faces: every codec's decode is checked against its image, and fcz's bytes
-    are the real files' (its ratio column is 1)."""
+    """benchmarks/lossless.py on three faces, as PNGs and as JPEGs: every codec's decode is checked against the
+    file's pixels, fcz's bytes are the real files' (its ratio column is 1), and JPEGs get the rows of the codecs
+    that take the JPEG file itself."""
     from benchmarks import lossless
 
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for k in range(3):
-        Image.fromarray(astronaut()[20 + 10 * k:84 + 10 * k, 150:214]).save(folder / f"{k}.png")
-    assert lossless.main([str(folder), "--out", str(tmp_path / "out")]) == 0
-    run = json.loads((tmp_path / "out" / "lossless.json").read_text())["runs"][0]
-    fcz = run["codecs"]["fcz lossless"]
-    assert fcz["images"] == 3 and fcz["inexact_images"] == 0 and fcz["bytes_vs_fcz"] == 1.0
-    expected = sum(len(facecodec.encode(np.asarray(Image.open(p)), lossless=True)) for p in sorted(folder.iterdir()))
-    assert fcz["bytes"] == expected
-    assert {"PNG (optimize)", "WebP lossless (method 6)", "JPEG 2000 reversible"} <= set(run["codecs"])
+    for suffix in ("png", "jpg"):
+        folder = tmp_path / suffix
+        folder.mkdir()
+        for k in range(3):
+            Image.fromarray(astronaut()[20 + 10 * k:84 + 10 * k, 150:214]).save(folder / f"{k}.{suffix}")
+        assert lossless.main([str(folder), "--out", str(tmp_path / f"out-{suffix}")]) == 0
+        run = json.loads((tmp_path / f"out-{suffix}" / "lossless.json").read_text())["runs"][0]
+        fcz = run["codecs"][lossless.FCZ]
+        assert fcz["images"] == 3 and fcz["bytes_vs_fcz"] == 1.0
+        assert all(not codec["inexact_images"] for codec in run["codecs"].values())
+        expected = sum(len(facecodec.encode(p, lossless=True)) for p in sorted(folder.iterdir()))
+        assert fcz["bytes"] == expected
+        assert {"PNG (optimize)", "WebP lossless (method 6)", "JPEG 2000 reversible"} <= set(run["codecs"])
+        assert ("the JPEG file itself" in run["codecs"]) == (suffix == "jpg")
+    assert fcz["bytes"] < run["codecs"]["the JPEG file itself"]["bytes"]
 
 
 # --- JPEG sources, the web-thumbnail set, the perceptual metrics ------------------------------------------------

@@ -1,7 +1,7 @@
 """Conformance: what every installed codec weights must do, whatever their family.
 
-Each test runs once per weights id in ``facecodec.zoo.installed_ids()``: a new weights file joins the suite by
-being installed. The family's own interface says what to try (``family.option``, ``settings``, ``default``,
+Each test runs once per weights id in ``facecodec.zoo.pixel_codec_ids()``: a new weights file joins the suite by
+being installed. (The coder of a JPEG file's own coefficients takes nothing but a JPEG: tests/test_jpeg_file.py.) The family's own interface says what to try (``family.option``, ``settings``, ``default``,
 ``efforts``, ``max_reduce``, ``sweep()``); where weights measured differently, their own number stands in a
 table below, keyed by weights id, with the measurement beside it. What is particular to one family (the wavelet
 transform, its contexts, its post-filter) is in test_wavelet_family.py; the API (inputs, errors, Pillow) in
@@ -27,9 +27,9 @@ from facecodec.metrics import psnr
 from facecodec.ratecontrol import SizeTarget
 from facecodec.reading import inspect
 from facecodec.arrays import padded_array
-from facecodec.zoo import installed_ids, load_spec, load_weights
+from facecodec.zoo import load_spec, load_weights, pixel_codec_ids
 
-WEIGHTS = installed_ids()
+WEIGHTS = pixel_codec_ids()
 SEARCHING = [w for w in WEIGHTS if len(load_spec(w).family.efforts) > 1]   # an encoder search (effort > 0)
 REDUCING = [w for w in WEIGHTS if load_spec(w).family.max_reduce > 0]      # reduced decodes (fcz decode --scale)
 SEVERAL_SETTINGS = [w for w in WEIGHTS if len(load_spec(w).family.settings) > 1]   # not the lossless weights' one

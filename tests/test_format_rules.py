@@ -189,6 +189,15 @@ def wavelet_values(position: tuple[int, int, int], value: int) -> Callable[[byte
     return forge
 
 
+def jpeg_payload(change: Callable[[bytes, int], bytes]) -> Callable[[bytes], bytes]:
+    """A forger of the jpeg-file family's payload: ``change(Lepton stream, pad k)`` gives the new payload."""
+    def forge(data: bytes) -> bytes:
+        fields = Fields.parse(data)
+        pad = fields.payload[-1]
+        return replace(fields, payload=change(fields.payload[:-pad], pad)).to_bytes()
+    return forge
+
+
 # --- the cases ------------------------------------------------------------------------------------------
 
 HEADER, DECODE = "read_header", "decode"   # who must refuse: the container (fcz info too), or decode's checks
@@ -420,6 +429,19 @@ CASES = [
          DECODE),
     Case("a tile's payload too short", "the tile payloads", "each checked and decoded as the version-3 payload",
          "tiled", tiled(part=lambda k, p: p[:4] if k == 0 else p), "too short to hold", DECODE),
+    # the jpeg-file family's payload (a JPEG's own coefficients)
+    Case("padding of another value", "padding: k bytes", "every byte of value k", "jpeg-file",
+         jpeg_payload(lambda stream, pad: stream + bytes([pad + 1]) * pad if pad < 4 else stream + b"\x01\x01\x01\x05"),
+         "padding is damaged", DECODE),
+    Case("padding of 8 bytes", "padding: k bytes", "1 <= k <= 4, and S + k a multiple of 4", "jpeg-file",
+         jpeg_payload(lambda stream, pad: stream + bytes([pad]) * pad + b"\x08" * 8), "padding is damaged", DECODE),
+    Case("a Lepton header claiming a 1 GB JPEG", "a Lepton stream", "the lengths in its header fit", "jpeg-file",
+         jpeg_payload(lambda stream, pad: stream[:20] + struct.pack("<I", 1 << 30) + stream[24:] + bytes([pad]) * pad),
+         "lengths do not fit", DECODE),
+    Case("a Lepton stream whose scans are zeros", "a Lepton stream", "it decodes to a JPEG of W x H", "jpeg-file",
+         jpeg_payload(lambda stream, pad: stream[:-64] + bytes(64) + bytes([pad]) * pad), "does not decode", DECODE),
+    Case("a JPEG of another size", "a Lepton stream", "it decodes to a JPEG of W x H", "jpeg-file",
+         edit_with(lambda f: {"width": f.width + 8, "latent_w": f.latent_w + 8}), "the header says", DECODE),
     # the wavelet family's bounds (prose)
     Case("an LL value beyond 2^21", "**Bounds.**", "as soon as an LL value leaves `+-2^21`", "wavelet",
          wavelet_values((0, 0, 0), LL_MAX + 1), "LL value outside the format's range", DECODE),
@@ -444,7 +466,8 @@ def files() -> dict[str, bytes]:
             "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu"),
             "tiled": facecodec.encode(large, device="cpu", tile=TILE),
             "metadata": facecodec.encode(with_metadata(crop), device="cpu"),
-            "lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True)}
+            "lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True),
+            "jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True)}
 
 
 def as_jpeg(pixels: np.ndarray) -> bytes:

@@ -10,7 +10,8 @@ so that they get past the checksum to the field checks, the range decoder and
 the network. The files cover every installed weights id (``installed_ids()``),
 each coded by its own latent codec, in format versions 3 and 2 (the wavelet
 family's resolution- and plane-ordered payloads) and, for the wavelet family,
-4 (a tile table and the tiles' payloads) and 5 (a metadata block), and the property is also
+4 (a tile table and the tiles' payloads) and 5 (a metadata block); the weights that keep a JPEG's own
+coefficients (``Family.keeps_jpeg_files``), from JPEG inputs only, in versions 3 and 5; and the property is also
 checked for reduced decodes (``reduce``: the wavelet family's smaller images;
 every other family must refuse). benchmarks/fuzz/fuzz_decode.py runs the same idea
 at length (100,000 inputs and more).
@@ -43,7 +44,7 @@ from facecodec.bitstream import wavelet_payload as wb
 from facecodec.bitstream.contexts import ContextModel
 from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
 from facecodec.codec import reduced_size
-from facecodec.zoo import installed_ids, load_spec, load_weights
+from facecodec.zoo import installed_ids, load_spec, load_weights, pixel_codec_ids
 from facecodec.models.threads import using_threads
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +71,7 @@ def real_files() -> tuple[bytes, ...]:
     files = [facecodec.encode(crop(w, h, mode), bits=bits)
              for (w, h), mode, bits in [((40, 48), "RGB", 6), ((16, 24), "L", 1), ((9, 17), "RGB", 8),
                                         ((33, 8), "L", 3)]]
-    for weights_id in installed_ids():
+    for weights_id in pixel_codec_ids():
         latent = load_spec(weights_id).family
         for (w, h), mode, setting in [((40, 48), "RGB", latent.settings[0]), ((21, 35), "L", latent.settings[-1])]:
             files.append(facecodec.encode(crop(w, h, mode), weights_id=weights_id, **{latent.option: setting}))
@@ -79,10 +80,11 @@ def real_files() -> tuple[bytes, ...]:
 
 @functools.lru_cache(maxsize=None)
 def version_2_files() -> tuple[bytes, ...]:
-    """Per installed weights id, its first RGB file above rewritten as format version 2 by its own latent codec:
-    the wavelet family's plane-ordered payload (format 3 is resolution-ordered); the others' same payload."""
+    """Per installed weights id that codes pixels, its first RGB file above rewritten as format version 2 by its own
+    latent codec: the wavelet family's plane-ordered payload (format 3 is resolution-ordered); the others' same
+    payload. (A JPEG's own coefficients came after version 3: jpeg_file_files.)"""
     files = []
-    for weights_id in installed_ids():
+    for weights_id in pixel_codec_ids():
         data = next(d for d in real_files() if read_header(d).weights_id == weights_id and read_header(d).mode == "RGB")
         header, payload = unpack(data)
         spec = load_spec(weights_id)
@@ -114,7 +116,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
     fields (quality, bits, ranges) are what the weights' own quantizer gives for random features."""
     rng = np.random.default_rng(7)
     files = []
-    for n, weights_id in enumerate(installed_ids()):
+    for n, weights_id in enumerate(pixel_codec_ids()):
         weights = load_weights(weights_id)
         latent, s = weights.family, weights.stride
         for k, setting in enumerate([latent.settings[len(latent.settings) // 2], latent.settings[-1]]):
@@ -135,7 +137,7 @@ def tiled_files() -> tuple[bytes, ...]:
     """Per installed weights id whose latent codec codes large images in tiles (the wavelet family), an 80 x 70
     crop coded in 64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads)."""
     picture = astronaut()[30:100, 170:250]
-    return tuple(facecodec.encode(picture, weights_id=weights_id, tile=64) for weights_id in installed_ids()
+    return tuple(facecodec.encode(picture, weights_id=weights_id, tile=64) for weights_id in pixel_codec_ids()
                  if tiles_large_images(weights_id))
 
 
@@ -171,8 +173,28 @@ def lattice_files() -> tuple[bytes, ...]:
     return facecodec.encode(colour.getvalue(), quality=60), facecodec.encode(grey.getvalue(), quality=60)
 
 
+@functools.lru_cache(maxsize=None)
+def jpeg_file_files() -> tuple[bytes, ...]:
+    """Lossless files of JPEG inputs, per installed weights id that keeps a JPEG's own coefficients (Lepton's stream
+    as the payload): crops saved as a baseline 4:2:0 JPEG, a progressive 4:4:4 one, a greyscale one of odd sides
+    and one with EXIF (format 5)."""
+    exif = Image.Exif()
+    exif[0x010F] = "FaceCam"
+    crops = [((40, 48), "RGB", {"subsampling": 2}), ((33, 24), "RGB", {"subsampling": 0, "progressive": True}),
+             ((21, 35), "L", {}), ((57, 31), "RGB", {"exif": exif.tobytes()})]
+    files = []
+    for weights_id in set(installed_ids()) - set(pixel_codec_ids()):
+        for (w, h), mode, options in crops:
+            jpeg = io.BytesIO()
+            Image.fromarray(astronaut()[30:30 + h, 170:170 + w]).convert(mode).save(jpeg, "JPEG", quality=80,
+                                                                                     **options)
+            files.append(facecodec.encode(jpeg.getvalue(), weights_id=weights_id, lossless=True))
+    return tuple(files)
+
+
 def all_files() -> tuple[bytes, ...]:
-    return real_files() + version_2_files() + random_symbol_files() + tiled_files() + metadata_files() + lattice_files()
+    return (real_files() + version_2_files() + random_symbol_files() + tiled_files() + metadata_files()
+            + lattice_files() + jpeg_file_files())
 
 
 def pick(index: int) -> bytes:
@@ -263,9 +285,10 @@ def test_files_cover_every_installed_weights_id_and_format_version():
     assert {read_header(data).weights_id for data in files} == set(installed_ids())
     tiling = {read_header(d).weights_id for d in tiled_files()}
     assert tiling == {i for i in installed_ids() if tiles_large_images(i)} != set()
-    for weights_id in installed_ids():
+    for weights_id in pixel_codec_ids():
         assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
             {2, 3} | ({4} if weights_id in tiling else set())
+    assert {d[4] for d in jpeg_file_files()} == {3, 5}
     assert {d[4:6] for d in metadata_files()} == {b"\x05\x01", b"\x05\x03"}
     assert [d[4:6] for d in lattice_files()] == [b"\x06\x04", b"\x06\x05"]
     heads = [d[offsets(d)["lattice"]:][:3] for d in lattice_files()]   # subsampling, strengths, table form
@@ -492,6 +515,9 @@ def test_resealed_resize_that_still_tiles(index, width, height, small, stride, z
     seconds = time.process_time() - started
     header, payload = unpack(pick(index))
     model = load_spec(header.weights_id).table(header)
+    if model is None:   # a JPEG's own coefficients: the JPEG inside states its size, and no other is taken
+        assert image is None or (width, height) == (header.width, header.height)
+        return
     if isinstance(model, ContextModel):  # the wavelet family: its own bound (FORMAT.md), per class of values
         cheapest_bits = wb.min_payload_bits(model, (h, w), header.mode)
     else:

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                                "facecodec.arrays", "facecodec.batching", "facecodec.devices")),
     ("images, files, messages, metrics", ("facecodec.image_io", "facecodec.files", "facecodec.messages",
                                           "facecodec.metrics", "facecodec.damage", "facecodec.classical",
-                                          "facecodec.metadata", "facecodec.jpeg_lattice")),
+                                          "facecodec.metadata", "facecodec.jpeg_lattice", "facecodec.jpeg_file")),
     ("format: numpy only", ("facecodec.bitstream",)),
     ("data", ("facecodec.weights",)),
 ]

@@ -13,12 +13,12 @@ from facecodec.bitstream import FczHeader, decode_symbols, unpack
 from facecodec.image_io import open_image
 from facecodec.models.tiling import run_in_tiles
 from facecodec.arrays import padded_array, to_image
-from facecodec.zoo import installed_ids, load_spec, load_weights, manifest_entry
+from facecodec.zoo import load_spec, load_weights, manifest_entry, pixel_codec_ids
 
 
 # The wavelet transforms (lossy and reversible) run over whole images (their families code large ones as tiles of
 # their own: test_wavelet_tiles.py); the networks run in overlapping tiles.
-NETWORK_IDS = [i for i in installed_ids() if manifest_entry(i)["architecture"] not in ("wavelet", "reversible")]
+NETWORK_IDS = [i for i in pixel_codec_ids() if manifest_entry(i)["architecture"] not in ("wavelet", "reversible")]
 
 
 @pytest.fixture(scope="module", params=NETWORK_IDS)

@@ -70,7 +70,7 @@ STAGE_NAMES = {
     "checksum": "refused at checksum",
     "header": "refused at header fields (incl. weights id, shape vs. weights, payload length, trailing bytes)",
     "reduce": "refused the reduced decode asked for (weights without levels, or reduce > 4)",
-    "payload": "refused at payload decode (range decoder; the wavelet family's context decoder)",
+    "payload": "refused at payload decode (range decoder; the wavelet family's context decoder; Lepton and libjpeg)",
     "decoded": "decoded fully to an image",
     "failed": "broke the property (other exception, timeout, hang, crash, memory)",
 }
@@ -90,7 +90,8 @@ REDUCES = [1, 2, 3, 4] * 3 + [5]  # the wavelet family goes down to 4 levels; 5 
 
 def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     """Real .fcz files for every installed weights id (``facecodec.zoo.installed_ids()``), each coded by
-    its own latent codec, nothing chosen by family name:
+    its own latent codec, nothing chosen by family name. Of every weights id that codes pixels
+    (``pixel_codec_ids()``):
 
     * small crops of scikit-image's astronaut, RGB and greyscale, at every setting of the weights
       (``bits`` or ``quality``, whichever option their latent codec takes; 8 spread over them where there
@@ -109,6 +110,10 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
       tiled crop with EXIF (flags 0x01 and 0x03);
     * files with a JPEG source block (format 6) of the default weights: a crop from a JPEG of quality 75 4:2:0
       (standard tables, flags 0x04) and a greyscale one with tables of its own and EXIF (flags 0x05).
+
+    Of every weights id that keeps a JPEG's own coefficients (``Family.keeps_jpeg_files``: Lepton's stream as the
+    payload), lossless files of JPEG crops: baseline 4:2:0, 4:2:2 and 4:4:4, progressive, greyscale, with restart
+    markers, at qualities 30-95 and a spread of sizes from 8 x 8 up, one with EXIF (format 5).
     """
     from dataclasses import replace
 
@@ -118,7 +123,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
 
     import facecodec
     from facecodec.bitstream import FczHeader, pack, unpack
-    from facecodec.zoo import installed_ids, load_weights
+    from facecodec.zoo import installed_ids, load_spec, load_weights, pixel_codec_ids
 
     rng = np.random.default_rng(seed)
     picture = astronaut()
@@ -130,7 +135,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
         return width, height, Image.fromarray(picture[top:top + height, left:left + width]).convert(mode)
 
     corpus: list[tuple[str, bytes]] = []
-    for n, weights_id in enumerate(installed_ids()):
+    for n, weights_id in enumerate(pixel_codec_ids()):
         weights = load_weights(weights_id)
         latent = weights.family
         efforts = list(latent.efforts)
@@ -206,6 +211,23 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                                                                exif=exif.tobytes())
     corpus += [("astronaut 40x48 from a JPEG, standard tables (v6)", facecodec.encode(colour.getvalue(), quality=60)),
                ("astronaut 36x40 L from a JPEG, own tables, EXIF (v6)", facecodec.encode(grey.getvalue(), quality=60))]
+
+    jpeg_options = [("4:2:0", {"subsampling": 2}), ("4:2:2", {"subsampling": 1}), ("4:4:4", {"subsampling": 0}),
+                    ("progressive", {"progressive": True}), ("restarts", {"restart_marker_blocks": 1}),
+                    ("EXIF", {"exif": exif.tobytes()})]
+    for weights_id in installed_ids():
+        if not load_spec(weights_id).family.keeps_jpeg_files:
+            continue
+        for k, (label, options) in enumerate(jpeg_options):
+            for mode in ("RGB", "L"):
+                width, height, image = crop(2 * k + (mode == "L"), mode)
+                width, height = max(width, 8), max(height, 8)   # fewer pixels are coded from the pixels
+                image = image.resize((width, height))
+                quality = (30, 50, 75, 85, 95)[(2 * k + (mode == "L")) % 5]
+                jpeg = io.BytesIO()
+                image.save(jpeg, "JPEG", quality=quality, **options)
+                data = facecodec.encode(jpeg.getvalue(), weights_id=weights_id, lossless=True)
+                corpus.append((f"astronaut {width}x{height} {mode} JPEG q{quality} {label} {weights_id}", data))
     return corpus
 
 
@@ -600,6 +622,8 @@ def classify(error: BaseException) -> str:
     if function == "decode_symbols" or (where.filename.endswith(f"bitstream{os.sep}wavelet_payload.py")
                                         and function != "check_payload_length"):
         return "payload"  # the per-channel range decoder, or the wavelet family's (decode_planes, _ll_band)
+    if where.filename.endswith(f"facecodec{os.sep}jpeg_file.py"):
+        return "payload"  # the jpeg-file family's: padding, Lepton's header and stream, the JPEG inside
     return "header"  # validate, weights lookup, shape vs. weights, payload too short for its symbols
 
 
@@ -908,9 +932,10 @@ def versions(weights_ids: list[str]) -> dict:
 
     # the corpus is encoded with every installed weights id: record the exact file of each (the manifest's SHA-256,
     # which loading checks the file against)
-    weights = {weights_id: manifest_entry(weights_id)["sha256"] for weights_id in weights_ids}
+    weights = {weights_id: manifest_entry(weights_id).get("sha256", "no file") for weights_id in weights_ids}
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "constriction": importlib.metadata.version("constriction"),
+            "lepton-jpeg-python": importlib.metadata.version("lepton-jpeg-python"),
             "weights": "; ".join(f"{weights_id} sha256 {sha}" for weights_id, sha in weights.items()),
             "weights_sha256": weights, "commit": commit()}
 

@@ -46,13 +46,15 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
               help="How hard the encoder searches for a smaller file at the same quality: 0 = plain rounding. "
                    "Default: the weights' default (the wavelet family: 1, rate-distortion optimised quantization).")
 @click.option("--lossless", is_flag=True,
-              help="Keep every pixel: the decoded image is exactly the input (the lossless weights; no quality).")
+              help="Keep every pixel: the decoded image is exactly the input (no quality). A JPEG keeps its own "
+                   "coefficients, in fewer bytes than the JPEG; other images are coded from their pixels.")
 @click.option("--tile", type=int, metavar="PIXELS",
               help="Code images larger than this many pixels a side as a grid of independent tiles of this side "
                    "(wavelet weights; a multiple of 16, 64..16384). Default: 1024.")
 @click.option("--no-jpeg-source", "jpeg_source", flag_value=False, default=True,
               help="For a JPEG input, do not store its quantization tables (by default the file keeps them, in a few "
-                   "bytes, where moving the decode back onto the JPEG's own lattice brings it closer to the input).")
+                   "bytes, where moving the decode back onto the JPEG's own lattice brings it closer to the input); "
+                   "with --lossless, code its pixels instead of keeping its coefficients.")
 @strip_option
 @force_option
 @device_option
@@ -190,7 +192,7 @@ def models(as_json: bool) -> None:
             family = family_class(entry["family"]).from_entry(entry)
             record.update(family=family.name, option=family.option, settings=[family.settings[0], family.settings[-1]],
                           default_setting=family.default, efforts=[family.efforts[0], family.efforts[-1]],
-                          lossless=family.lossless)
+                          lossless=family.lossless, jpeg_input_only=family.keeps_jpeg_files)
         else:
             record.update(serves=zoo.served(entry))
         records.append(record)
@@ -199,7 +201,8 @@ def models(as_json: bool) -> None:
         return
     for r in records:
         if r["kind"] == zoo.CODEC and r["lossless"]:
-            click.echo(f"{r['id']:<22} {r['family']} family: every pixel back exactly (fcz encode --lossless)")
+            of = "a JPEG input, as its own coefficients" if r["jpeg_input_only"] else "any input"
+            click.echo(f"{r['id']:<22} {r['family']} family: every pixel back exactly, {of} (fcz encode --lossless)")
         elif r["kind"] == zoo.CODEC:
             first, last = r["settings"]
             efforts = "" if r["efforts"][0] == r["efforts"][1] else f", effort {r['efforts'][0]}..{r['efforts'][1]}"

@@ -61,6 +61,7 @@ class Family(ABC):
     default_effort: ClassVar[int] = 0
     max_reduce: ClassVar[int] = 0           # how many times a decoder can halve the size (``fcz decode --scale``)
     lossless: ClassVar[bool] = False        # decodes to exactly the pixels encoded (``encode(lossless=True)``)
+    keeps_jpeg_files: ClassVar[bool] = False  # codes a JPEG input's own coefficients, not pixels (jpeg_file.py)
 
     def __init__(self, settings: range, default: int) -> None:
         if default not in settings:
