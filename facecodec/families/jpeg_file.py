@@ -58,7 +58,7 @@ class JpegFileFamily(Family):
     def quantize(self, model, y, setting, effort=0, tables=None):
         raise FczError("jpeg-file weights keep a JPEG input's own coefficients, and this image is no JPEG they can "
                        "keep (not a JPEG that decodes to exactly its pixels, one Lepton cannot code, or one of a few "
-                       "pixels): code it with lossless=True (fcz encode --lossless) and no weights id")
+                       "pixels): code it with lossless=True and no weights id (fcz encode --lossless, no --model)")
 
     def entropy_decode(self, payload, model, header, reduce=0):
         jpeg = jpeg_file.decompress(payload, header.width, header.height)
