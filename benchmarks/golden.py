@@ -5,7 +5,8 @@
 
 Each case is a .fcz file's bytes (every codec weights, at the ends and middle of its settings, both
 encoder efforts where the family has two, greyscale, an odd size, a tiled image for the wavelet family),
-the pixels of its decode (full size, and reduced where the family can), and each restoration task's pixels.
+the pixels of its decode (full size, and reduced where the family can), and each restoration task's pixels; weights
+that keep a JPEG's own coefficients code the same pictures saved as JPEGs (by this machine's Pillow).
 Only the public API is called (facecodec.encode, decode, restore, and the weights' family for its option and
 settings), so the script runs unchanged across refactors of the code behind it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import sys
 
@@ -36,6 +38,12 @@ def images() -> dict[str, np.ndarray]:
             "tiled": np.tile(picture, (3, 3, 1))[:1100, :1040]}
 
 
+def as_jpeg(picture: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
 def cases() -> dict[str, str]:
     out: dict[str, str] = {}
     pictures = images()
@@ -46,6 +54,8 @@ def cases() -> dict[str, str]:
         for name, picture in pictures.items():
             if name == "tiled" and not tiles:
                 continue
+            if family.keeps_jpeg_files:   # weights that code a JPEG file: the picture saved as one
+                picture = as_jpeg(picture)
             settings = sorted({first, default, last}) if name in ("face", "tiled") else [default]
             for setting in settings:
                 for effort in (tuple(family.efforts) if len(family.efforts) > 1 and name == "face" else (None,)):

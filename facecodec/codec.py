@@ -87,9 +87,11 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
     if lossless and (size is not None or bpp is not None):
         raise FczError("a lossless file is as large as the pixels need: it takes no size or bpp target")
     spec, setting = choose(quality, bits, weights_id, lossless)
-    keep_jpeg = None
-    if lossless and jpeg_source and (weights_id is None or spec.family.keeps_jpeg_files):
-        keep_jpeg = weights_id or lossless_weights_id(jpeg_files=True)
+    keep_jpeg = None   # weights that keep a JPEG's coefficients: named, or the lossless default's companion
+    if jpeg_source and spec.family.keeps_jpeg_files:
+        keep_jpeg = spec.weights_id
+    elif jpeg_source and lossless and weights_id is None:
+        keep_jpeg = lossless_weights_id(jpeg_files=True)
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
                           size_target(size, bpp, given=quality is not None or bits is not None), strip,
                           jpeg_source and not lossless, keep_jpeg)

@@ -103,6 +103,8 @@ def test_the_jpeg_weights_named_for_a_picture_that_is_no_jpeg_say_so():
         facecodec.encode(face(), weights_id=KEEPS_JPEG, lossless=True)
     with pytest.raises(FczError, match="no quality"):
         facecodec.encode(jpeg_of(face()), weights_id=KEEPS_JPEG, quality=50)
+    named = facecodec.encode(jpeg_of(face()), weights_id=KEEPS_JPEG)   # naming them asks for them, lossless or not
+    assert named == facecodec.encode(jpeg_of(face()), lossless=True)
 
 
 @pytest.mark.parametrize("size, mode", [((24, 24), "L"), ((24, 24), "RGB"), ((32, 32), "RGB"),
