@@ -266,7 +266,7 @@ def fcz_setting_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--bits", type=click.IntRange(min=1),
                      help="fcz bit depth of the per-image-range (Theis) weights, which it selects unless --model "
                           "is given."),
-        click.option("--model", "weights_id", type=click.Choice(zoo.installed_ids()),
+        click.option("--model", "weights_id", type=click.Choice(zoo.pixel_codec_ids()),   # these code pixels
                      help=f"fcz weights. Default: {zoo.default_weights_id()}."),
     ]
     for option in reversed(options):  # decorators apply bottom-up: keep --help in this order
