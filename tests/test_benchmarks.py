@@ -354,3 +354,14 @@ def test_a_plugin_codec_without_its_plugin_says_so(monkeypatch, fresh_plugins):
     assert heic.available() is False
     with pytest.raises(OSError, match="needs the Pillow plugin pillow_heif"):
         heic.encode(astronaut()[:16, :16], 50)
+
+
+def test_every_mutation_still_applies_to_the_code_it_breaks():
+    """benchmarks/mutation_check.py replaces one exact piece of source per mutation: a refactor that moves that text
+    leaves the mutation unable to run (two had gone stale that way), so each must occur exactly once, and its tests
+    must exist."""
+    from benchmarks.mutation_check import MUTATIONS, ROOT
+
+    for mutation in MUTATIONS:
+        assert (ROOT / mutation.path).read_text().count(mutation.old) == 1, mutation.name
+        assert all((ROOT / test).is_file() for test in mutation.tests), mutation.name
