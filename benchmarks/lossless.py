@@ -23,10 +23,9 @@ import io
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -35,6 +34,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import facecodec  # noqa: E402
+from facecodec import jpeg_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -52,7 +52,7 @@ class Source:
 
     @property
     def is_jpeg(self) -> bool:
-        return self.file.startswith(b"\xff\xd8")
+        return self.file.startswith(jpeg_file.SOI)
 
 
 def pixels_of(data: bytes) -> np.ndarray:

@@ -181,7 +181,7 @@ def _kept_jpeg_fcz(settings: EncodeSettings, rgb: Image.Image, mode: str, metada
         return None
     family = load_spec(settings.keep_jpeg).family
     header = FczHeader(weights_id=settings.keep_jpeg, width=rgb.width, height=rgb.height, mode=mode,
-                       bits=family.alphabet(family.default).bit_length() - 1, pad_right=0, pad_bottom=0,
+                       bits=family.symbol_bits(family.default), pad_right=0, pad_bottom=0,
                        latent_shape=(3, rgb.height, rgb.width), channel_ranges=(), quality=family.default,
                        metadata=metadata)
     if len(payload) > header.max_payload_length():   # more than the format allows a W x H file: code the pixels

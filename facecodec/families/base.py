@@ -214,10 +214,14 @@ class Family(ABC):
     def setting_of(self, header: FczHeader) -> int:
         """The setting a header says its file was coded with (not yet checked against ``settings``)."""
 
+    def symbol_bits(self, setting: int) -> int:
+        """The header's quantizer bits at ``setting``: the bits ``alphabet`` symbols take."""
+        return self.alphabet(setting).bit_length() - 1
+
     def check_header(self, header: FczHeader, weights_id: str) -> int:
         """The header's setting, or FczError if it is not one these weights can decode."""
         setting = self.setting_of(header)
-        if setting not in self.settings or header.bits != self.alphabet(setting).bit_length() - 1:
+        if setting not in self.settings or header.bits != self.symbol_bits(setting):
             raise FczError(f"corrupt file: weights {weights_id!r} have no quantizer setting "
                            f"{self.describe(setting)}")
         return setting

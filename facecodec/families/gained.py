@@ -28,7 +28,7 @@ class GainedFamily(Family):
         import torch
 
         symbols = model.symbols(torch.as_tensor(y, device=next(model.parameters()).device), setting - 1).cpu().numpy()
-        fields = {"quality": setting, "bits": self.alphabet(setting).bit_length() - 1, "channel_ranges": ()}
+        fields = {"quality": setting, "bits": self.symbol_bits(setting), "channel_ranges": ()}
         return symbols, [fields] * len(symbols)
 
     def dequantize(self, model, symbols, header):
