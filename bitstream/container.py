@@ -24,13 +24,22 @@ TILED_VERSION = 4                    # written only for a payload in tiles (FORM
 UNTILED_VERSION = 3                  # written for every other file, so they keep the bytes they had before tiles
 METADATA_VERSION = 5                 # written only for a file that carries metadata; its flags say the rest
 LATTICE_VERSION = 6                  # written only for a file with a JPEG source block
-FORMAT_VERSION = LATTICE_VERSION     # the newest read; versions 1 (no quality byte) to 5 are still read
+COMPACT_VERSION = 7                  # written for every file of registered weights (REGISTRY), whatever it holds
+FORMAT_VERSION = COMPACT_VERSION     # the newest read; versions 1 (no quality byte) to 6 are still read
 FLAG_METADATA = 0x01                 # version 5 on: a metadata block follows the quantizer ranges
 FLAG_TILED = 0x02                    # version 5 on: the payload is in tiles, as in version 4
-FLAG_LATTICE = 0x04                  # version 6: a JPEG source block follows (after the metadata block, if any)
-# The flags each version may have (version 6: never a JPEG source block with tiles).
+FLAG_LATTICE = 0x04                  # version 6 on: a JPEG source block follows (after the metadata block, if any)
+FLAG_GREYSCALE = 0x08                # version 7: colour mode 1 (the long header's colour mode byte)
+# The flags each version may have (versions 6 and 7: never a JPEG source block with tiles).
 ALLOWED_FLAGS = {METADATA_VERSION: (FLAG_METADATA, FLAG_METADATA | FLAG_TILED),
-                 LATTICE_VERSION: (FLAG_LATTICE, FLAG_LATTICE | FLAG_METADATA)}
+                 LATTICE_VERSION: (FLAG_LATTICE, FLAG_LATTICE | FLAG_METADATA),
+                 COMPACT_VERSION: tuple(f for f in range(16) if not (f & FLAG_TILED and f & FLAG_LATTICE))}
+# Weights a version-7 header names by one byte, k = 1, 2, ...: REGISTRY[k - 1] is (weights id, the quantizer bits of
+# their files). Append only: once written, a number means those weights for good. Every file of these weights has
+# C = 3 latent planes at stride 1, no padding and a quality level, so a version-7 header leaves those fields out.
+REGISTRY = (("wavelet-v0", 6), ("wavelet-v1", 6), ("wavelet-v2", 6), ("wavelet-v3", 6), ("lossless-v1", 6),
+            ("jpeg-lepton-v1", 8))
+MAX_SIDE_BYTES = 3                   # a side of at most 16384 takes at most 3 bytes as a varint
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image
 MAX_LATENT_CHANNELS = 1024
@@ -62,21 +71,29 @@ class FczHeader:
     channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
     version: int = UNTILED_VERSION   # the payload's layout, by the version that introduced it: 3 = whole, 4 = tiles
-    metadata: Metadata = NO_METADATA  # ICC profile, EXIF, XMP; a file with any is written as version 5
-    lattice: SourceLattice | None = None  # the JPEG source's lattice; a file with one is written as version 6
+    metadata: Metadata = NO_METADATA  # ICC profile, EXIF, XMP; a long header with any is version 5
+    lattice: SourceLattice | None = None  # the JPEG source's lattice; a long header with one is version 6
+
+    @property
+    def registry_number(self) -> int | None:
+        """The byte that names these weights in a version-7 header, or None where the file needs the long header:
+        weights not in REGISTRY, fields other than those their files always have, or a payload of version 2's
+        layout (the compact header's payloads are version 3's and 4's)."""
+        entry = (self.weights_id, self.bits)
+        if (entry not in REGISTRY or self.pad_right or self.pad_bottom or self.channel_ranges or not self.quality
+                or self.latent_shape != (3, self.height, self.width) or self.version < UNTILED_VERSION):
+            return None
+        return REGISTRY.index(entry) + 1
 
     @property
     def file_version(self) -> int:
-        """The version byte the file has (read) or gets (written)."""
-        return LATTICE_VERSION if self.lattice else METADATA_VERSION if self.metadata else self.version
+        """The version byte a file of this header gets when written (a file read may have an older one)."""
+        return COMPACT_VERSION if self.registry_number is not None else self.long_version
 
     @property
-    def flags(self) -> int:
-        """The flags byte the file has or gets (0 before version 5)."""
-        if self.file_version < METADATA_VERSION:
-            return 0
-        return ((FLAG_METADATA if self.metadata else 0) | (FLAG_TILED if self.version == TILED_VERSION else 0)
-                | (FLAG_LATTICE if self.lattice else 0))
+    def long_version(self) -> int:
+        """The version byte of this header's long form (versions 2..6), which weights outside REGISTRY get."""
+        return LATTICE_VERSION if self.lattice else METADATA_VERSION if self.metadata else self.version
 
     @property
     def symbol_count(self) -> int:
@@ -128,29 +145,48 @@ class FczHeader:
         return (self.width + self.pad_right) // self.latent_shape[2]
 
 
-def pack(header: FczHeader, payload: bytes) -> bytes:
+def pack(header: FczHeader, payload: bytes, long_header: bool = False) -> bytes:
     """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.file_version`` (the payload must
-    be coded for ``header.version``: version 3 changed the wavelet family's order, version 4 holds tiles; a file
-    with metadata is version 5, its flags saying whether the payload is in tiles; see FORMAT.md)."""
+    be coded for ``header.version``: version 3 changed the wavelet family's order, version 4 holds tiles). Weights
+    in REGISTRY get the compact header of version 7; others, or any with ``long_header``, the long one (the only
+    one facecodec read before version 7): version 5 with metadata (its flags saying whether the payload is in
+    tiles), 6 with a JPEG source block, else ``header.version``; see FORMAT.md."""
     header.validate()
     if header.version < 2:
         raise FczError("format version 1 is read, no longer written")
     if len(payload) > header.max_payload_length():
         raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
-    weights_id = header.weights_id.encode("ascii")
-    c, h, w = header.latent_shape
-    parts = [
-        _PREFIX.pack(MAGIC, header.file_version, header.flags, len(weights_id)), weights_id,
-        _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
-                    header.pad_right, header.pad_bottom, c, h, w),
-        _QUALITY.pack(header.quality),
-        *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
-        pack_block(header.metadata) if header.metadata else b"",
-        pack_lattice(header.lattice) if header.lattice else b"",
-        _LENGTH.pack(len(payload)), payload,
-    ]
+    blocks = [pack_block(header.metadata) if header.metadata else b"",
+              pack_lattice(header.lattice) if header.lattice else b""]
+    flags = ((FLAG_METADATA if header.metadata else 0) | (FLAG_TILED if header.version == TILED_VERSION else 0)
+             | (FLAG_LATTICE if header.lattice else 0))
+    number = None if long_header else header.registry_number
+    if number is not None:   # the payload runs to the checksum: its length is the file's, less the rest
+        flags |= FLAG_GREYSCALE if header.mode == "L" else 0
+        parts = [_PREFIX.pack(MAGIC, COMPACT_VERSION, flags, number), _varint(header.width),
+                 _varint(header.height), _QUALITY.pack(header.quality), *blocks, payload]
+    else:
+        weights_id = header.weights_id.encode("ascii")
+        c, h, w = header.latent_shape
+        version = header.long_version
+        parts = [_PREFIX.pack(MAGIC, version, flags if version >= METADATA_VERSION else 0, len(weights_id)),
+                 weights_id,
+                 _SHAPE.pack(header.width, header.height, MODES.index(header.mode), header.bits,
+                             header.pad_right, header.pad_bottom, c, h, w),
+                 _QUALITY.pack(header.quality), *(_RANGE.pack(lo, hi) for lo, hi in header.channel_ranges),
+                 *blocks, _LENGTH.pack(len(payload)), payload]
     body = b"".join(parts)
     return body + _LENGTH.pack(zlib.crc32(body))
+
+
+def _varint(value: int) -> bytes:
+    """``value`` >= 0 as a LEB128 varint: 7 bits a byte, low bits first, the high bit set on all but the last."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class _Reader:
@@ -177,6 +213,9 @@ def unpack(data: bytes) -> tuple[FczHeader, bytes]:
     if len(data) < _LENGTH.size or zlib.crc32(data[:-_LENGTH.size]) != _LENGTH.unpack(data[-_LENGTH.size:])[0]:
         raise FczError("corrupt file: checksum mismatch (the file was damaged or truncated)")
     header, payload_length = _read_fields(reader, version, flags, id_length)
+    if payload_length is None:   # version 7: the payload runs to the checksum
+        payload_length = len(data) - _LENGTH.size - reader.pos
+        _check_payload_length(header, payload_length)
     payload = reader.take(payload_length)
     if reader.pos + _LENGTH.size > len(data):  # the stated payload runs into the checksum
         raise FczError("truncated file: it ends inside the payload")
@@ -194,7 +233,7 @@ def read_header(read: Callable[[int], bytes]) -> FczHeader:
 
 
 def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
-    """Magic, version, flags -> (version, flags, weights-id length)."""
+    """Magic, version, flags -> (version, flags, weights-id length; in version 7 the weights' registry number)."""
     try:
         magic = reader.take(len(MAGIC))
     except FczError:   # shorter than the magic
@@ -211,8 +250,11 @@ def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
     return version, flags, id_length
 
 
-def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> tuple[FczHeader, int]:
-    """The fields after the prefix, up to the payload -> (header, payload length)."""
+def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> tuple[FczHeader, int | None]:
+    """The fields after the prefix, up to the payload -> (header, payload length; None in version 7, whose payload
+    runs to the checksum)."""
+    if version == COMPACT_VERSION:
+        return _read_compact_fields(reader, flags, id_length), None
     raw_id = reader.take(id_length)
     if not WEIGHTS_ID.fullmatch(raw_id):
         raise FczError("corrupt file: invalid weights id")
@@ -231,6 +273,45 @@ def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> t
                        (c, h, w), ranges, quality, version, metadata, lattice)
     header.validate()
     (payload_length,) = reader.unpack(_LENGTH)
+    _check_payload_length(header, payload_length)
+    return header, payload_length
+
+
+def _read_compact_fields(reader: _Reader, flags: int, number: int) -> FczHeader:
+    """A version-7 header's fields after the prefix, up to the payload; ``number``: the weights' registry number."""
+    if not 1 <= number <= len(REGISTRY):
+        raise FczError(f"weights number {number} is not one this facecodec knows (1..{len(REGISTRY)}): "
+                       f"upgrade facecodec")
+    weights_id, bits = REGISTRY[number - 1]
+    width, height = _read_varint(reader), _read_varint(reader)
+    (quality,) = reader.unpack(_QUALITY)
+    if not quality:
+        raise FczError("corrupt file: quality level 0 in a version-7 header")
+    metadata = read_block(reader.take) if flags & FLAG_METADATA else NO_METADATA
+    lattice = read_lattice(reader.take) if flags & FLAG_LATTICE else None
+    header = FczHeader(weights_id, width, height, MODES[1 if flags & FLAG_GREYSCALE else 0], bits, 0, 0,
+                       (3, height, width), (), quality, TILED_VERSION if flags & FLAG_TILED else UNTILED_VERSION,
+                       metadata, lattice)
+    header.validate()
+    return header
+
+
+def _read_varint(reader: _Reader) -> int:
+    """An image side as ``_varint`` writes it: at most MAX_SIDE_BYTES bytes, no needless zero byte at the end (so
+    each side has one spelling)."""
+    value = 0
+    for k in range(MAX_SIDE_BYTES):
+        (byte,) = reader.take(1)
+        value |= (byte & 0x7F) << (7 * k)
+        if byte < 0x80:
+            if byte == 0 and k:
+                raise FczError("corrupt file: an image side written with a needless zero byte")
+            return value
+    raise FczError(f"corrupt file: an image side longer than {MAX_SIDE_BYTES} bytes")
+
+
+def _check_payload_length(header: FczHeader, payload_length: int) -> None:
+    if payload_length < 0:
+        raise FczError("truncated file: it ends inside the header or payload")
     if payload_length > header.max_payload_length() or payload_length % 4:
         raise FczError(f"corrupt file: payload length {payload_length} is impossible for this latent shape")
-    return header, payload_length

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facecodec.bitstream import FczError, FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.bitstream.container import FORMAT_VERSION, MAGIC, MAX_SIDE, UNTILED_VERSION
+from facecodec.bitstream.container import FORMAT_VERSION, MAGIC, MAX_SIDE, REGISTRY, UNTILED_VERSION
+from facecodec.bitstream.metadata import NO_METADATA, Metadata, pack_block
 
 
 def make_header(**changes) -> FczHeader:
@@ -218,3 +219,54 @@ def test_bad_weights_id_is_refused():
 def test_largest_allowed_side_is_accepted():
     header = make_header(width=MAX_SIDE, height=8, pad_right=0, pad_bottom=0, latent_shape=(2, 1, 2048))
     assert unpack(pack(header, b""))[0] == header
+
+
+# --- the compact header (format 7) ----------------------------------------------------------------------------
+
+def registered_header(**changes) -> FczHeader:
+    """A header of the default weights, which the compact header (format 7) names by its registry number."""
+    header = FczHeader(weights_id="wavelet-v2", width=150, height=150, mode="RGB", bits=6, pad_right=0,
+                       pad_bottom=0, latent_shape=(3, 150, 150), channel_ranges=(), quality=50)
+    return replace(header, **changes)
+
+
+@pytest.mark.parametrize("width, height", [(1, 1), (127, 128), (128, 127), (16383, 2), (16384, 16384), (90, 110)])
+@pytest.mark.parametrize("number", range(1, len(REGISTRY) + 1))
+def test_every_compact_field_round_trips(width, height, number):
+    """Each registered weights, sides at the varints' byte boundaries, both modes, a tiled payload, a metadata block,
+    quality levels at the ends: the compact file reads back as the header it was written from, and as its long twin."""
+    weights_id, bits = REGISTRY[number - 1]
+    metadata = Metadata(exif=b"Exif" * number) if number > 4 else NO_METADATA
+    header = registered_header(weights_id=weights_id, bits=bits, width=width, height=height,
+                               latent_shape=(3, height, width), mode="L" if number % 2 else "RGB",
+                               quality=(1, 100, 255)[number % 3], version=4 if number == 3 else 3, metadata=metadata)
+    payload = b"\x01\x02\x03\x04" * number
+    data = pack(header, payload)
+    sides = sum(1 + (side >= 128) + (side >= 16384) for side in (width, height))   # LEB128: 7 bits a byte
+    flags = (metadata != NO_METADATA) | 2 * (number == 3) | 8 * (number % 2)
+    assert data[4:7] == bytes([7, flags, number])
+    assert len(data) == 4 + 3 + sides + 1 + len(pack_block(metadata) if metadata else b"") + len(payload) + 4
+    assert unpack(data) == (header, payload)
+    assert unpack(pack(header, payload, long_header=True)) == unpack(data)
+
+
+def test_other_weights_and_payloads_of_version_2_keep_the_long_header():
+    assert pack(make_header(), b"")[4] == UNTILED_VERSION                              # not registered
+    assert pack(registered_header(version=2), b"")[4] == 2                             # a plane-ordered payload
+    assert pack(registered_header(bits=5), b"")[4] == UNTILED_VERSION                  # not the registry's bits
+    assert pack(registered_header(), b"")[4] == 7
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d[:6] + b"\x00" + d[7:], "weights number 0"),
+    (lambda d: d[:6] + bytes([len(REGISTRY) + 1]) + d[7:], "upgrade facecodec"),
+    (lambda d: d[:7] + b"\x96\x81\x00" + d[9:], "needless zero byte"),
+    (lambda d: d[:7] + b"\x96\x81\x80\x01" + d[9:], "longer than 3 bytes"),
+    (lambda d: d[:5] + b"\x10" + d[6:], "flags 0x10"),
+    (lambda d: d[:11] + b"\x00" + d[12:], "quality level 0"),
+    (lambda d: d[:12] + b"\x00" + d[12:], "payload length"),
+])
+def test_damaged_compact_fields_are_refused(edit, message):
+    data = pack(registered_header(), b"\x00" * 8)
+    with pytest.raises(FczError, match=message):
+        unpack(with_crc(edit(data)[:-4]))

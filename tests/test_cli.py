@@ -13,6 +13,7 @@ from PIL import Image
 
 import facecodec
 from facecodec import zoo
+from facecodec.bitstream import pack, unpack
 from facecodec.cli import main
 from facecodec.metrics import psnr
 
@@ -114,14 +115,28 @@ def _reseal(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def _long_huge(data: bytes) -> bytes:
+    """The file with the long header (format 6 and before) claiming 100000 x 100000 pixels."""
+    d = pack(*unpack(data), long_header=True)
+    return _reseal(d[:7 + d[6]] + struct.pack("<II", 100_000, 100_000) + d[7 + d[6] + 8:-4])
+
+
+def _long_unknown_weights(data: bytes) -> bytes:
+    """The file with the long header naming weights that are not installed."""
+    d = pack(*unpack(data), long_header=True)
+    return _reseal(d[:6] + bytes([12]) + b"theis-c24-v9" + d[7 + d[6]:-4])
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: b"", "empty file"),
     (lambda d: d[: len(d) // 2], "checksum"),
     (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
-    (lambda d: d[:4] + b"\x07" + d[5:], "newer than this facecodec"),
+    (lambda d: d[:4] + b"\x08" + d[5:], "newer than this facecodec"),
     (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
-    (lambda d: _reseal(d[:7 + d[6]] + struct.pack("<II", 100_000, 100_000) + d[7 + d[6] + 8:-4]), "100000x100000"),
-    (lambda d: _reseal(d[:6] + bytes([12]) + b"theis-c24-v9" + d[7 + d[6]:-4]), "not installed"),
+    (lambda d: _reseal(d[:7] + b"\xa0\x8d\x06" * 2 + d[11:-4]), "100000x100000"),   # varints of 100000 for the face's 2-byte sides
+    (lambda d: _reseal(d[:6] + b"\x07" + d[7:-4]), "upgrade facecodec"),
+    (_long_huge, "100000x100000"),
+    (_long_unknown_weights, "not installed"),
 ])
 def test_bad_fcz_files(runner, face_fcz, damage, message):
     face_fcz.write_bytes(damage(face_fcz.read_bytes()))

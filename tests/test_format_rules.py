@@ -29,7 +29,7 @@ from PIL import Image, ImageCms
 from skimage.data import astronaut
 
 import facecodec
-from facecodec.bitstream import FczError
+from facecodec.bitstream import FczError, pack, unpack
 from facecodec.bitstream import wavelet_payload
 from facecodec.bitstream.lattice import STANDARD_CHROMA, STANDARD_LUMA
 from facecodec.bitstream.tiles import tile_grid
@@ -100,6 +100,59 @@ class Fields:
         return body + struct.pack("<I", zlib.crc32(body) if self.crc is None else self.crc)
 
 
+@dataclass
+class Compact:
+    """Every field of a version-7 file (FORMAT.md, Compact header), as raw values: the sides as the bytes of their
+    varints, the blocks as they stand in the file; nothing here is checked."""
+
+    magic: bytes
+    version: int
+    flags: int
+    number: int
+    width: bytes
+    height: bytes
+    quality: int
+    blocks: bytes
+    payload: bytes
+    crc: int | None = None              # None: zlib's CRC-32 of every byte before it
+
+    @classmethod
+    def parse(cls, data: bytes) -> Compact:
+        """At FORMAT.md's offsets: magic 0, version 4, flags 5, k 6, W 7, H 7+a, q 7+a+b, the blocks 8+a+b, then
+        the payload up to the CRC-32."""
+        magic, version, flags, number = struct.unpack_from("<4sBBB", data, 0)
+        width_end = varint_end(data, 7)
+        height_end = varint_end(data, width_end)
+        blocks = height_end + 1
+        m = metadata_block_size(data, blocks) if flags & 1 else 0
+        j = lattice_block_size(data, blocks + m) if flags & 4 else 0
+        return cls(magic, version, flags, number, data[7:width_end], data[width_end:height_end], data[height_end],
+                   data[blocks:blocks + m + j], data[blocks + m + j:-4])
+
+    def to_bytes(self) -> bytes:
+        body = (struct.pack("<4sBBB", self.magic, self.version, self.flags, self.number) + self.width + self.height
+                + bytes([self.quality]) + self.blocks + self.payload)
+        return body + struct.pack("<I", zlib.crc32(body) if self.crc is None else self.crc)
+
+
+def varint_end(data: bytes, start: int) -> int:
+    """Where the varint at ``start`` ends: after its first byte without the high bit."""
+    at = start
+    while data[at] & 0x80:
+        at += 1
+    return at + 1
+
+
+def varint(value: int) -> bytes:
+    """``value`` as FORMAT.md's varint: 7 bits a byte, the low ones first, the high bit on all but the last."""
+    out = bytes([value & 0x7F])
+    value >>= 7
+    while value:
+        out = out[:-1] + bytes([out[-1] | 0x80, value & 0x7F])
+        value >>= 7
+    return out
+
+
 def metadata_block_size(data: bytes, start: int) -> int:
     """The size of the metadata block at ``start``: the count k, then k times (kind, length E, E bytes)."""
     at = start + 1
@@ -130,6 +183,16 @@ def block(*entries: tuple[int, bytes], count: int | None = None, length: int | N
 def edit(**changes) -> Callable[[bytes], bytes]:
     """A forger: the file with these fields changed, its CRC-32 resealed."""
     return lambda data: replace(Fields.parse(data), **changes).to_bytes()
+
+
+def edit_compact(**changes) -> Callable[[bytes], bytes]:
+    """A forger of a version-7 file: these fields changed (a function of the valid file's fields, or a value), its
+    CRC-32 resealed."""
+    def forge(data: bytes) -> bytes:
+        fields = Compact.parse(data)
+        return replace(fields, **{name: change(fields) if callable(change) else change
+                                  for name, change in changes.items()}).to_bytes()
+    return forge
 
 
 def edit_with(change: Callable[[Fields], dict]) -> Callable[[bytes], bytes]:
@@ -254,7 +317,7 @@ LL_MAX = 2 ** 21
 CASES = [
     Case("magic, high bit lost", "magic", "exact", "wavelet", _flip_first_byte, "wrong magic"),
     Case("magic, text", "magic", "exact", "wavelet", lambda d: b"FCZ!" + d[4:], "wrong magic"),
-    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=7),
+    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=8),
          "newer than this facecodec reads"),
     Case("version 0", "format version", "`1` and `2` are still read", "wavelet", edit(version=0),
          "corrupt file: version 0"),
@@ -412,6 +475,42 @@ CASES = [
          edit_with(lambda f: {"payload_length": len(f.payload) + 4}), "ends inside the payload"),
     Case("file cut inside the header", "CRC-32", "the file ends here", "wavelet",
          lambda d: d[:20] + struct.pack("<I", zlib.crc32(d[:20])), "truncated file"),
+    # the compact header (version 7)
+    Case("compact flag 0x10", "compact flags", "no other bit", "compact", edit_compact(flags=0x10), "flags 0x10"),
+    Case("compact flags 0x88", "compact flags", "no other bit", "compact-grey", edit_compact(flags=0x88),
+         "flags 0x88"),
+    Case("compact tiles with a JPEG source block", "compact flags", "never `0x02` with `0x04`", "compact-lattice",
+         edit_compact(flags=0x06), "flags 0x06"),
+    Case("registry number 0", "registry number k", "1..6", "compact", edit_compact(number=0),
+         "weights number 0 is not one this facecodec knows"),
+    Case("registry number 7", "registry number k", "a larger one is refused", "compact", edit_compact(number=7),
+         "upgrade facecodec"),
+    Case("width of 4 varint bytes", "width W, pixels, as a varint", "at most 3 bytes", "compact",
+         edit_compact(width=b"\xb0\x80\x80\x00"), "longer than 3 bytes"),
+    Case("width with a needless zero byte", "width W, pixels, as a varint", "no zero last byte after the first",
+         "compact", edit_compact(width=lambda f: bytes([f.width[0] | 0x80, 0])), "needless zero byte"),
+    Case("width 0 in a varint", "width W, pixels, as a varint", "1..16384", "compact", edit_compact(width=varint(0)),
+         "outside 1..16384"),
+    Case("width 16385 in a varint", "width W, pixels, as a varint", "1..16384", "compact",
+         edit_compact(width=varint(16385)), "outside 1..16384"),
+    Case("height of 4 varint bytes", "height H, pixels, as a varint", "as W", "compact-grey",
+         edit_compact(height=b"\xa8\x80\x80\x00"), "longer than 3 bytes"),
+    Case("height 16385 in a varint", "height H, pixels, as a varint", "as W", "compact",
+         edit_compact(height=varint(16385)), "outside 1..16384"),
+    Case("compact quality 0", "compact quality level q", "1..255", "compact", edit_compact(quality=0),
+         "quality level 0 in a version-7 header"),
+    Case("compact quality 101", "compact quality level q", "the weights must have that setting", "compact",
+         edit_compact(quality=101), "no quantizer setting quality 101", DECODE),
+    Case("compact quality 2, jpeg-file", "compact quality level q", "the weights must have that setting",
+         "compact-jpeg-file", edit_compact(quality=2), "no quantizer setting", DECODE),
+    Case("compact payload 2 mod 4", "entropy-coded payload", "a multiple of 4", "compact",
+         edit_compact(payload=lambda f: f.payload + b"\0\0"), "payload length"),
+    Case("compact payload over 12 W H + 64", "entropy-coded payload", "at most 12 W H + 64", "compact",
+         edit_compact(payload=lambda f: bytes(12 * 48 * 40 + 68)), "payload length"),
+    Case("compact header running into the checksum", "entropy-coded payload", "less every other field",
+         "compact-metadata", lambda d: d[:20] + struct.pack("<I", zlib.crc32(d[:20])), "truncated file"),
+    Case("compact payload too short", "entropy-coded payload", "a multiple of 4", "compact",
+         edit_compact(payload=b""), "too short to hold", DECODE),
     # the tiled payload (version 4)
     Case("tile side 100", "tile side `T`", "a multiple of 16", "tiled", tiled(side=100), "tile side 100", DECODE),
     Case("tile side 48", "tile side `T`", "in 64..16384", "tiled", tiled(side=48), "tile side 48", DECODE),
@@ -458,16 +557,22 @@ CASES = [
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     """Valid files of every family: 48 x 40 crops of the astronaut (default weights, gained-q8-v1, theis-c24-v1) and
-    a 96 x 72 one in 2 x 2 tiles of 64 (version 4)."""
+    a 96 x 72 one in 2 x 2 tiles of 64 (version 4). The registered weights' files, which facecodec writes with the
+    compact header (version 7, "compact..."), also with the long header ("wavelet", "tiled", ...), as files written
+    before version 7 have it."""
     picture = astronaut()
     crop, large = picture[40:80, 170:218], picture[30:102, 160:256]
-    return {"wavelet": facecodec.encode(crop, device="cpu"),
+    compact = {"compact": facecodec.encode(crop, device="cpu"),
+               "compact-grey": facecodec.encode(Image.fromarray(crop).convert("L"), device="cpu"),
+               "compact-tiled": facecodec.encode(large, device="cpu", tile=TILE),
+               "compact-metadata": facecodec.encode(with_metadata(crop), device="cpu"),
+               "compact-lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True),
+               "compact-jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True)}
+    long = {name: pack(*unpack(compact[f"compact-{name}"]), long_header=True)
+            for name in ("tiled", "metadata", "lattice", "jpeg-file")}
+    return {**compact, **long, "wavelet": pack(*unpack(compact["compact"]), long_header=True),
             "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
-            "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu"),
-            "tiled": facecodec.encode(large, device="cpu", tile=TILE),
-            "metadata": facecodec.encode(with_metadata(crop), device="cpu"),
-            "lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True),
-            "jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True)}
+            "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu")}
 
 
 def as_jpeg(pixels: np.ndarray) -> bytes:
@@ -489,14 +594,34 @@ def test_the_valid_files_decode_and_parse_at_the_specs_offsets(files):
     assert files["wavelet"][4] == 3 and files["tiled"][4] == 4 and files["metadata"][4:6] == b"\x05\x01"
     assert files["lattice"][4:6] == b"\x06\x04" and Fields.parse(files["lattice"]).lattice_block[2:] == b"\x00\x4b"
     assert Fields.parse(files["metadata"]).metadata_block[:len(ICC) + 7] == b"\x02\x01" + struct.pack("<I", len(ICC)) + ICC + b"\x02"
+    assert files["compact"][4:10] == b"\x07\x00\x03\x30\x28\x32"   # wavelet-v2, 48 x 40, quality 50
+    assert [files[name][4:7] for name in ("compact-grey", "compact-tiled", "compact-metadata", "compact-lattice",
+                                          "compact-jpeg-file")] == [b"\x07\x08\x03", b"\x07\x02\x03", b"\x07\x01\x03",
+                                                                    b"\x07\x04\x03", b"\x07\x00\x06"]
+    assert Compact.parse(files["compact-tiled"]).width == b"\x60" and Compact.parse(files["compact-lattice"]).blocks[2:] == b"\x00\x4b"
     for name, data in files.items():
-        assert Fields.parse(data).to_bytes() == data, name   # the layout above is FORMAT.md's
+        layout = Compact if name.startswith("compact") else Fields
+        assert layout.parse(data).to_bytes() == data, name   # the layouts above are FORMAT.md's
         header = facecodec.read_header(data)
         check_decodable(data)
         image = facecodec.decode(data, device="cpu")
         assert image.size == (header.width, header.height), name
     assert facecodec.read_header(files["tiled"]).weights_id == facecodec.zoo.default_weights_id()
     assert split_tiled(Fields.parse(files["tiled"]).payload, 4)[0] == TILE
+
+
+def test_a_compact_file_and_its_long_twin_hold_the_same_and_decode_alike(files):
+    """The compact header leaves out only what the registry implies: both headers read the same, and every file of
+    registered weights shrinks by what the long header spent on it: 22 bytes and the weights id, less the sides'
+    varints (44 bytes against 14 for the default weights here)."""
+    for name in ("tiled", "metadata", "lattice", "jpeg-file", "wavelet"):
+        compact = files["compact" if name == "wavelet" else f"compact-{name}"]
+        long = files[name]
+        assert unpack(compact) == unpack(long), name
+        assert np.array_equal(np.asarray(facecodec.decode(compact, device="cpu")),
+                              np.asarray(facecodec.decode(long, device="cpu"))), name
+        header = unpack(long)[0]
+        assert len(long) - len(compact) == 22 + len(header.weights_id) - 2, name
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

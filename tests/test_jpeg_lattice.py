@@ -125,7 +125,7 @@ def test_a_jpeg_input_decodes_closer_for_four_bytes_more():
     source = pixels_of(data)
     kept, plain = facecodec.encode(data, quality=50), facecodec.encode(data, quality=50, jpeg_source=False)
     header, payload = unpack(kept)
-    assert kept[4:6] == b"\x06\x04" and plain[4] == 3 and header.lattice.standard_quality() == 75
+    assert kept[4:6] == b"\x07\x04" and plain[4:6] == b"\x07\x00" and header.lattice.standard_quality() == 75
     assert len(kept) - len(plain) == 4 and payload == unpack(plain)[1]        # the payload is the same
     png = io.BytesIO()
     Image.fromarray(source).save(png, "PNG")
@@ -139,19 +139,19 @@ def test_greyscale_jpegs_and_metadata_go_together():
     exif[0x010F] = "FaceCam"
     data = jpeg(FACE[..., 1], exif=exif.tobytes())
     kept = facecodec.encode(data, quality=50)
-    assert kept[4:6] == b"\x06\x05"
+    assert kept[4:6] == b"\x07\x0d"   # a JPEG source block, metadata, greyscale
     image = facecodec.decode(kept)
     assert image.mode == "L" and image.getexif()[0x010F] == "FaceCam"
     plain = facecodec.decode(facecodec.encode(data, quality=50, jpeg_source=False))
     assert psnr(pixels_of(data), np.asarray(image)) > psnr(pixels_of(data), np.asarray(plain)) + 1.0
-    assert facecodec.encode(data, quality=50, strip=True)[4:6] == b"\x06\x04"   # the lattice is not metadata
+    assert facecodec.encode(data, quality=50, strip=True)[4:6] == b"\x07\x0c"   # the lattice is not metadata
 
 
 def test_lossless_tiled_and_reduced_decodes_leave_the_lattice_alone():
     data = jpeg(FACE)
-    assert facecodec.encode(data, lossless=True)[4] == 3
+    assert facecodec.encode(data, lossless=True)[4:7] == b"\x07\x00\x06"   # jpeg-lepton-v1
     assert np.array_equal(np.asarray(facecodec.decode(facecodec.encode(data, lossless=True))), pixels_of(data))
-    assert facecodec.encode(data, quality=50, tile=64)[4] == 4            # tiles carry no JPEG source block
+    assert facecodec.encode(data, quality=50, tile=64)[4:6] == b"\x07\x02"           # tiles carry no JPEG source block
     kept, plain = facecodec.encode(data, quality=50), facecodec.encode(data, quality=50, jpeg_source=False)
     assert np.array_equal(np.asarray(facecodec.decode(kept, reduce=1)), np.asarray(facecodec.decode(plain, reduce=1)))
 
@@ -160,7 +160,7 @@ def test_the_pillow_plugin_keeps_a_jpegs_lattice(tmp_path):
     (tmp_path / "face.jpg").write_bytes(jpeg(FACE))
     with Image.open(tmp_path / "face.jpg") as image:
         image.save(tmp_path / "face.fcz", quality=50)
-    assert (tmp_path / "face.fcz").read_bytes()[4] == 6
+    assert (tmp_path / "face.fcz").read_bytes()[4:6] == b"\x07\x04"
 
 
 def test_the_command_line_keeps_it_shows_it_and_leaves_it_out_when_asked(tmp_path):
@@ -173,7 +173,7 @@ def test_the_command_line_keeps_it_shows_it_and_leaves_it_out_when_asked(tmp_pat
     assert "JPEG source: IJG quality 75 tables, 4:2:0, moved up to" in shown
     assert "JPEG source" not in runner.invoke(main, ["info", str(tmp_path / "b.fcz")]).output
     records = json.loads(runner.invoke(main, ["info", "--json", str(tmp_path / "a.fcz"), str(tmp_path / "b.fcz")]).output)
-    assert records[0]["format_version"] == 6 and records[0]["jpeg_source"].startswith("IJG quality 75")
+    assert records[0]["format_version"] == 7 and records[0]["jpeg_source"].startswith("IJG quality 75")
     assert records[1]["jpeg_source"] is None
 
 

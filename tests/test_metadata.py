@@ -56,26 +56,26 @@ def test_the_file_carries_the_sources_icc_exif_and_xmp_and_decode_gives_them_bac
     source = info_of(jpeg_with_metadata)
     data = facecodec.encode(jpeg_with_metadata, jpeg_source=False)   # the JPEG source block: test_jpeg_lattice
     header = facecodec.read_header(data)
-    assert data[4] == 5 and header.metadata.names() == ["icc_profile", "exif", "xmp"]
+    assert data[4:6] == b"\x07\x01" and header.metadata.names() == ["icc_profile", "exif", "xmp"]
     decoded = facecodec.decode(data)
     for name in ("icc_profile", "exif", "xmp"):
         assert decoded.info[name] == source[name], name
 
 
-def test_strip_leaves_a_version_3_file_identical_to_one_of_the_bare_pixels(jpeg_with_metadata):
+def test_strip_leaves_a_file_identical_to_one_of_the_bare_pixels(jpeg_with_metadata):
     stripped = facecodec.encode(jpeg_with_metadata, strip=True, jpeg_source=False)
     bare = facecodec.encode(np.asarray(Image.open(io.BytesIO(jpeg_with_metadata)).convert("RGB")))
-    assert stripped == bare and stripped[4] == 3
+    assert stripped == bare and stripped[4:6] == b"\x07\x00"
     kept = facecodec.encode(jpeg_with_metadata, jpeg_source=False)
     assert unpack(kept)[1] == unpack(bare)[1]          # the same payload: metadata changes no symbol
     assert np.array_equal(np.asarray(facecodec.decode(kept)), np.asarray(facecodec.decode(bare)))
     assert "icc_profile" not in facecodec.decode(bare).info
 
 
-def test_a_tiled_file_with_metadata_is_version_5_with_the_tiled_flag(jpeg_with_metadata):
+def test_a_tiled_file_with_metadata_has_both_flags(jpeg_with_metadata):
     image = Image.open(io.BytesIO(jpeg_with_metadata))
     kept, bare = facecodec.encode(image, tile=64), facecodec.encode(image, tile=64, strip=True)
-    assert kept[4:6] == b"\x05\x03" and bare[4:6] == b"\x04\x00"
+    assert kept[4:6] == b"\x07\x03" and bare[4:6] == b"\x07\x02"
     assert unpack(kept)[1] == unpack(bare)[1]
     decoded = facecodec.decode(kept)
     assert np.array_equal(np.asarray(decoded), np.asarray(facecodec.decode(bare)))
@@ -101,7 +101,7 @@ def test_fcz_info_lists_the_metadata_and_the_format_version(runner, tmp_path, jp
     result = runner.invoke(main, ["info", str(path)])
     assert result.exit_code == 0 and f"metadata: ICC profile {len(SRGB):,} bytes, EXIF" in result.output
     result = runner.invoke(main, ["info", "--json", str(path)])
-    assert '"format_version": 5' in result.output and '"xmp": ' in result.output
+    assert '"format_version": 7' in result.output and '"xmp": ' in result.output
 
 
 def test_strip_on_encode_and_on_decode(runner, tmp_path, jpeg_with_metadata):

@@ -53,14 +53,17 @@ def test_the_grid_covers_the_image_in_raster_order():
 
 def test_small_images_keep_the_bytes_they_had_before_tiles():
     """Format 3, byte for byte. The digests were written by facecodec before tiles existed (plain quantizer:
-    only float32 adds, multiplies and divides, the same on any CPU); the default effort is compared with
-    the untiled path, image -> features -> .fcz."""
+    only float32 adds, multiplies and divides, the same on any CPU), of the long header that the compact one
+    (format 7) has replaced since: the same payload; the default effort is compared with the untiled path,
+    image -> features -> .fcz."""
     crop = Image.fromarray(astronaut()[20:180, 150:350])
     digests = {"RGB": "8ebd13f75322e6dbe26262891bd69ee72b969edbaaf338fba1a2bc45fcd87e1d",
                "L": "bad6eb42e1272154e3da3d4456c503967bd6d5ac8daceeec895e117499dfa7a8"}
     for mode, digest in digests.items():
         data = facecodec.encode(crop.convert(mode), device="cpu", quality=20, effort=0, weights_id="wavelet-v1")
-        assert data[4] == UNTILED_VERSION and hashlib.sha256(data).hexdigest() == digest
+        header, payload = unpack(data)
+        assert header.version == UNTILED_VERSION
+        assert hashlib.sha256(pack(header, payload, long_header=True)).hexdigest() == digest
     weights = load_weights(facecodec.zoo.default_weights_id(), "cpu")
     x, pad_right, pad_bottom = padded_array(crop, weights.stride)
     settings = EncodeSettings(weights.weights_id, weights.family.default, weights.family.default_effort,
@@ -109,7 +112,7 @@ def test_greyscale_and_a_size_target_in_tiles(picture):
     grey = Image.fromarray(picture).convert("L")
     data = facecodec.encode(grey, device="cpu", quality=30, tile=TILE)
     decoded = facecodec.decode(data, device="cpu")
-    assert data[4] == TILED_VERSION and decoded.mode == "L" and decoded.size == (300, 200)
+    assert unpack(data)[0].version == TILED_VERSION and decoded.mode == "L" and decoded.size == (300, 200)
     assert psnr(np.asarray(grey), np.asarray(decoded)) > 30
     fitted = facecodec.encode(grey, device="cpu", size=len(data), tile=TILE)
     assert len(fitted) <= len(data) and unpack(fitted)[0].quality >= 30
