@@ -8,10 +8,13 @@ random symbols) after bit flips, byte edits, truncation, extension, insertion,
 deletion, header-field edits and splices, most re-sealed with a correct CRC-32
 so that they get past the checksum to the field checks, the range decoder and
 the network. The files cover every installed weights id (``installed_ids()``),
-each coded by its own latent codec, in format versions 3 and 2 (the wavelet
+each coded by its own latent codec, with the payloads of format versions 3 and 2 (the wavelet
 family's resolution- and plane-ordered payloads) and, for the wavelet family,
-4 (a tile table and the tiles' payloads) and 5 (a metadata block); the weights that keep a JPEG's own
-coefficients (``Family.keeps_jpeg_files``), from JPEG inputs only, in versions 3 and 5; and the property is also
+4 (a tile table and the tiles' payloads), with a metadata block and a JPEG source block; the weights that keep a
+JPEG's own coefficients (``Family.keeps_jpeg_files``), from JPEG inputs only. Each is written as facecodec writes it:
+the compact header (format 7) for the weights in ``REGISTRY``, the long one (formats 2..6) for the others; and each
+compact file has its long-header twin beside it (the same header and payload in the layout facecodec wrote before
+format 7 and still reads), so that the edits of either header's fields run on every test run. The property is also
 checked for reduced decodes (``reduce``: the wavelet family's smaller images;
 every other family must refuse). benchmarks/fuzz/fuzz_decode.py runs the same idea
 at length (100,000 inputs and more).
@@ -38,6 +41,7 @@ import facecodec
 from facecodec import FczError
 from facecodec import read_header
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
+from facecodec.bitstream.container import COMPACT_VERSION, MAX_SIDE, REGISTRY
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet_payload as wb
@@ -75,7 +79,7 @@ def real_files() -> tuple[bytes, ...]:
         latent = load_spec(weights_id).family
         for (w, h), mode, setting in [((40, 48), "RGB", latent.settings[0]), ((21, 35), "L", latent.settings[-1])]:
             files.append(facecodec.encode(crop(w, h, mode), weights_id=weights_id, **{latent.option: setting}))
-    return tuple(files)
+    return with_long_twins(files)
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,7 +133,7 @@ def random_symbol_files() -> tuple[bytes, ...]:
                                latent_shape=(weights.channels, h, w), **fields[0])
             table = weights.table(header)
             files.append(pack(header, latent.entropy_encode(random_symbols(rng, table, header), table, header)))
-    return tuple(files)
+    return with_long_twins(files)
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,8 +141,8 @@ def tiled_files() -> tuple[bytes, ...]:
     """Per installed weights id whose latent codec codes large images in tiles (the wavelet family), an 80 x 70
     crop coded in 64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads)."""
     picture = astronaut()[30:100, 170:250]
-    return tuple(facecodec.encode(picture, weights_id=weights_id, tile=64) for weights_id in pixel_codec_ids()
-                 if tiles_large_images(weights_id))
+    return with_long_twins([facecodec.encode(picture, weights_id=weights_id, tile=64)
+                            for weights_id in pixel_codec_ids() if tiles_large_images(weights_id)])
 
 
 def tiles_large_images(weights_id: str) -> bool:
@@ -149,35 +153,36 @@ def tiles_large_images(weights_id: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def metadata_files() -> tuple[bytes, ...]:
-    """Files that carry metadata (format 5), of the default weights: a 40 x 48 crop with an ICC profile, EXIF and
-    XMP (flags 0x01), and the tiled 80 x 70 crop with EXIF alone (flags 0x03)."""
+    """Files that carry metadata, of the default weights: a 40 x 48 crop with an ICC profile, EXIF and XMP (flags
+    0x01), and the tiled 80 x 70 crop with EXIF alone (flags 0x03); in format 7, then as their long twins, 5."""
     exif = Image.Exif()
     exif[0x010F] = "FaceCam"
     small, large = Image.fromarray(astronaut()[30:78, 170:210]), Image.fromarray(astronaut()[30:100, 170:250])
     small.info.update(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
                       exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     large.info.update(exif=exif.tobytes())
-    return facecodec.encode(small), facecodec.encode(large, tile=64)
+    return with_long_twins([facecodec.encode(small), facecodec.encode(large, tile=64)])
 
 
 @functools.lru_cache(maxsize=None)
 def lattice_files() -> tuple[bytes, ...]:
-    """Files with a JPEG source block (format 6), of the default weights: a 40 x 48 crop saved as a JPEG of quality
-    75 4:2:0 (standard tables, flags 0x04), and a greyscale one with tables of its own and EXIF (flags 0x05)."""
+    """Files with a JPEG source block, of the default weights: a 40 x 48 crop saved as a JPEG of quality 75 4:2:0
+    (standard tables, flags 0x04), and a greyscale one with tables of its own and EXIF (flags 0x05, and in format 7
+    0x08 for greyscale); in format 7, then as their long twins, 6."""
     exif = Image.Exif()
     exif[0x010F] = "FaceCam"
     colour, grey = io.BytesIO(), io.BytesIO()
     Image.fromarray(astronaut()[30:78, 170:210]).save(colour, "JPEG", quality=75, subsampling=2)
     Image.fromarray(astronaut()[40:80, 180:216]).convert("L").save(grey, "JPEG", qtables=[list(range(3, 67))],
                                                                    exif=exif.tobytes())
-    return facecodec.encode(colour.getvalue(), quality=60), facecodec.encode(grey.getvalue(), quality=60)
+    return with_long_twins([facecodec.encode(jpeg.getvalue(), quality=60) for jpeg in (colour, grey)])
 
 
 @functools.lru_cache(maxsize=None)
 def jpeg_file_files() -> tuple[bytes, ...]:
     """Lossless files of JPEG inputs, per installed weights id that keeps a JPEG's own coefficients (Lepton's stream
     as the payload): crops saved as a baseline 4:2:0 JPEG, a progressive 4:4:4 one, a greyscale one of odd sides
-    and one with EXIF (format 5)."""
+    and one with EXIF (a metadata block)."""
     exif = Image.Exif()
     exif[0x010F] = "FaceCam"
     crops = [((40, 48), "RGB", {"subsampling": 2}), ((33, 24), "RGB", {"subsampling": 0, "progressive": True}),
@@ -189,7 +194,18 @@ def jpeg_file_files() -> tuple[bytes, ...]:
             Image.fromarray(astronaut()[30:30 + h, 170:170 + w]).convert(mode).save(jpeg, "JPEG", quality=80,
                                                                                      **options)
             files.append(facecodec.encode(jpeg.getvalue(), weights_id=weights_id, lossless=True))
-    return tuple(files)
+    return with_long_twins(files)
+
+
+def long_twin(data: bytes) -> bytes:
+    """The same header and payload in the long header, which facecodec wrote before format 7 and still reads."""
+    return pack(*unpack(data), long_header=True)
+
+
+def with_long_twins(files: list[bytes]) -> tuple[bytes, ...]:
+    """``files``, then the long-header twin of each compact one (format 7), so that the edits at the long header's
+    offsets keep running on files of the weights that are now written with the compact one."""
+    return (*files, *(long_twin(data) for data in files if data[4] == COMPACT_VERSION))
 
 
 def all_files() -> tuple[bytes, ...]:
@@ -197,9 +213,10 @@ def all_files() -> tuple[bytes, ...]:
             + lattice_files() + jpeg_file_files())
 
 
-def pick(index: int) -> bytes:
-    """File ``index`` of all_files(), modulo their number (which follows the installed weights)."""
-    files = all_files()
+def pick(index: int, compact: bool | None = None) -> bytes:
+    """File ``index`` of all_files(), modulo their number (which follows the installed weights); only those with the
+    compact header (format 7) where ``compact``, only those with the long one where it is False."""
+    files = [data for data in all_files() if compact is None or (data[4] == COMPACT_VERSION) == compact]
     return files[index % len(files)]
 
 
@@ -217,23 +234,54 @@ def seal(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def offsets(data: bytes) -> dict[str, int]:
-    """Where FORMAT.md (version 2 on) puts each part of a valid file. "ranges" is where the quantizer ranges
-    would start; files with a quality level have none, and the metadata block (version 5) or the payload length
-    sits there."""
-    shape = 7 + data[6]
-    channels = struct.unpack_from("<H", data, shape + 12)[0]
-    quality = data[shape + 18]
-    metadata = length = shape + 19 + (0 if quality else 8 * channels)
-    if data[4] >= 5 and data[5] & 1:
+def offsets(data: bytes) -> dict[str, int | None]:
+    """Where FORMAT.md puts each part of a valid file. The long header (version 2 on): "shape" the shape block,
+    "ranges" where the quantizer ranges would start (files with a quality level have none, and the metadata block or
+    the payload length sits there), "length" the payload length. The compact header (version 7): "width" and
+    "height" the sides' varints; no payload length ("length" None): the payload runs to the checksum. Both: "quality",
+    where the metadata and JPEG source blocks would start, "payload", "crc"."""
+    if data[4] == COMPACT_VERSION:
+        fields = {"width": 7}
+        at = 7
+        for side in ("height", "quality"):   # LEB128: a side's last byte is the one below 0x80
+            while data[at] & 0x80:
+                at += 1
+            at += 1
+            fields[side] = at
+        metadata = at + 1
+    else:
+        shape = 7 + data[6]
+        channels = struct.unpack_from("<H", data, shape + 12)[0]
+        fields = {"shape": shape, "quality": shape + 18, "ranges": shape + 19, "channels": channels}
+        metadata = shape + 19 + (0 if data[shape + 18] else 8 * channels)
+    flags = data[5] if data[4] >= 5 else 0
+    lattice = metadata
+    if flags & 1:
         for _ in range(data[metadata]):   # count, then (kind, length E, E bytes) per entry
-            length += 5 + struct.unpack_from("<I", data, length + 2)[0]
-        length += 1
-    lattice = length
-    if data[4] == 6 and data[5] & 4:     # subsampling, strengths, form, then a quality or 64 / 128 steps
-        length += 3 + (1 if data[lattice + 2] == 0 else 64 * (2 if data[lattice] else 1))
-    return {"shape": shape, "ranges": shape + 19, "channels": channels, "metadata": metadata, "lattice": lattice,
-            "length": length, "payload": length + 4, "crc": len(data) - 4}
+            lattice += 5 + struct.unpack_from("<I", data, lattice + 2)[0]
+        lattice += 1
+    end = lattice
+    if flags & 4:                        # subsampling, strengths, form, then a quality or 64 / 128 steps
+        end += 3 + (1 if data[lattice + 2] == 0 else 64 * (2 if data[lattice] else 1))
+    compact = data[4] == COMPACT_VERSION
+    return {**fields, "metadata": metadata, "lattice": lattice, "length": None if compact else end,
+            "payload": end if compact else end + 4, "crc": len(data) - 4}
+
+
+def with_payload(data: bytes, payload: bytes) -> bytes:
+    """The body (less the CRC) of ``data`` with ``payload`` in place of its own; a long header's length field says
+    its length (the compact header has none: its payload runs to the checksum)."""
+    where = offsets(data)
+    if where["length"] is None:
+        return data[:where["payload"]] + payload
+    return data[:where["length"]] + struct.pack("<I", len(payload)) + payload
+
+
+def varint(value: int, size: int | None = None) -> bytes:
+    """``value`` as a LEB128 varint in ``size`` bytes: by default the fewest, the one spelling format 7 takes; more
+    gives a spelling with needless zero groups (1 as 0x81 0x00), fewer drops the high bits."""
+    size = size or max(1, -(-value.bit_length() // 7))
+    return bytes((value >> 7 * k) & 0x7F | (0x80 if k < size - 1 else 0) for k in range(size))
 
 
 class DecodeTookTooLong(BaseException):
@@ -288,9 +336,14 @@ def test_files_cover_every_installed_weights_id_and_format_version():
     for weights_id in pixel_codec_ids():
         assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
             {2, 3} | ({4} if weights_id in tiling else set())
-    assert {d[4] for d in jpeg_file_files()} == {3, 5}
-    assert {d[4:6] for d in metadata_files()} == {b"\x05\x01", b"\x05\x03"}
-    assert [d[4:6] for d in lattice_files()] == [b"\x06\x04", b"\x06\x05"]
+    compact = [d for d in files if d[4] == COMPACT_VERSION]
+    assert {read_header(d).weights_id for d in compact} == {i for i, _ in REGISTRY} & set(installed_ids()) != set()
+    assert all(long_twin(d) in files for d in compact)
+    assert {d[5] for d in compact} >= {0x00, 0x01, 0x02, 0x04, 0x08}   # each flag of format 7 on its own, too
+    assert {d[4] for d in files} == {2, 3, 4, 5, 6, COMPACT_VERSION}
+    assert {d[4] for d in jpeg_file_files()} == {3, 5, COMPACT_VERSION}
+    assert {d[4:6] for d in metadata_files()} == {b"\x07\x01", b"\x07\x03", b"\x05\x01", b"\x05\x03"}
+    assert [d[4:6] for d in lattice_files()] == [b"\x07\x04", b"\x07\x0d", b"\x06\x04", b"\x06\x05"]
     heads = [d[offsets(d)["lattice"]:][:3] for d in lattice_files()]   # subsampling, strengths, table form
     assert (heads[0][0], heads[0][2]) == (0x22, 0) and (heads[1][0], heads[1][2]) == (0, 1)
     wavelet_v2 = [d for d in version_2_files() if isinstance(load_spec(read_header(d).weights_id).table(read_header(d)),
@@ -304,9 +357,15 @@ def test_files_cover_every_installed_weights_id_and_format_version():
 
 
 def test_unmutated_files_decode():
+    """Every file decodes, at every reduce its weights have. A long twin reads as the same header and payload as its
+    compact file, so it decodes to the same image: it is not decoded again."""
+    decoded = set()
     for data in all_files():
         where = offsets(data)
         assert data[where["payload"]:where["crc"]] == unpack(data)[1]  # offsets() reads FORMAT.md right
+        if unpack(data) in decoded:
+            continue
+        decoded.add(unpack(data))
         assert decodes_or_refuses(data) is not None
         levels = load_spec(read_header(data).weights_id).family.max_reduce
         for reduce in range(1, 6):
@@ -389,19 +448,59 @@ def test_resealed_tile_table_edits(index, word, value, reduce):
 @given(index=file_index, field=st.sampled_from(sorted(SHAPE_FIELDS)),
        value=INTERESTING | st.integers(0, 2**32 - 1))
 def test_resealed_header_field_edits(index, field, value):
-    data = bytearray(pick(index))
+    """A field of the long header's shape block (or its quality byte) set to any value."""
+    data = bytearray(pick(index, compact=False))
     offset, fmt = SHAPE_FIELDS[field]
     struct.pack_into(fmt, data, offsets(data)["shape"] + offset, value % 256 ** struct.calcsize(fmt))
     decodes_or_refuses(seal(bytes(data[:-4])))
 
 
+# the compact header's bytes: each registered weights' number, 0 and the first unassigned one (refused), the flags in
+# every combination of the four defined bits (tiles with a JPEG source block refused), quality 0 (refused), 1, 100, 101
+COMPACT_VALUES = st.sampled_from(sorted({*range(len(REGISTRY) + 2), *range(16), 0x10, 0x80, 100, 101, 255}))
+
+
 @FUZZ
-@given(index=file_index, prefix=st.sampled_from([(4, 1), (4, 2), (4, 3), (4, 4), (5, 0), (5, 1), (6, 0), (6, 1),
-                                                  (6, 200), (6, 255)]),
+@given(index=file_index, field=st.sampled_from(["flags", "number", "quality"]),
+       value=COMPACT_VALUES | st.integers(0, 255), toggle=st.booleans())
+def test_resealed_compact_header_byte_edits(index, field, value, toggle):
+    """The flags, the registry number (another weights' tables then read the payload) or the quality level of a
+    compact header (format 7), set to ``value`` or (``toggle``) XORed with it: e.g. one flag bit flipped."""
+    data = bytearray(pick(index, compact=True))
+    at = {"flags": 5, "number": 6, "quality": offsets(data)["quality"]}[field]
+    data[at] = data[at] ^ value if toggle else value
+    decodes_or_refuses(seal(bytes(data[:-4])))
+
+
+@FUZZ
+@given(index=file_index, side=st.sampled_from(["width", "height"]),
+       value=INTERESTING | st.integers(0, 2**28 - 1), size=st.sampled_from([None, None, 1, 2, 3, 4]),
+       raw=st.none() | st.binary(min_size=1, max_size=4))
+def test_resealed_compact_side_edits(index, side, value, size, raw):
+    """One side's varint of a compact header rewritten: another value in its one spelling (``size`` None), the same
+    spelled in ``size`` bytes (needless zero groups, 4 bytes, high bits lost), or ``raw`` bytes (unterminated, so
+    running into the next field). A side is read only in its shortest spelling, and only within 1..16384."""
+    data = bytearray(pick(index, compact=True))
+    where = offsets(data)
+    spelling = varint(value, size) if raw is None else raw
+    data[where[side]:where["height" if side == "width" else "quality"]] = spelling
+    damaged = seal(bytes(data[:-4]))
+    decodes_or_refuses(damaged)
+    if raw is None:
+        with contextlib.suppress(FczError):
+            read = getattr(read_header(damaged), side)
+            assert spelling == varint(read) and 1 <= read <= MAX_SIDE
+
+
+@FUZZ
+@given(index=file_index, prefix=st.sampled_from([(4, 1), (4, 2), (4, 3), (4, 4), (4, 5), (4, 6), (4, 7), (4, 8),
+                                                  (5, 0), (5, 1), (6, 0), (6, 1), (6, 200), (6, 255)]),
        length=INTERESTING | st.integers(0, 2**32 - 1), which=st.sampled_from(["prefix", "payload length"]))
 def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
-    data = bytearray(pick(index))
-    if which == "prefix":  # version, flags, weights id length
+    """The version, flags and weights id length (the compact header's registry number) of any file: either header's
+    bytes then read in the other's layout too; or the long header's payload length."""
+    data = bytearray(pick(index, compact=False if which == "payload length" else None))
+    if which == "prefix":
         data[prefix[0]] = prefix[1]
     else:
         struct.pack_into("<I", data, offsets(data)["length"], length)
@@ -409,11 +508,12 @@ def test_resealed_prefix_and_payload_length_edits(index, prefix, length, which):
 
 
 @FUZZ
-@given(index=st.integers(0, 1), edits=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 255)), min_size=1,
-                                              max_size=3), entry=st.integers(0, 2))
+@given(index=file_index, edits=st.lists(st.tuples(st.integers(0, 20), st.integers(0, 255)), min_size=1, max_size=3),
+       entry=st.integers(0, 2))
 def test_resealed_metadata_block_edits(index, edits, entry):
     """The count, an entry's kind or length bytes (``entry``: which entry's 5 bytes the positions count from)."""
-    data = bytearray(metadata_files()[index])
+    files = metadata_files()
+    data = bytearray(files[index % len(files)])
     at = offsets(data)["metadata"]
     starts = [at + 1]
     for _ in range(data[at] - 1):
@@ -425,11 +525,11 @@ def test_resealed_metadata_block_edits(index, edits, entry):
 
 
 @FUZZ
-@given(index=st.integers(0, 1), edits=st.lists(st.tuples(st.integers(0, 130), st.integers(0, 255)), min_size=1,
-                                              max_size=3))
+@given(index=file_index, edits=st.lists(st.tuples(st.integers(0, 130), st.integers(0, 255)), min_size=1, max_size=3))
 def test_resealed_jpeg_source_block_edits(index, edits):
     """Any byte of the JPEG source block (subsampling, strengths, form, quality or steps) or just past it."""
-    data = bytearray(lattice_files()[index])
+    files = lattice_files()
+    data = bytearray(files[index % len(files)])
     at = offsets(data)["lattice"]
     for position, value in edits:
         data[min(at + position, len(data) - 5)] = value
@@ -463,27 +563,29 @@ def test_resealed_payload_corruption_reaches_the_range_decoder(index, edits, fil
 
 
 @FUZZ
-@given(index=file_index, words=st.integers(-40, 8), zeros=st.booleans())
-def test_resealed_payload_of_another_length(index, words, zeros):
-    """Payload shortened (from either end) or lengthened, with the length field and the CRC kept consistent."""
-    data = pick(index)
+@given(index=file_index, compact=st.booleans(), words=st.integers(-40, 8), zeros=st.booleans())
+def test_resealed_payload_of_another_length(index, compact, words, zeros):
+    """Payload shortened (from either end) or lengthened, with the length field (the long header's; the compact
+    header's payload runs to the checksum) and the CRC kept consistent."""
+    data = pick(index, compact)
     where = offsets(data)
     payload = data[where["payload"]:where["crc"]]
     if words >= 0:
         payload += (bytes(4) if zeros else b"\x5a\xa5\x3c\xc3") * words
     else:
         payload = payload[:4 * words] if zeros else payload[-4 * words:]
-    decodes_or_refuses(seal(data[:where["length"]] + struct.pack("<I", len(payload)) + payload))
+    decodes_or_refuses(seal(with_payload(data, payload)))
 
 
 @FUZZ
-@given(first=file_index, second=file_index, head=st.integers(0, 10**6), tail=st.integers(0, 10**6),
-       resealed=st.booleans(), structured=st.booleans())
-def test_spliced_files(first, second, head, tail, resealed, structured):
-    """The head of one file and the tail of another: at raw cut points, or one header with another's payload."""
-    a, b = pick(first), pick(second)
+@given(first=file_index, second=file_index, compact=st.tuples(st.booleans(), st.booleans()),
+       head=st.integers(0, 10**6), tail=st.integers(0, 10**6), resealed=st.booleans(), structured=st.booleans())
+def test_spliced_files(first, second, compact, head, tail, resealed, structured):
+    """The head of one file and the tail of another, of either header (``compact``): at raw cut points, or one
+    header with another's payload."""
+    a, b = pick(first, compact[0]), pick(second, compact[1])
     if structured:
-        body = a[:offsets(a)["length"]] + b[offsets(b)["length"]:-4]
+        body = with_payload(a, b[offsets(b)["payload"]:-4])
     else:
         body = a[:head % (len(a) + 1)] + b[tail % (len(b) + 1):]
         body = body[:-4] if resealed else body
@@ -491,29 +593,33 @@ def test_spliced_files(first, second, head, tail, resealed, structured):
 
 
 @FUZZ
-@given(index=file_index, width=st.integers(1, 16384), height=st.integers(1, 16384), small=st.booleans(),
-       stride=st.sampled_from(["own", "own", "own", 8, 16, 1, 4, 32]), zero_payload=st.booleans())
-def test_resealed_resize_that_still_tiles(index, width, height, small, stride, zero_payload):
-    """A header claiming another image size with every field consistent with it (mostly at the file's own
-    stride: 8, 16, or 1 for the wavelet family). A claim far beyond what the payload can hold (twice the bits
-    that even its cheapest message would take) must be refused, and at once. A smaller one may decode: past
-    the end of its data the range decoder reads zeros (the random-symbol files' long payloads hold claims of
-    up to 360 latent pixels, e.g. 46 x 357 pixels at stride 16)."""
+@given(index=file_index, compact=st.booleans(), width=st.integers(1, 16384), height=st.integers(1, 16384),
+       small=st.booleans(), stride=st.sampled_from(["own", "own", "own", 8, 16, 1, 4, 32]), zero_payload=st.booleans())
+def test_resealed_resize_that_still_tiles(index, compact, width, height, small, stride, zero_payload):
+    """A header claiming another image size with every field consistent with it (in the long header mostly at the
+    file's own stride: 8, 16, or 1 for the wavelet family; the compact header has only the sides, its latent grid is
+    theirs at stride 1). A claim far beyond what the payload can hold (twice the bits that even its cheapest message
+    would take) must be refused, and at once. A smaller one may decode: past the end of its data the range decoder
+    reads zeros (the random-symbol files' long payloads hold claims of up to 360 latent pixels, e.g. 46 x 357
+    pixels at stride 16)."""
     if small:
         width, height = width % 96 + 1, height % 96 + 1
-    data = bytearray(pick(index))
-    stride = read_header(bytes(data)).stride if stride == "own" else stride
-    shape = offsets(data)["shape"]
-    mode, bits, _, _, channels, _, _ = struct.unpack_from("<BBBBHHH", data, shape + 8)
+    data = bytearray(pick(index, compact))
+    where = offsets(data)
+    stride = 1 if compact else read_header(bytes(data)).stride if stride == "own" else stride
     h, w = -(-height // stride), -(-width // stride)
-    struct.pack_into("<IIBBBBHHH", data, shape, width, height, mode, bits, w * stride - width, h * stride - height,
-                     channels, h, w)
+    if compact:
+        data[where["width"]:where["quality"]] = varint(width) + varint(height)
+    else:
+        mode, bits, _, _, channels, _, _ = struct.unpack_from("<BBBBHHH", data, where["shape"] + 8)
+        struct.pack_into("<IIBBBBHHH", data, where["shape"], width, height, mode, bits, w * stride - width,
+                         h * stride - height, channels, h, w)
     if zero_payload:  # the range decoder reads zeros past its data: the shape of the fuzzer's first find
         data[offsets(data)["payload"]:-4] = bytes(len(data) - 4 - offsets(data)["payload"])
     started = time.process_time()
     image = decodes_or_refuses(seal(bytes(data[:-4])))
     seconds = time.process_time() - started
-    header, payload = unpack(pick(index))
+    header, payload = unpack(pick(index, compact))
     model = load_spec(header.weights_id).table(header)
     if model is None:   # a JPEG's own coefficients: the JPEG inside states its size, and no other is taken
         assert image is None or (width, height) == (header.width, header.height)
@@ -614,7 +720,7 @@ def _tiny_file_claiming(width: int, height: int, payload: bytes) -> bytes:
     h, w = -(-height // 8), -(-width // 8)
     struct.pack_into("<IIBBBBHHH", data, where["shape"], width, height, 1, 1, 8 * w - width, 8 * h - height,
                      where["channels"], h, w)
-    return seal(bytes(data[:where["length"]]) + struct.pack("<I", len(payload)) + payload)
+    return seal(with_payload(bytes(data), payload))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,12 @@ The corpus (``build_corpus``) covers every installed weights id
 (``facecodec.zoo.installed_ids()``), each file coded by that weights' own latent
 codec: the per-channel families (per-image ranges, quality levels) and the
 wavelet family (context-adaptive payload; format 3 resolution-ordered, format 2
-plane-ordered), real crops at every setting plus files of random symbols.
+plane-ordered), real crops at every setting plus files of random symbols. Its files
+are what facecodec writes: the compact header (format 7) for the weights in
+``REGISTRY``, the long header (formats 2..6, a few rewritten as 1) for the others;
+and each compact file has its long-header twin beside it (``pack(..., long_header=True)``:
+the same header and payload in the layout facecodec wrote before format 7 and still
+reads), so that both layouts are fuzzed. The layout-aware mutations read either.
 
 Design:
 
@@ -22,7 +27,8 @@ Design:
   splices) and a stack of mutations drawn from ``random.Random(f"{seed}:{i}")``.
   Any input can be regenerated from its index, so a worker that dies on an
   input costs nothing but a restart after it. So is its ``reduce``.
-* Mutations work on the body (the file less its CRC-32); most inputs are then
+* Mutations work on the body (the file less its CRC-32): raw byte edits, and edits that
+  know the header's fields in either layout (``layout``); most inputs are then
   re-sealed with a correct CRC so they get past the checksum and reach the
   header checks, the range decoder and the network.
 * A worker process decodes; the supervisor (this process) watches it. The
@@ -61,6 +67,9 @@ import traceback
 import zlib
 from collections import Counter
 from pathlib import Path
+
+from facecodec.bitstream.container import (COMPACT_VERSION, FLAG_GREYSCALE, FLAG_LATTICE, FLAG_METADATA,
+                                           MAX_SIDE_BYTES, REGISTRY)
 
 HERE = Path(__file__).resolve().parent
 STAGES = ("magic", "version", "checksum", "header", "reduce", "payload", "decoded", "failed")
@@ -105,15 +114,18 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
       synthesis see content no encoder made (for the wavelet family: signed values, some far beyond
       +-31, so the escapes are exercised);
     * per weights id whose family codes large images in tiles, an 80 x 70 crop in RGB and L coded in
-      64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads);
-    * files with metadata (format 5) of the default weights: a crop with an ICC profile, EXIF and XMP, and the
-      tiled crop with EXIF (flags 0x01 and 0x03);
-    * files with a JPEG source block (format 6) of the default weights: a crop from a JPEG of quality 75 4:2:0
-      (standard tables, flags 0x04) and a greyscale one with tables of its own and EXIF (flags 0x05).
+      64-pixel tiles (a tile table, then 2 x 2 tile payloads: flag 0x02 of format 7, format 4 in the long header);
+    * files with metadata of the default weights: a crop with an ICC profile, EXIF and XMP, and the tiled crop with
+      EXIF (flags 0x01 and 0x03 of formats 7 and 5);
+    * files with a JPEG source block of the default weights: a crop from a JPEG of quality 75 4:2:0 (standard
+      tables, flag 0x04 of formats 7 and 6) and a greyscale one with tables of its own and EXIF (flags 0x05).
 
     Of every weights id that keeps a JPEG's own coefficients (``Family.keeps_jpeg_files``: Lepton's stream as the
     payload), lossless files of JPEG crops: baseline 4:2:0, 4:2:2 and 4:4:4, progressive, greyscale, with restart
-    markers, at qualities 30-95 and a spread of sizes from 8 x 8 up, one with EXIF (format 5).
+    markers, at qualities 30-95 and a spread of sizes from 8 x 8 up, one with EXIF (a metadata block).
+
+    Every file written with a compact header (format 7: the weights are in REGISTRY) comes with its long-header
+    twin (``with_long_twins``); the labels say which is which.
     """
     from dataclasses import replace
 
@@ -170,12 +182,12 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                 body[4] = 1
                 corpus.append((f"{name} v1", bytes(body) + struct.pack("<I", zlib.crc32(body))))
 
-        # format 4 (a tile table, then the tiles' payloads), where the family codes large images in tiles:
+        # a tiled payload (a tile table, then the tiles' payloads), where the family codes large images in tiles:
         # an 80 x 70 crop in 64-pixel tiles, the smallest the format allows, so 2 x 2 tiles
         if latent.tile_boxes(16384, 16384, latent.choose_tile(None)) is not None:
             for mode in ("RGB", "L"):
                 image = Image.fromarray(picture[30:100, 170:250]).convert(mode)
-                corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles (v4)",
+                corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles",
                                facecodec.encode(image, weights_id=weights_id, tile=64)))
 
         # random symbols: the header fields come from the family's own quantizer (run on random features)
@@ -203,14 +215,14 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     small.info.update(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
                       exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     large.info.update(exif=exif.tobytes())
-    corpus += [("astronaut 40x48 RGB with ICC, EXIF, XMP (v5)", facecodec.encode(small)),
-               ("astronaut 80x70 RGB with EXIF in 64-px tiles (v5)", facecodec.encode(large, tile=64))]
+    corpus += [("astronaut 40x48 RGB with ICC, EXIF, XMP", facecodec.encode(small)),
+               ("astronaut 80x70 RGB with EXIF in 64-px tiles", facecodec.encode(large, tile=64))]
     colour, grey = io.BytesIO(), io.BytesIO()
     Image.fromarray(picture[30:78, 170:210]).save(colour, "JPEG", quality=75, subsampling=2)
     Image.fromarray(picture[40:80, 180:216]).convert("L").save(grey, "JPEG", qtables=[list(range(3, 67))],
                                                                exif=exif.tobytes())
-    corpus += [("astronaut 40x48 from a JPEG, standard tables (v6)", facecodec.encode(colour.getvalue(), quality=60)),
-               ("astronaut 36x40 L from a JPEG, own tables, EXIF (v6)", facecodec.encode(grey.getvalue(), quality=60))]
+    corpus += [("astronaut 40x48 from a JPEG, standard tables", facecodec.encode(colour.getvalue(), quality=60)),
+               ("astronaut 36x40 L from a JPEG, own tables, EXIF", facecodec.encode(grey.getvalue(), quality=60))]
 
     jpeg_options = [("4:2:0", {"subsampling": 2}), ("4:2:2", {"subsampling": 1}), ("4:4:4", {"subsampling": 0}),
                     ("progressive", {"progressive": True}), ("restarts", {"restart_marker_blocks": 1}),
@@ -228,7 +240,23 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                 image.save(jpeg, "JPEG", quality=quality, **options)
                 data = facecodec.encode(jpeg.getvalue(), weights_id=weights_id, lossless=True)
                 corpus.append((f"astronaut {width}x{height} {mode} JPEG q{quality} {label} {weights_id}", data))
-    return corpus
+    return with_long_twins(corpus)
+
+
+def with_long_twins(corpus: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The corpus with each compact-header file (format 7) labelled so and followed by its long-header twin: the
+    same header and payload in the long layout (labelled with its version), which facecodec wrote for these weights
+    before format 7 and must go on reading safely."""
+    from facecodec.bitstream import pack, unpack
+
+    out = []
+    for name, data in corpus:
+        if data[4] != COMPACT_VERSION:
+            out.append((name, data))
+            continue
+        twin = pack(*unpack(data), long_header=True)
+        out += [(f"{name} (v7)", data), (f"{name} (long header, v{twin[4]})", twin)]
+    return out
 
 
 def spread(settings: range, most: int) -> list[int]:
@@ -276,12 +304,33 @@ def random_symbols(rng, model, header) -> "np.ndarray":
 
 def layout(body: bytes) -> dict | None:
     """Field offsets of a (possibly damaged) body, read the way bitstream/container.py reads them; None if
-    too short. Version 2 on: a quality byte follows the 18-byte shape block, and the quantizer ranges
+    too short. Either layout gives "version", "quality" and "quality_at" (None where the file has no quality
+    byte), "payload" (where the payload starts, after the metadata and JPEG source blocks that the flags
+    announce) and "end" (where the header says it ends).
+
+    Version 7, the compact header: the image sides ("width", "height") and where their varints lie
+    ("width_at", "height_at", "sides_end"); no length field ("length" None): the payload runs
+    to the end of the body.
+
+    The long header: version 2 on, a quality byte follows the 18-byte shape block, and the quantizer ranges
     (8 bytes a channel) follow it only when it is 0. Version 1 (or anything below 2): no quality byte,
-    ranges always. "quality" is None where the file has no quality byte."""
+    ranges always. "length": the payload length field, after the blocks."""
     if len(body) < 7:
         return None
-    version, shape = body[4], 7 + body[6]
+    version, flags = body[4], body[5]
+    if version == COMPACT_VERSION:
+        width = _read_side(body, 7)
+        height = _read_side(body, width[1]) if width else None
+        if height is None or height[1] >= len(body):
+            return None
+        quality_at = height[1]
+        payload = _after_blocks(body, quality_at + 1, flags)
+        if payload is None:
+            return None
+        return {"version": version, "width": width[0], "height": height[0], "width_at": 7,
+                "height_at": width[1], "sides_end": quality_at, "quality": body[quality_at], "quality_at": quality_at,
+                "length": None, "payload": payload, "end": len(body)}
+    shape = 7 + body[6]
     if len(body) < shape + 18:
         return None
     channels = struct.unpack_from("<H", body, shape + 12)[0]
@@ -292,24 +341,71 @@ def layout(body: bytes) -> dict | None:
     else:
         quality, ranges_at = None, shape + 18
     range_count = 0 if quality else channels
-    length_at = ranges_at + 8 * range_count
-    if len(body) < length_at + 4:
+    length_at = _after_blocks(body, ranges_at + 8 * range_count, flags)
+    if length_at is None or len(body) < length_at + 4:
         return None
+    payload_length = struct.unpack_from("<I", body, length_at)[0]
     return {"version": version, "shape": shape, "channels": channels, "quality": quality,
             "quality_at": shape + 18 if quality is not None else None, "ranges": ranges_at,
             "range_count": range_count, "length": length_at, "payload": length_at + 4,
-            "payload_length": struct.unpack_from("<I", body, length_at)[0]}
+            "end": length_at + 4 + payload_length, "payload_length": payload_length}
 
 
-# name -> (offset from the shape block, struct format); negative offsets are from the file start.
+def _read_side(body: bytes, at: int) -> tuple[int, int] | None:
+    """The image side whose varint starts at ``at`` (version 7) and where it ends, read as the container reads it
+    (at most MAX_SIDE_BYTES bytes); None where it does not end in time."""
+    value = 0
+    for k, byte in enumerate(body[at:at + MAX_SIDE_BYTES]):
+        value |= (byte & 0x7F) << (7 * k)
+        if byte < 0x80:
+            return value, at + k + 1
+    return None
+
+
+def _after_blocks(body: bytes, at: int, flags: int) -> int | None:
+    """Where the metadata block (flag 0x01) and the JPEG source block (flag 0x04) that ``flags`` announce end, if
+    they start at ``at``; None where they run past the body. Only the lengths they state are read, not checked, so a
+    damaged block is skipped as far as the container would read it."""
+    if flags & FLAG_METADATA:
+        if at >= len(body):
+            return None
+        count, at = body[at], at + 1
+        for _ in range(count):   # kind, length E, E bytes
+            if at + 5 > len(body):
+                return None
+            at += 5 + struct.unpack_from("<I", body, at + 1)[0]
+    if flags & FLAG_LATTICE:     # subsampling, strengths, form, then a quality (form 0) or 64 steps a table
+        if at + 3 > len(body):
+            return None
+        at += 3 + (1 if body[at + 2] == 0 else 64 * (2 if body[at] else 1))
+    return at if at <= len(body) else None
+
+
+def leb128(value: int, size: int | None = None) -> bytes:
+    """``value`` as a LEB128 varint in ``size`` bytes: by default the fewest, the one spelling version 7 takes;
+    more gives a spelling with needless zero groups (1 as 0x81 0x00), fewer drops the high bits."""
+    size = size or max(1, -(-value.bit_length() // 7))
+    return bytes((value >> 7 * k) & 0x7F | (0x80 if k < size - 1 else 0) for k in range(size))
+
+
+# name -> (offset from the shape block, struct format); negative offsets are from the file start. Long header only.
 FIELDS = {
     "version": (-4, "<B"), "flags": (-5, "<B"), "id_length": (-6, "<B"),
     "width": (0, "<I"), "height": (4, "<I"), "mode": (8, "<B"), "bits": (9, "<B"),
     "pad_right": (10, "<B"), "pad_bottom": (11, "<B"), "channels": (12, "<H"), "latent_h": (14, "<H"),
     "latent_w": (16, "<H"), "quality": (18, "<B"),  # the quality byte: version 2 on (in version 1, a range byte)
 }
-VERSIONS = [1, 2, 3, 1, 2, 3, 0, 4, 255]  # 1..3 read; 0 refused (too old), 4 and 255 refused (newer)
-# 0 = ranges follow; 1..8 the levels (gained, wavelet), 1..100 a continuous quality (wavelet); beyond
+COMPACT_FIELDS = ("version", "flags", "number", "width", "height", "quality")   # version 7's
+# 1..7 read (4..6 only with their flags, 7 in its own layout); 0 refused (too old), 8 and 255 refused (newer)
+VERSIONS = [1, 2, 3, 1, 2, 3, 4, 5, 6, 7, 7, 0, 8, 255]
+# version 7's registry byte: each registered weights (a file then names others than its own, whose tables
+# read its payload), then 0, the first number not yet given out and 255, refused ("upgrade facecodec")
+NUMBERS = [*range(1, len(REGISTRY) + 1), 0, len(REGISTRY) + 1, 255]
+# version 7's flags: the four defined bits in every combination (tiles with a JPEG source block refused), bits no
+# version defines (refused)
+COMPACT_FLAGS = [*range(16), 0x10, 0x80, 0xFF]
+# 0 = ranges follow (version 7: refused); 1..8 the levels (gained, wavelet), 1..100 a continuous quality
+# (wavelet); beyond
 QUALITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 50, 99, 100, 101, 127, 255]
 INTERESTING = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 23, 24, 25, 127, 128, 255, 256, 1023, 1024, 1025, 2047, 2048,
                2**15, 2**16 - 1, 2**16, 16383, 16384, 16385, 2**31 - 1, 2**31, 2**32 - 1]
@@ -332,6 +428,14 @@ def _int_value(rng: random.Random, old: int) -> int:
     if roll < 0.8:
         return old + rng.choice([-8, -2, -1, 1, 2, 8])
     return rng.getrandbits(rng.choice([8, 16, 32]))
+
+
+def _with_payload(body: bytearray, lay: dict, payload: bytes) -> bytearray:
+    """The header of ``body`` (``lay``: its layout) with ``payload`` after it; a long header's length field says
+    its length (version 7 has none: the payload runs to the checksum)."""
+    if lay["length"] is None:
+        return body[:lay["payload"]] + payload
+    return body[:lay["length"]] + struct.pack("<I", len(payload)) + payload
 
 
 def m_flip_bits(rng, body, corpus):
@@ -381,6 +485,8 @@ def m_field(rng, body, corpus):
     lay = layout(body)
     if lay is None:
         return m_flip_bits(rng, body, corpus)
+    if lay["version"] == COMPACT_VERSION:
+        return _compact_field(rng, body, lay)
     roll = rng.random()
     if roll < 0.6:
         name = rng.choice(list(FIELDS))
@@ -405,22 +511,65 @@ def m_field(rng, body, corpus):
     elif roll < 0.95:
         _put(body, lay["length"], "<I", _int_value(rng, lay["payload_length"]))
     else:  # another weights id: an installed one, well-formed but unknown (or not a codec's), or malformed
-        installed = sorted({bytes(data[7:7 + data[6]]) for _, data in corpus})
+        # (every installed id has a long-header file: the compact ones' twins)
+        installed = sorted({bytes(data[7:7 + data[6]]) for _, data in corpus if data[4] != COMPACT_VERSION})
         new_id = rng.choice(installed + [b"theis-c24-v2", b"gained-q8-v2", b"wavelet-v9", b"restore-tiramisu-v1",
                                          b"x", b"Theis", b"a" * 64, b"a" * 65, b"", b"-bad"])
         body = body[:6] + bytes([len(new_id) % 256]) + new_id + body[7 + body[6]:]
     return body
 
 
+def _compact_field(rng: random.Random, body: bytearray, lay: dict) -> bytearray:
+    """m_field for version 7: the version byte, the flags (mostly one bit toggled), the registry number, a side's
+    varint or the quality byte."""
+    name = rng.choice(COMPACT_FIELDS)
+    if name == "version":
+        body[4] = rng.choice(VERSIONS)
+    elif name == "flags" and rng.random() < 0.6:
+        body[5] ^= 1 << rng.choice([0, 1, 2, 3, 0, 1, 2, 3, 4, 7])
+    elif name == "flags":
+        body[5] = rng.choice(COMPACT_FLAGS)
+    elif name == "number":
+        body[6] = rng.choice(NUMBERS)
+    elif name == "quality":
+        body[lay["quality_at"]] = rng.choice(QUALITIES)
+    else:
+        start, end = (lay["width_at"], lay["height_at"]) if name == "width" else (lay["height_at"], lay["sides_end"])
+        body[start:end] = _side_spelling(rng, lay[name])
+    return body
+
+
+def _side_spelling(rng: random.Random, old: int) -> bytes:
+    """A varint for an image side (version 7): another value (1..16384 read; 0 and 16385 on refused) in its one
+    valid spelling, or one the container refuses: with a needless zero group (1 as 0x81 0x00), 4 bytes long, or
+    random bytes (unterminated, running into the quality byte)."""
+    value = _int_value(rng, old) % 2**32
+    roll = rng.random()
+    if roll < 0.6:
+        return leb128(value)
+    if roll < 0.8:
+        return leb128(value, len(leb128(value)) + rng.choice([1, 1, 2]))
+    if roll < 0.9:
+        return leb128(value, 4)
+    return rng.randbytes(rng.randint(1, 4))
+
+
 def m_resize(rng, body, corpus):
     """Give the header a different image size that still tiles the latent grid consistently (mostly with
-    the file's own stride: 8 for the per-image-range model, 16 for the gained one, 1 for the wavelet family)."""
+    the file's own stride: 8 for the per-image-range model, 16 for the gained one, 1 for the wavelet family).
+    Version 7 implies the latent grid from the sides; the payload is cut to the bound the new size sets on it, so
+    that the file stays plausible."""
     lay = layout(body)
     if lay is None:
         return body
     roll = rng.random()
     cap = 96 if roll < 0.9 else (4096 if roll < 0.97 else 16384)  # now and then a huge image from a tiny file
     width, height = rng.randint(1, cap), rng.randint(1, cap)
+    if lay["version"] == COMPACT_VERSION:
+        sides = leb128(width) + leb128(height)
+        body[lay["width_at"]:lay["sides_end"]] = sides
+        payload = lay["payload"] + len(sides) - (lay["sides_end"] - lay["width_at"])
+        return body[:payload + 4 * 3 * width * height + 64]
     shape = lay["shape"]
     latent_w = struct.unpack_from("<H", body, shape + 16)[0]
     own = (struct.unpack_from("<I", body, shape)[0] + body[shape + 10]) // latent_w if latent_w else 8
@@ -436,24 +585,30 @@ def m_resize(rng, body, corpus):
 
 
 def m_bits(rng, body, corpus):
+    """The quantizer bits; version 7 takes them from the registry entry, so there another registry number."""
     lay = layout(body)
-    if lay is not None:
+    if lay is None:
+        return body
+    if lay["version"] == COMPACT_VERSION:
+        body[6] = rng.choice(NUMBERS)
+    else:
         _put(body, lay["shape"] + 9, "<B", rng.randint(1, 8))
     return body
 
 
 def m_quality(rng, body, corpus):
-    """Change the quality byte (version 2 on). Half the time keep the layout consistent with it: drop the
+    """Change the quality byte (version 2 on). Half the time keep the long layout consistent with it: drop the
     quantizer ranges when a range file gets a quality level, add plausible ranges when a quality-level
-    file gets 0; so the header checks and the weights' tables, not the length field, have to refuse it."""
+    file gets 0; so the header checks and the weights' tables, not the length field, have to refuse it.
+    (Version 7 has no ranges: there 0 is refused as it stands.)"""
     lay = layout(body)
     if lay is None or lay["quality"] is None:
         return body
     old, new = lay["quality"], rng.choice(QUALITIES)
     body[lay["quality_at"]] = new
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and lay["version"] != COMPACT_VERSION:
         if old == 0 and new:
-            del body[lay["ranges"]:lay["length"]]
+            del body[lay["ranges"]:lay["ranges"] + 8 * lay["range_count"]]
         elif old and new == 0:
             pairs = [(-1.0, 1.0) if rng.random() < 0.5 else tuple(sorted((rng.gauss(0, 3), rng.gauss(0, 3))))
                      for _ in range(min(lay["channels"], 4096))]
@@ -462,15 +617,16 @@ def m_quality(rng, body, corpus):
 
 
 def m_version(rng, body, corpus):
-    """Set the version byte to 1 or 2 (now and then 0, 3 or 255). Half the time convert the layout to match:
-    version 2 -> 1 drops the quality byte (a range file then reads exactly as before), version 1 -> 2
+    """Set the version byte (mostly 1..3, or 7; now and then 0, 4..6, 8 or 255): a long header's bytes then read in
+    the compact layout, or a compact header's in the long one. Half the time a long header's layout is converted
+    to match: version 2 -> 1 drops the quality byte (a range file then reads exactly as before), version 1 -> 2
     inserts one (0, so the ranges still follow, or a quality level)."""
     lay = layout(body)
     if lay is None:
         return body
     new = rng.choice(VERSIONS)
     body[4] = new
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and COMPACT_VERSION not in (lay["version"], new):
         if lay["quality"] is not None and new < 2:
             del body[lay["quality_at"]]
         elif lay["quality"] is None and new >= 2:
@@ -479,18 +635,22 @@ def m_version(rng, body, corpus):
 
 
 def m_mode(rng, body, corpus):
+    """The colour mode: the long header's mode byte (0 RGB, 1 L), version 7's greyscale flag."""
     lay = layout(body)
-    if lay is not None:
+    if lay is None:
+        return body
+    if lay["version"] == COMPACT_VERSION:
+        body[5] ^= FLAG_GREYSCALE
+    else:
         _put(body, lay["shape"] + 8, "<B", rng.choice([0, 1]))
     return body
 
 
 def _payload_span(body) -> tuple[int, int] | None:
     lay = layout(body)
-    if lay is None:
+    if lay is None or lay["payload"] >= len(body):
         return None
-    start = lay["payload"]
-    return (start, min(len(body), start + lay["payload_length"])) if start < len(body) else None
+    return lay["payload"], min(len(body), lay["end"])
 
 
 def m_payload(rng, body, corpus):
@@ -523,11 +683,12 @@ def m_payload(rng, body, corpus):
 
 
 def m_payload_length(rng, body, corpus):
-    """Drop or add whole words of payload and keep the length field consistent with them."""
+    """Drop or add whole words of payload and keep the length field consistent with them (version 7 has none: the
+    words come and go before the checksum)."""
     lay = layout(body)
     if lay is None or lay["payload"] > len(body):
         return body
-    start, payload = lay["payload"], body[lay["payload"]:]
+    payload = body[lay["payload"]:]
     words = len(payload) // 4
     roll = rng.random()
     if roll < 0.4:
@@ -538,19 +699,19 @@ def m_payload_length(rng, body, corpus):
         payload = payload + rng.randbytes(4 * rng.choice([1, 2, 16]))
     else:
         payload = payload + bytes(4 * rng.choice([1, 2, 16]))
-    _put(body, lay["length"], "<I", len(payload))
-    return body[:start] + payload
+    return _with_payload(body, lay, payload)
 
 
 def m_splice(rng, body, corpus):
-    """Head of this file + tail of another: raw cut points, or one file's header with another's payload."""
+    """Head of this file + tail of another: raw cut points, or one file's header with another's payload (either
+    layout with either: the corpus holds both)."""
     other = bytearray(rng.choice(corpus)[1][:-4])
     if rng.random() < 0.5:
         return body[:rng.randrange(len(body) + 1)] + other[rng.randrange(len(other) + 1):]
     lay, other_lay = layout(body), layout(other)
     if lay is None or other_lay is None:
         return body
-    return body[:lay["length"]] + other[other_lay["length"]:]
+    return _with_payload(body, lay, other[other_lay["payload"]:])
 
 
 MUTATIONS = [  # (weight, mutator)
@@ -722,7 +883,9 @@ def setup_worker(corpus, address_space_mb) -> None:
 
 def corpus_ids(corpus) -> list[str]:
     """The weights ids of the corpus files, in order of first appearance (one counter slot each)."""
-    return list(dict.fromkeys(data[7:7 + data[6]].decode("ascii") for _, data in corpus))
+    from facecodec.bitstream import unpack
+
+    return list(dict.fromkeys(unpack(data)[0].weights_id for _, data in corpus))
 
 
 def worker(corpus, seed, start, stop, seconds, address_space_mb, shared, failures) -> None:
