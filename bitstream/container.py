@@ -86,11 +86,6 @@ class FczHeader:
         return REGISTRY.index(entry) + 1
 
     @property
-    def file_version(self) -> int:
-        """The version byte a file of this header gets when written (a file read may have an older one)."""
-        return COMPACT_VERSION if self.registry_number is not None else self.long_version
-
-    @property
     def long_version(self) -> int:
         """The version byte of this header's long form (versions 2..6), which weights outside REGISTRY get."""
         return LATTICE_VERSION if self.lattice else METADATA_VERSION if self.metadata else self.version
@@ -146,8 +141,8 @@ class FczHeader:
 
 
 def pack(header: FczHeader, payload: bytes, long_header: bool = False) -> bytes:
-    """Header and entropy-coded payload -> the bytes of a .fcz file, of ``header.file_version`` (the payload must
-    be coded for ``header.version``: version 3 changed the wavelet family's order, version 4 holds tiles). Weights
+    """Header and entropy-coded payload -> the bytes of a .fcz file (the payload must be coded for
+    ``header.version``: version 3 changed the wavelet family's order, version 4 holds tiles). Weights
     in REGISTRY get the compact header of version 7; others, or any with ``long_header``, the long one (the only
     one facecodec read before version 7): version 5 with metadata (its flags saying whether the payload is in
     tiles), 6 with a JPEG source block, else ``header.version``; see FORMAT.md."""
