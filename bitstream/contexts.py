@@ -231,11 +231,11 @@ def put(plane: np.ndarray, where: Positions, values: np.ndarray) -> None:
 _NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
-def neighbours_at(plane: np.ndarray, where: Positions) -> list[np.ndarray]:
-    """The 8 neighbours' values of ``plane`` (``_NEIGHBOURS`` order, zero outside) at a pass's positions."""
-    h, w = plane.shape
-    p = _padded(plane)
-    return [at(p[1 + di:1 + di + h, 1 + dj:1 + dj + w], where) for di, dj in _NEIGHBOURS]
+def neighbours_at(padded: np.ndarray, where: Positions) -> list[np.ndarray]:
+    """The 8 neighbours (``_NEIGHBOURS`` order) of a pass's positions in a plane given padded by one zero on each side:
+    arrays shaped as the pass (strided views for the 2x2 grid, so that sums of them copy once)."""
+    h, w = padded.shape[0] - 2, padded.shape[1] - 2
+    return [padded[1 + di:1 + di + h, 1 + dj:1 + dj + w][where] for di, dj in _NEIGHBOURS]
 
 
 def colocated(m: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:

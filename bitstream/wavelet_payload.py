@@ -123,20 +123,25 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
                 sign_features[9] = colocated(signs[(0, level, orientation)], shape, 1)
             if c == 2:
                 sign_features[10] = colocated(signs[(1, level, orientation)], shape, 1)
-        done = np.zeros(shape, dtype=bool)
+        # This band's values decoded so far (zero elsewhere), padded by a zero border: the passes' neighbours.
+        decoded_mags = np.zeros((shape[0] + 2, shape[1] + 2), dtype=np.int32)
+        decoded_signs = np.zeros_like(decoded_mags) if with_signs else None
         for p, where in enumerate(scheme.phases(shape)):
             group = at(features, where)
             group_signs = None if sign_features is None else at(sign_features, where)
-            if done.any():   # this band's own decoded neighbours
-                near = neighbours_at(np.where(done, magnitudes(band), 0), where)
-                group[6] = near[0] + near[1] + near[2] + near[3]
+            if p > 0:
+                near = neighbours_at(decoded_mags, where)
+                group[6] = (near[0] + near[1] + near[2] + near[3]).reshape(-1)
                 if scheme.features > 8:
-                    group[8] = near[4] + near[5] + near[6] + near[7]
+                    group[8] = (near[4] + near[5] + near[6] + near[7]).reshape(-1)
                 if group_signs is not None:
-                    group_signs[:8] = neighbours_at(np.where(done, np.sign(band), 0).astype(np.int32), where)
+                    group_signs[:8] = np.reshape(neighbours_at(decoded_signs, where), (8, -1))
             put(band, where, handler((colour, level - 1, o, p), group, group_signs,
                                      at(band, where) if known else None, (c, rows, cols, where)))
-            done[where] = True
+            values = at(band, where)
+            put(decoded_mags[1:-1, 1:-1], where, magnitudes(values))
+            if decoded_signs is not None:
+                put(decoded_signs[1:-1, 1:-1], where, np.sign(values))
         remember((c, level, orientation), band)
 
 
@@ -227,7 +232,8 @@ def _decode_escapes(decoder, count: int) -> np.ndarray:
 
 def _by_row(rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(positions sorted by table row, raster order kept within a row; values per row)."""
-    return np.argsort(rows, kind="stable"), np.bincount(rows, minlength=count)
+    # A stable sort of 16-bit keys is numpy's radix sort: 4x faster than on the int64 rows (a table has 48 rows).
+    return np.argsort(rows.astype(np.int16), kind="stable"), np.bincount(rows, minlength=count)
 
 
 def encode_planes(q: np.ndarray, model: ContextModel, mode: str = "RGB", resolution_order: bool = True) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -84,8 +85,10 @@ def convert_each(inputs: tuple[str, ...], out: str | None, force: bool, suffix: 
     owners: dict[Path, str] = {}
     failures = []
     show_bar = several and sys.stderr.isatty() and reporting.level() >= reporting.NORMAL
-    with click.progressbar(inputs, label="fcz", file=sys.stderr, show_pos=True, hidden=not show_bar,
-                           item_show_func=lambda p: p and Path(p).name) as bar:
+    # Click's bar, even hidden, imports its terminal code (1.4 ms of a 0.26 s decode): only made when shown.
+    bar_or_inputs = click.progressbar(inputs, label="fcz", file=sys.stderr, show_pos=True,
+                                      item_show_func=lambda p: p and Path(p).name) if show_bar else nullcontext(inputs)
+    with bar_or_inputs as bar:
         for source in bar:
             shown = "<stdin>" if source == STDIO else source
             target = targets[source]
