@@ -1,7 +1,8 @@
 """What every benchmark shares: paths, loading a folder of images, measuring one codec setting, run metadata.
 
 Measurement rules (the same for every codec):
-  * quality: PSNR in dB on 8-bit RGB (facecodec.metrics.psnr) and SSIM, each per image, then averaged;
+  * quality: PSNR in dB on 8-bit RGB (facecodec.metrics.psnr; an exact decode counts as EXACT_PSNR_DB) and SSIM,
+    each per image, then averaged;
   * rate: bpp = 8 x bytes of the real file / (W x H), per image, then averaged;
   * compression ratio = 24 / mean bpp (24-bit RGB source bits over mean coded bits per pixel).
 """
@@ -104,6 +105,17 @@ def pillow_point(codec: str, fmt: str, setting: str, value: float, **options: An
 
 # --- measuring ----------------------------------------------------------------------------------------
 
+# An exact decode has an infinite PSNR, which no average survives: it counts as 60 dB, the most libvmaf's PSNR gives
+# an 8-bit picture (psnr_tools.c). A codec that keeps some pictures exactly (fcz keeping a JPEG input's own
+# coefficients) is credited with no more than that.
+EXACT_PSNR_DB = 60.0
+
+
+def capped_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
+    """PSNR in dB on 8-bit RGB, at most ``EXACT_PSNR_DB``."""
+    return min(psnr(original, decoded), EXACT_PSNR_DB)
+
+
 @dataclass(frozen=True)
 class ImageResult:
     file_bytes: int
@@ -131,7 +143,7 @@ def measure_image(point: OperatingPoint, image: TestImage) -> ImageResult:
     decoded, decode_ms = timed(point.decode, data)
     decoded = np.asarray(decoded.convert("RGB"), dtype=np.uint8)
     h, w = image.pixels.shape[:2]
-    return ImageResult(len(data), bits_per_pixel(len(data), w, h), psnr(image.pixels, decoded),
+    return ImageResult(len(data), bits_per_pixel(len(data), w, h), capped_psnr(image.pixels, decoded),
                        ssim(image.pixels, decoded), encode_ms, decode_ms)
 
 

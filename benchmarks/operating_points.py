@@ -18,6 +18,7 @@ live in facecodec.classical, which `fcz compare` encodes with too):
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import click
@@ -89,7 +90,9 @@ def fcz(weights_id: str, quality: int | None = None, bits: int | None = None, de
     """fcz at one setting; ``from_file``: it encodes the image file as ``fcz encode FILE`` does (a JPEG's tables kept
     in its JPEG source block), its curve named ``fcz/ID (file)``."""
     def encode(image: np.ndarray | bytes) -> bytes:
-        return facecodec.encode(image, quality=quality, bits=bits, weights_id=weights_id, device=device)
+        with warnings.catch_warnings():   # a JPEG kept as it is, say: the point's file shows it, once per image
+            warnings.simplefilter("ignore", facecodec.FczWarning)
+            return facecodec.encode(image, quality=quality, bits=bits, weights_id=weights_id, device=device)
 
     def decode(data: bytes) -> Image.Image:
         return facecodec.decode(data, device=device)

@@ -40,10 +40,10 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from facecodec.metrics import bits_per_pixel, psnr
+from facecodec.metrics import bits_per_pixel
 from facecodec.train import bdrate
 
-from benchmarks.common import OperatingPoint, TestImage, progress, run_metadata
+from benchmarks.common import OperatingPoint, TestImage, capped_psnr, progress, run_metadata
 from benchmarks.jpeg_sources import chosen_set, curve_label, points, publish, set_options
 
 MS_SSIM_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363])   # Wang et al.'s first four, renormalised below
@@ -126,7 +126,7 @@ def measure(codec_points: list[OperatingPoint], test_images: list[TestImage]) ->
                 h, w = image.pixels.shape[:2]
                 rows.append({"codec": point.codec, "setting": point.setting, "image": index,
                              "bytes": len(data), "bpp": bits_per_pixel(len(data), w, h),
-                             "psnr_db": psnr(image.pixels, decoded),
+                             "psnr_db": capped_psnr(image.pixels, decoded),
                              "ms_ssim_db": -10 * np.log10(max(1 - ms_ssim(image.pixels, decoded), 1e-10)),
                              "ssimulacra2": ssimulacra2_score(image.pixels, decoded),
                              "distance": float(np.linalg.norm(identity.embedding(decoded, box) - embedding))})

@@ -40,13 +40,14 @@ from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.lattice import SourceLattice
 from facecodec.bitstream.tiles import Box
 from facecodec.devices import known_device
+from facecodec.families.base import Family
 from facecodec import jpeg_file
 from facecodec.image_io import DEFAULT_MAX_PIXELS, FczWarning, ImageInput, open_image
-from facecodec.jpeg_lattice import SOURCE_KEY, JpegSource, best_strengths, snap
+from facecodec.jpeg_lattice import SOURCE_KEY, best_strengths, snap
 from facecodec.metadata import NO_METADATA, ORIGIN, Metadata, attach, from_image
 from facecodec.models.transform import NETWORK_TILE
 from facecodec.ratecontrol import SizeTarget, largest_fitting, size_target
-from facecodec.reading import FczSource, check_decodable, fcz_bytes
+from facecodec.reading import FczSource, check_decodable, fcz_bytes, read_header
 from facecodec.zoo import Weights, choose, load_spec, load_weights, lossless_weights_id
 
 Outcome = TypeVar("Outcome")
@@ -63,7 +64,7 @@ class EncodeSettings:
     target: SizeTarget | None = None   # a file size to fit instead of ``setting``
     strip: bool = False                # drop the input's ICC profile, EXIF and XMP instead of keeping them
     jpeg_source: bool = True           # let the decoder move onto a JPEG input's lattice where that pays
-    keep_jpeg: str | None = None       # lossless: the weights that keep a JPEG input's own coefficients, if used
+    keep_jpeg: str | None = None       # the weights that keep a JPEG input's own coefficients, if used
 
 
 def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
@@ -82,16 +83,18 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
     for a JPEG input, store its quantization lattice where moving the decode onto it brings the decode closer to the
     input than the block's bytes cost (facecodec.jpeg_lattice; untiled lossy files); with ``lossless``, keep a JPEG
     input's own quantized coefficients instead of coding its pixels, where they decode to exactly those pixels
-    (facecodec.jpeg_file: a file about a fifth smaller than the JPEG, where the pixels take 3-5 times the JPEG).
+    (facecodec.jpeg_file: a file about a fifth smaller than the JPEG, where the pixels take 3-5 times the JPEG);
+    without, keep them too where that file is no larger than the lossy one (a JPEG coded at a high setting: the
+    exact picture in fewer bytes).
     """
     if lossless and (size is not None or bpp is not None):
         raise FczError("a lossless file is as large as the pixels need: it takes no size or bpp target")
     spec, setting = choose(quality, bits, weights_id, lossless)
-    keep_jpeg = None   # weights that keep a JPEG's coefficients: named, or the lossless default's companion
+    keep_jpeg = None   # weights that keep a JPEG's coefficients: named, or the installed ones beside the others
     if jpeg_source and spec.family.keeps_jpeg_files:
         keep_jpeg = spec.weights_id
-    elif jpeg_source and lossless and weights_id is None:
-        keep_jpeg = lossless_weights_id(jpeg_files=True)
+    elif jpeg_source and (not spec.family.lossless or weights_id is None):
+        keep_jpeg = _jpeg_keeping_weights()
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
                           size_target(size, bpp, given=quality is not None or bits is not None), strip,
                           jpeg_source and not lossless, keep_jpeg)
@@ -129,7 +132,7 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
     padded, kept = {}, {}
     metadata = [NO_METADATA if settings.strip else from_image(rgb) for rgb, _ in images]
     for i, (rgb, mode) in enumerate(images):
-        kept_file = _kept_jpeg_fcz(settings, rgb, mode, metadata[i])
+        kept_file = _kept_jpeg_fcz(settings, rgb, mode, metadata[i]) if weights.family.lossless else None
         if kept_file is not None:
             outcomes[i] = kept[i] = kept_file
             if rgb.width * rgb.height > SMALL_JPEG_PIXELS:
@@ -156,9 +159,10 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
     for i, kept_file in kept.items():   # a small JPEG: its pixels were coded too, and the smaller file is kept
         if not isinstance(outcomes[i], bytes) or len(kept_file) <= len(outcomes[i]):
             outcomes[i] = kept_file
-    for (rgb, _), outcome in zip(images, outcomes):
-        if isinstance(outcome, bytes) and not weights.family.lossless:
-            _warn_if_larger_than_its_jpeg(outcome, rgb.info.get(SOURCE_KEY))
+    if not weights.family.lossless:
+        for i, (rgb, mode) in enumerate(images):
+            if isinstance(outcomes[i], bytes):
+                outcomes[i] = _smaller_kept_jpeg(outcomes[i], weights.family, settings, rgb, mode, metadata[i])
     return outcomes
 
 
@@ -189,14 +193,40 @@ def _kept_jpeg_fcz(settings: EncodeSettings, rgb: Image.Image, mode: str, metada
     return pack(header, payload)
 
 
-def _warn_if_larger_than_its_jpeg(data: bytes, source: JpegSource | None) -> None:
-    """Say so when a lossy file of a JPEG is larger than that JPEG, which holds the same picture exactly: a
-    low-quality JPEG coded at a high setting."""
-    if source is not None and source.file_bytes and len(data) > source.file_bytes:
-        warnings.warn(f"the .fcz file ({len(data):,} bytes) is larger than the JPEG it was coded from "
-                      f"({source.file_bytes:,} bytes), which holds this picture exactly: a lower quality, a size "
-                      f"target of {source.file_bytes:,} bytes, or lossless (which keeps the JPEG's own coefficients) "
-                      f"gives a smaller file", FczWarning, stacklevel=3)
+def _jpeg_keeping_weights() -> str | None:
+    """The installed weights that keep a JPEG's own coefficients, or None."""
+    try:
+        return lossless_weights_id(jpeg_files=True)
+    except FczError:
+        return None
+
+
+# Lepton takes 10-25 % off a JPEG (12.8 % on LFW's, 21.8 % on faces/val's: docs/results.md, "Lossless"): a lossy file
+# of less than half the JPEG's bytes is smaller than the JPEG kept, which then is not even made.
+KEPT_JPEG_FRACTION = 0.5
+
+
+def _smaller_kept_jpeg(lossy: bytes, family: Family, settings: EncodeSettings, rgb: Image.Image, mode: str,
+                       metadata: Metadata) -> bytes:
+    """A lossy file of a JPEG input, or the file keeping that JPEG's own coefficients where it is no larger (or, with
+    a size target, fits it): then the decode is exactly the JPEG's pixels, in fewer bytes (a JPEG coded at a high
+    setting). Said in a warning, as is a lossy file larger than its JPEG where the JPEG cannot be kept."""
+    source = rgb.info.get(SOURCE_KEY)
+    # With a size target, the kept JPEG may take all the target allows: it is the picture itself.
+    room = len(lossy) if settings.target is None else max(len(lossy), settings.target.limit(*rgb.size))
+    if source is None or not source.file_bytes or room < KEPT_JPEG_FRACTION * source.file_bytes:
+        return lossy
+    kept = _kept_jpeg_fcz(settings, rgb, mode, metadata)
+    if kept is not None and len(kept) <= room:
+        setting = family.describe(family.setting_of(read_header(lossy)))   # with a size target, the one chosen
+        warnings.warn(f"{setting} gives {len(lossy):,} bytes; the JPEG's own coefficients, kept exactly, take "
+                      f"{len(kept):,}: kept those (--no-jpeg-source codes the pixels)", FczWarning, stacklevel=4)
+        return kept
+    if len(lossy) > source.file_bytes:
+        warnings.warn(f"the .fcz file ({len(lossy):,} bytes) is larger than the JPEG it was coded from "
+                      f"({source.file_bytes:,} bytes), which holds this picture exactly: a lower quality or a size "
+                      f"target of {source.file_bytes:,} bytes gives a smaller file", FczWarning, stacklevel=4)
+    return lossy
 
 
 def analyse(weights: Weights, x: np.ndarray, tile: int = NETWORK_TILE) -> np.ndarray:

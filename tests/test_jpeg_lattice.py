@@ -123,13 +123,13 @@ def test_the_encoder_keeps_no_block_that_does_not_pay():
 def test_a_jpeg_input_decodes_closer_for_four_bytes_more():
     data = jpeg(FACE)
     source = pixels_of(data)
-    kept, plain = facecodec.encode(data, quality=50), facecodec.encode(data, quality=50, jpeg_source=False)
+    kept, plain = facecodec.encode(data, quality=40), facecodec.encode(data, quality=40, jpeg_source=False)
     header, payload = unpack(kept)
     assert kept[4:6] == b"\x07\x04" and plain[4:6] == b"\x07\x00" and header.lattice.standard_quality() == 75
     assert len(kept) - len(plain) == 4 and payload == unpack(plain)[1]        # the payload is the same
     png = io.BytesIO()
     Image.fromarray(source).save(png, "PNG")
-    assert plain == facecodec.encode(source, quality=50) == facecodec.encode(png.getvalue(), quality=50)  # no lattice
+    assert plain == facecodec.encode(source, quality=40) == facecodec.encode(png.getvalue(), quality=40)  # no lattice
     gain = psnr(source, np.asarray(facecodec.decode(kept))) - psnr(source, np.asarray(facecodec.decode(plain)))
     assert gain > 1.0 and psnr(source, np.asarray(facecodec.decode(plain))) > 35, gain   # both within tolerance
 
@@ -138,36 +138,37 @@ def test_greyscale_jpegs_and_metadata_go_together():
     exif = Image.Exif()
     exif[0x010F] = "FaceCam"
     data = jpeg(FACE[..., 1], exif=exif.tobytes())
-    kept = facecodec.encode(data, quality=50)
+    kept = facecodec.encode(data, quality=40)
     assert kept[4:6] == b"\x07\x0d"   # a JPEG source block, metadata, greyscale
     image = facecodec.decode(kept)
     assert image.mode == "L" and image.getexif()[0x010F] == "FaceCam"
-    plain = facecodec.decode(facecodec.encode(data, quality=50, jpeg_source=False))
+    plain = facecodec.decode(facecodec.encode(data, quality=40, jpeg_source=False))
     assert psnr(pixels_of(data), np.asarray(image)) > psnr(pixels_of(data), np.asarray(plain)) + 1.0
-    assert facecodec.encode(data, quality=50, strip=True)[4:6] == b"\x07\x0c"   # the lattice is not metadata
+    assert facecodec.encode(data, quality=40, strip=True)[4:6] == b"\x07\x0c"   # the lattice is not metadata
 
 
 def test_lossless_tiled_and_reduced_decodes_leave_the_lattice_alone():
     data = jpeg(FACE)
     assert facecodec.encode(data, lossless=True)[4:7] == b"\x07\x00\x06"   # jpeg-lepton-v1
     assert np.array_equal(np.asarray(facecodec.decode(facecodec.encode(data, lossless=True))), pixels_of(data))
-    assert facecodec.encode(data, quality=50, tile=64)[4:6] == b"\x07\x02"           # tiles carry no JPEG source block
-    kept, plain = facecodec.encode(data, quality=50), facecodec.encode(data, quality=50, jpeg_source=False)
+    assert facecodec.encode(data, quality=40, tile=64)[4:6] == b"\x07\x02"           # tiles carry no JPEG source block
+    kept, plain = facecodec.encode(data, quality=40), facecodec.encode(data, quality=40, jpeg_source=False)
     assert np.array_equal(np.asarray(facecodec.decode(kept, reduce=1)), np.asarray(facecodec.decode(plain, reduce=1)))
 
 
 def test_the_pillow_plugin_keeps_a_jpegs_lattice(tmp_path):
     (tmp_path / "face.jpg").write_bytes(jpeg(FACE))
     with Image.open(tmp_path / "face.jpg") as image:
-        image.save(tmp_path / "face.fcz", quality=50)
+        image.save(tmp_path / "face.fcz", quality=40)
     assert (tmp_path / "face.fcz").read_bytes()[4:6] == b"\x07\x04"
 
 
 def test_the_command_line_keeps_it_shows_it_and_leaves_it_out_when_asked(tmp_path):
     (tmp_path / "face.jpg").write_bytes(jpeg(FACE))
     runner = CliRunner()
-    assert runner.invoke(main, ["encode", str(tmp_path / "face.jpg"), "-o", str(tmp_path / "a.fcz")]).exit_code == 0
-    assert runner.invoke(main, ["encode", str(tmp_path / "face.jpg"), "-o", str(tmp_path / "b.fcz"),
+    assert runner.invoke(main, ["encode", str(tmp_path / "face.jpg"), "-o", str(tmp_path / "a.fcz"),
+                                "-q", "40"]).exit_code == 0
+    assert runner.invoke(main, ["encode", str(tmp_path / "face.jpg"), "-o", str(tmp_path / "b.fcz"), "-q", "40",
                                 "--no-jpeg-source"]).exit_code == 0
     shown = runner.invoke(main, ["info", str(tmp_path / "a.fcz")]).output
     assert "JPEG source: IJG quality 75 tables, 4:2:0, moved up to" in shown
@@ -177,10 +178,26 @@ def test_the_command_line_keeps_it_shows_it_and_leaves_it_out_when_asked(tmp_pat
     assert records[1]["jpeg_source"] is None
 
 
+def test_a_jpeg_coded_at_a_high_setting_is_kept_exactly_in_fewer_bytes():
+    low = jpeg(FACE, quality=15)
+    kept = facecodec.encode(low, lossless=True)
+    with pytest.warns(facecodec.FczWarning, match=f"quality 60 gives [0-9,]+ bytes; the JPEG's own coefficients, "
+                                                  f"kept exactly, take {len(kept):,}: kept those"):
+        assert facecodec.encode(low, quality=60) == kept
+    assert np.array_equal(np.asarray(facecodec.decode(kept)), pixels_of(low))
+    with pytest.warns(facecodec.FczWarning, match="larger than the JPEG"):
+        plain = facecodec.encode(low, quality=60, jpeg_source=False)
+    assert len(kept) < len(plain) and plain[4:7] == b"\x07\x00\x03"     # wavelet-v2, its pixels coded
+    with pytest.warns(facecodec.FczWarning, match="kept exactly"):
+        assert facecodec.encode(low, size=len(kept)) == kept                    # it fits the target: the picture itself
+    lossy = facecodec.encode(low, size=len(kept) - 1)
+    assert len(lossy) < len(kept) and lossy[6] == 3
+
+
 def test_a_file_larger_than_its_jpeg_says_so(recwarn):
     low = jpeg(FACE, quality=15)
     with pytest.warns(facecodec.FczWarning, match=f"larger than the JPEG it was coded from \\({len(low):,} bytes\\)"):
-        big = facecodec.encode(low, quality=60)
+        big = facecodec.encode(low, quality=60, jpeg_source=False)         # the JPEG is not kept: said instead
     assert len(big) > len(low)
     recwarn.clear()
     small = facecodec.encode(low, quality=5)
@@ -188,4 +205,4 @@ def test_a_file_larger_than_its_jpeg_says_so(recwarn):
     Image.fromarray(pixels_of(low)).save(png, "PNG")
     facecodec.encode(png.getvalue(), quality=60)                      # not a JPEG: nothing to weigh against
     facecodec.encode(low, lossless=True)                              # asked for every pixel: no advice
-    assert len(small) < len(low) and not [w for w in recwarn if "larger than the JPEG" in str(w.message)]
+    assert len(small) < len(low) and not recwarn.list

@@ -53,8 +53,9 @@ SCALES = {"1": 0, "1/2": 1, "1/4": 2, "1/8": 3, "1/16": 4}  # decode's --scale -
                    "(wavelet weights; a multiple of 16, 64..16384). Default: 1024.")
 @click.option("--no-jpeg-source", "jpeg_source", flag_value=False, default=True,
               help="For a JPEG input, do not store its quantization tables (by default the file keeps them, in a few "
-                   "bytes, where moving the decode back onto the JPEG's own lattice brings it closer to the input); "
-                   "with --lossless, code its pixels instead of keeping its coefficients.")
+                   "bytes, where moving the decode back onto the JPEG's own lattice brings it closer to the input, "
+                   "and keeps the JPEG's own coefficients, exactly, where that file is no larger than the lossy "
+                   "one); with --lossless, code its pixels instead of keeping its coefficients.")
 @strip_option
 @force_option
 @device_option
@@ -84,11 +85,11 @@ def encode(inputs: tuple[str, ...], out: str | None, quality: int | None, bits: 
         return run_folder_command(conversion, folder, out, recursive, jobs, batch_size, scheduler)
     check_fcz_name(out)
 
-    family = zoo.load_spec(settings.weights_id).family
-
     def convert(source: bytes | str, target: Path | None) -> tuple[bytes, str]:
         data = encode_with(settings, source, device, max_pixels or None)
-        header = facecodec.read_header(data)  # --size / --bpp: the setting the search chose
+        # The file says what it holds: the setting --size / --bpp chose, or a JPEG input kept as it was.
+        header = facecodec.read_header(data)
+        family = zoo.load_spec(header.weights_id).family
         return data, f"{family.describe(family.setting_of(header))}, {rate_summary(len(data), header)}"
 
     convert_each(inputs, out, force, ".fcz", convert)
