@@ -136,9 +136,9 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
                     group[8] = (near[4] + near[5] + near[6] + near[7]).reshape(-1)
                 if group_signs is not None:
                     group_signs[:8] = np.reshape(neighbours_at(decoded_signs, where), (8, -1))
-            put(band, where, handler((colour, level - 1, o, p), group, group_signs,
-                                     at(band, where) if known else None, (c, rows, cols, where)))
-            values = at(band, where)
+            values = handler((colour, level - 1, o, p), group, group_signs, at(band, where) if known else None,
+                             (c, rows, cols, where))
+            put(band, where, values)
             put(decoded_mags[1:-1, 1:-1], where, magnitudes(values))
             if decoded_signs is not None:
                 put(decoded_signs[1:-1, 1:-1], where, np.sign(values))
