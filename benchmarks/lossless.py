@@ -5,7 +5,8 @@
 Default folders: ``../shared/data/lfw-test`` (the benchmark's test set) and ``../shared/data/faces/val``. Every
 codec codes the same images in one run, each given what a user would give it: fcz ``--lossless`` the image file
 (in-process, the API: a JPEG keeps its own coefficients, facecodec.jpeg_file), and fcz again from the pixels alone
-(``jpeg_source=False``: the reversible wavelet); PNG (Pillow, ``optimize=True``), WebP lossless (method 6) and JPEG
+(an array: the reversible wavelet's file or the JPEG rebuilt from the pixels with its residual, facecodec.jpeg_rebuild,
+whichever is smaller; the tables count which); PNG (Pillow, ``optimize=True``), WebP lossless (method 6) and JPEG
 2000 reversible (a raw ``.j2k`` codestream, 5/3 wavelet with the reversible colour transform) the 8-bit RGB pixels;
 where ``pillow-jxl-plugin`` is installed (the ``bench`` extra), JPEG XL lossless at effort 7 the pixels and, for a
 JPEG, the JPEG file itself (as ``cjxl`` does by default: lossless JPEG transcoding); and the JPEG file as it is.
@@ -106,7 +107,7 @@ def measure(folder: Path, limit: int | None) -> dict:
     jpegs = all(source.is_jpeg for source in sources)
     results = {}
     for name, (encode, decode) in codecs(jpegs).items():
-        total, encode_ms, decode_ms, inexact = 0, [], [], 0
+        total, encode_ms, decode_ms, inexact, weights = 0, [], [], 0, {}
         for source in sources:
             image = source.pixels
             started = time.perf_counter()
@@ -117,9 +118,13 @@ def measure(folder: Path, limit: int | None) -> dict:
             encode_ms.append(1000 * (encoded - started))
             inexact += not np.array_equal(back, image)
             total += len(data)
+            if name.startswith("fcz"):
+                used = facecodec.read_header(data).weights_id
+                weights[used] = weights.get(used, 0) + 1
         results[name] = {"images": len(sources), "bytes": total, "bpp": round(8 * total / pixels, 4),
                          "encode_ms": round(float(np.median(encode_ms)), 2),
-                         "decode_ms": round(float(np.median(decode_ms)), 2), "inexact_images": inexact}
+                         "decode_ms": round(float(np.median(decode_ms)), 2), "inexact_images": inexact,
+                         **({"weights": weights} if weights else {})}
         print(f"{folder.name}: {name}: {results[name]}", file=sys.stderr, flush=True)
     fcz = results[FCZ]["bytes"]
     for result in results.values():
@@ -134,6 +139,10 @@ def table(run: dict) -> str:
     for name, r in sorted(run["codecs"].items(), key=lambda item: item[1]["bytes"]):
         lines.append(f"| {name} | {r['bytes']:,} | {r['bpp']:.3f} | {r['bytes_vs_fcz']:.3f} | {r['encode_ms']:.1f} | "
                      f"{r['decode_ms']:.1f} | {'yes' if not r['inexact_images'] else 'NO: ' + str(r['inexact_images'])} |")
+    lines.append("")
+    for name, r in run["codecs"].items():
+        if "weights" in r:
+            lines.append(f"- {name}: " + ", ".join(f"{n} files {w}" for w, n in sorted(r["weights"].items())))
     return "\n".join(lines)
 
 
@@ -146,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = [measure(folder, args.limit) for folder in args.folders]
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "limit": args.limit,
-            "weights": [facecodec.zoo.lossless_weights_id(jpeg_files=True), facecodec.zoo.lossless_weights_id()]}
+            "weights": [facecodec.zoo.lossless_weights_id(jpeg_files=True), facecodec.zoo.lossless_weights_id(),
+                        facecodec.zoo.lossless_weights_id(rebuilt_jpeg=True)]}
     (args.out / "lossless.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1) + "\n")
     text = [f"# Lossless: fcz against PNG, WebP, JPEG 2000 and JPEG XL ({meta['date']}, weights "
-            f"{' and '.join(meta['weights'])})",
+            f"{', '.join(meta['weights'])})",
             "", "Written by `python benchmarks/lossless.py`; every codec on the same images in one run, real file "
             "bytes, each decode checked against its image. Times are from a shared 2-core machine: compare the "
             "ratios.", ""]

@@ -38,7 +38,7 @@ ALLOWED_FLAGS = {METADATA_VERSION: (FLAG_METADATA, FLAG_METADATA | FLAG_TILED),
 # their files). Append only: once written, a number means those weights for good. Every file of these weights has
 # C = 3 latent planes at stride 1, no padding and a quality level, so a version-7 header leaves those fields out.
 REGISTRY = (("wavelet-v0", 6), ("wavelet-v1", 6), ("wavelet-v2", 6), ("wavelet-v3", 6), ("lossless-v1", 6),
-            ("jpeg-lepton-v1", 8))
+            ("jpeg-lepton-v1", 8), ("jpeg-rebuilt-v1", 8))
 MAX_SIDE_BYTES = 3                   # a side of at most 16384 takes at most 3 bytes as a varint
 MODES = ("RGB", "L")                 # colour mode byte -> the PIL mode the decoder returns
 MAX_SIDE = 16384                     # pixels, each side of the image

@@ -65,6 +65,7 @@ class EncodeSettings:
     strip: bool = False                # drop the input's ICC profile, EXIF and XMP instead of keeping them
     jpeg_source: bool = True           # let the decoder move onto a JPEG input's lattice where that pays
     keep_jpeg: str | None = None       # the weights that keep a JPEG input's own coefficients, if used
+    rebuild_jpeg: str | None = None    # lossless: the weights that also code the pixels as a rebuilt JPEG, if used
 
 
 def encode_settings(quality: int | None = None, bits: int | None = None, weights_id: str | None = None,
@@ -95,9 +96,11 @@ def encode_settings(quality: int | None = None, bits: int | None = None, weights
         keep_jpeg = spec.weights_id
     elif jpeg_source and (not spec.family.lossless or weights_id is None):
         keep_jpeg = _jpeg_keeping_weights()
+    # Lossless without named weights: the pixels are coded both ways, and the smaller file kept.
+    rebuild_jpeg = _installed_lossless(rebuilt_jpeg=True) if lossless and weights_id is None else None
     return EncodeSettings(spec.weights_id, setting, spec.family.choose_effort(effort), spec.family.choose_tile(tile),
                           size_target(size, bpp, given=quality is not None or bits is not None), strip,
-                          jpeg_source and not lossless, keep_jpeg)
+                          jpeg_source and not lossless, keep_jpeg, rebuild_jpeg)
 
 
 def encode(image: ImageInput, quality: int | None = None, bits: int | None = None,
@@ -159,6 +162,8 @@ def encode_many(images: Sequence[tuple[Image.Image, str]], settings: EncodeSetti
     for i, kept_file in kept.items():   # a small JPEG: its pixels were coded too, and the smaller file is kept
         if not isinstance(outcomes[i], bytes) or len(kept_file) <= len(outcomes[i]):
             outcomes[i] = kept_file
+    if settings.rebuild_jpeg is not None:
+        outcomes = _smaller_rebuilt(images, outcomes, settings, device, skip=kept)
     if not weights.family.lossless:
         for i, (rgb, mode) in enumerate(images):
             if isinstance(outcomes[i], bytes):
@@ -193,12 +198,33 @@ def _kept_jpeg_fcz(settings: EncodeSettings, rgb: Image.Image, mode: str, metada
     return pack(header, payload)
 
 
-def _jpeg_keeping_weights() -> str | None:
-    """The installed weights that keep a JPEG's own coefficients, or None."""
+def _installed_lossless(jpeg_files: bool = False, rebuilt_jpeg: bool = False) -> str | None:
+    """The installed lossless weights of that kind (``lossless_weights_id``), or None."""
     try:
-        return lossless_weights_id(jpeg_files=True)
+        return lossless_weights_id(jpeg_files, rebuilt_jpeg)
     except FczError:
         return None
+
+
+def _jpeg_keeping_weights() -> str | None:
+    """The installed weights that keep a JPEG's own coefficients, or None."""
+    return _installed_lossless(jpeg_files=True)
+
+
+def _smaller_rebuilt(images: Sequence[tuple[Image.Image, str]], outcomes: list[Any], settings: EncodeSettings,
+                     device: str, skip: dict[int, bytes]) -> list[Any]:
+    """Lossless files of pixels -> each the smaller of it and the file of its pixels as a rebuilt JPEG
+    (facecodec.jpeg_rebuild): a third to a fifth of the pixel coder's where the pixels were decoded from a JPEG,
+    larger where they never were. ``skip``: images whose JPEG input was kept as it is."""
+    rebuilt_settings = replace(settings, weights_id=settings.rebuild_jpeg, rebuild_jpeg=None, keep_jpeg=None,
+                               tile=None)
+    for i, image in enumerate(images):
+        if i in skip or not isinstance(outcomes[i], bytes):
+            continue
+        rebuilt = encode_many([image], rebuilt_settings, device)[0]
+        if isinstance(rebuilt, bytes) and len(rebuilt) < len(outcomes[i]):
+            outcomes[i] = rebuilt
+    return outcomes
 
 
 # Lepton takes 10-25 % off a JPEG (12.8 % on LFW's, 21.8 % on faces/val's: docs/results.md, "Lossless"): a lossy file

@@ -136,10 +136,9 @@ def lepton_limits(width: int, height: int) -> dict[str, int]:
     return {"max_jpeg_width": width, "max_jpeg_height": height, "max_jpeg_file_size": max_jpeg_bytes(width, height)}
 
 
-def compress(jpeg: bytes, width: int, height: int) -> bytes | None:
-    """JPEG image data of a ``width`` x ``height`` image -> the jpeg-file family's payload: Lepton's stream, padded
-    to whole words with ``k`` bytes of value ``k`` (1..4); None where Lepton cannot code this JPEG, its stream
-    does not give the same bytes back or would fail the decoder's checks (``check_lepton_stream``)."""
+def lepton_stream(jpeg: bytes, width: int, height: int) -> bytes | None:
+    """JPEG image data of a ``width`` x ``height`` image -> Lepton's stream of it; None where Lepton cannot code this
+    JPEG, or its stream does not give the same bytes back or would fail the decoder's checks (``check_lepton_stream``)."""
     import lepton_jpeg_python
 
     limits = lepton_limits(width, height)
@@ -150,24 +149,45 @@ def compress(jpeg: bytes, width: int, height: int) -> bytes | None:
             return None
     except (RuntimeError, FczError):   # Lepton's refusal of a JPEG it does not support
         return None
-    pad = WORD - len(stream) % WORD
-    return stream + bytes([pad]) * pad
+    return stream
 
 
-def decompress(payload: bytes, width: int, height: int) -> bytes:
-    """A jpeg-file payload of a ``width`` x ``height`` image -> the JPEG image data it holds; FczError if it is
-    damaged."""
+def jpeg_of_stream(stream: bytes, width: int, height: int) -> bytes:
+    """Lepton's stream of a ``width`` x ``height`` JPEG -> its JPEG image data; FczError if it is damaged."""
     import lepton_jpeg_python
 
-    pad = payload[-1] if payload else 0
-    if not 1 <= pad <= WORD or len(payload) <= pad or payload[-pad:] != bytes([pad]) * pad:
-        raise FczError("corrupt file: the JPEG payload's padding is damaged")
-    stream = payload[:-pad]
     check_lepton_stream(stream, max_jpeg_bytes(width, height))
     try:
         return lepton_jpeg_python.decompress_bytes(stream, lepton_limits(width, height))
     except RuntimeError:
         raise FczError("corrupt file: the JPEG payload does not decode") from None
+
+
+def padded(data: bytes) -> bytes:
+    """``data`` padded to whole words (the container counts payloads in them) with ``k`` bytes of value ``k`` (1..4)."""
+    pad = WORD - len(data) % WORD
+    return data + bytes([pad]) * pad
+
+
+def unpadded(payload: bytes) -> bytes:
+    """A payload less its padding (``padded``); FczError if the padding is damaged."""
+    pad = payload[-1] if payload else 0
+    if not 1 <= pad <= WORD or len(payload) <= pad or payload[-pad:] != bytes([pad]) * pad:
+        raise FczError("corrupt file: the JPEG payload's padding is damaged")
+    return payload[:-pad]
+
+
+def compress(jpeg: bytes, width: int, height: int) -> bytes | None:
+    """JPEG image data of a ``width`` x ``height`` image -> the jpeg-file family's payload: Lepton's stream, padded;
+    None where Lepton cannot code it (``lepton_stream``)."""
+    stream = lepton_stream(jpeg, width, height)
+    return None if stream is None else padded(stream)
+
+
+def decompress(payload: bytes, width: int, height: int) -> bytes:
+    """A jpeg-file payload of a ``width`` x ``height`` image -> the JPEG image data it holds; FczError if it is
+    damaged."""
+    return jpeg_of_stream(unpadded(payload), width, height)
 
 
 def decode_pixels(jpeg: bytes, width: int, height: int, reduce: int = 0) -> np.ndarray:

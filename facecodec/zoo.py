@@ -122,9 +122,12 @@ def installed_ids(kind: str = CODEC) -> list[str]:
 
 
 def pixel_codec_ids() -> list[str]:
-    """Ids of the installed codec weights that code any picture's pixels: all but those that code a JPEG file's
-    own coefficients (``Family.keeps_jpeg_files``), which take nothing but a JPEG."""
-    return [entry["id"] for entry in _entries(CODEC) if not family_class(entry["family"]).keeps_jpeg_files]
+    """Ids of the installed codec weights that code any picture's pixels: all but those that keep a JPEG's
+    coefficients, a JPEG file's own (``Family.keeps_jpeg_files``), which take nothing but a JPEG, or one rebuilt
+    from the pixels (``Family.rebuilds_jpeg``), whose Lepton stream alone outgrows the format's bound on the
+    payload of a picture of a few pixels."""
+    return [entry["id"] for entry in _entries(CODEC)
+            if not (family_class(entry["family"]).keeps_jpeg_files or family_class(entry["family"]).rebuilds_jpeg)]
 
 
 def manifest_entry(weights_id: str, kind: str = CODEC) -> dict:
@@ -146,14 +149,16 @@ def default_weights_id(option: str | None = None) -> str:
     raise FczError(f"no installed weights take a {OPTION_NOUNS.get(option, option)}")
 
 
-def lossless_weights_id(jpeg_files: bool = False) -> str:
+def lossless_weights_id(jpeg_files: bool = False, rebuilt_jpeg: bool = False) -> str:
     """The first installed weights that decode to exactly the pixels encoded (``encode(lossless=True)``) from the
-    pixels, or (``jpeg_files``) from the JPEG file they came from (facecodec.families.jpeg_file)."""
+    pixels, or (``jpeg_files``) from the JPEG file they came from (facecodec.families.jpeg_file), or
+    (``rebuilt_jpeg``) from the pixels as a JPEG rebuilt from them (facecodec.families.jpeg_rebuilt)."""
     for entry in _entries(CODEC):
         family = family_class(entry["family"])
-        if family.lossless and family.keeps_jpeg_files == jpeg_files:
+        if family.lossless and family.keeps_jpeg_files == jpeg_files and family.rebuilds_jpeg == rebuilt_jpeg:
             return entry["id"]
-    raise FczError(f"no installed weights code {'JPEG files' if jpeg_files else 'pixels'} losslessly")
+    kind = "JPEG files" if jpeg_files else "pixels as rebuilt JPEGs" if rebuilt_jpeg else "pixels"
+    raise FczError(f"no installed weights code {kind} losslessly")
 
 
 def choose(quality: int | None = None, bits: int | None = None,

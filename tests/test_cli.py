@@ -14,6 +14,7 @@ from PIL import Image
 import facecodec
 from facecodec import zoo
 from facecodec.bitstream import pack, unpack
+from facecodec.bitstream.container import REGISTRY
 from facecodec.cli import main
 from facecodec.metrics import psnr
 
@@ -134,7 +135,7 @@ def _long_unknown_weights(data: bytes) -> bytes:
     (lambda d: d[:4] + b"\x08" + d[5:], "newer than this facecodec"),
     (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
     (lambda d: _reseal(d[:7] + b"\xa0\x8d\x06" * 2 + d[11:-4]), "100000x100000"),   # varints of 100000 for the face's 2-byte sides
-    (lambda d: _reseal(d[:6] + b"\x07" + d[7:-4]), "upgrade facecodec"),
+    (lambda d: _reseal(d[:6] + bytes([len(REGISTRY) + 1]) + d[7:-4]), "upgrade facecodec"),
     (_long_huge, "100000x100000"),
     (_long_unknown_weights, "not installed"),
 ])

@@ -34,8 +34,9 @@ from facecodec.bitstream import wavelet_payload
 from facecodec.bitstream.lattice import STANDARD_CHROMA, STANDARD_LUMA
 from facecodec.bitstream.tiles import tile_grid
 from facecodec.reading import check_decodable
-from facecodec.zoo import load_spec
+from facecodec.zoo import load_spec, lossless_weights_id
 
+REBUILT = lossless_weights_id(rebuilt_jpeg=True)
 SPEC = Path(__file__).resolve().parents[1] / "bitstream" / "FORMAT.md"
 RULES_COLUMN = "rules the reader enforces"
 
@@ -261,6 +262,19 @@ def jpeg_payload(change: Callable[[bytes, int], bytes]) -> Callable[[bytes], byt
     return forge
 
 
+def rebuilt_payload(change: Callable[[bytes, bytes, bytes], bytes]) -> Callable[[bytes], bytes]:
+    """A forger of the jpeg-rebuilt family's payload: ``change(length field, Lepton stream, residual stream)`` gives
+    the payload before its padding, which is then made anew."""
+    def forge(data: bytes) -> bytes:
+        fields = Fields.parse(data)
+        body = fields.payload[:-fields.payload[-1]]
+        (length,) = struct.unpack_from("<I", body)
+        changed = change(body[:4], body[4:4 + length], body[4 + length:])
+        pad = 4 - len(changed) % 4
+        return replace(fields, payload=changed + bytes([pad]) * pad).to_bytes()
+    return forge
+
+
 # --- the cases ------------------------------------------------------------------------------------------
 
 HEADER, DECODE = "read_header", "decode"   # who must refuse: the container (fcz info too), or decode's checks
@@ -481,9 +495,9 @@ CASES = [
          "flags 0x88"),
     Case("compact tiles with a JPEG source block", "compact flags", "never `0x02` with `0x04`", "compact-lattice",
          edit_compact(flags=0x06), "flags 0x06"),
-    Case("registry number 0", "registry number k", "1..6", "compact", edit_compact(number=0),
+    Case("registry number 0", "registry number k", "1..7", "compact", edit_compact(number=0),
          "weights number 0 is not one this facecodec knows"),
-    Case("registry number 7", "registry number k", "a larger one is refused", "compact", edit_compact(number=7),
+    Case("registry number 8", "registry number k", "a larger one is refused", "compact", edit_compact(number=8),
          "upgrade facecodec"),
     Case("width of 4 varint bytes", "width W, pixels, as a varint", "at most 3 bytes", "compact",
          edit_compact(width=b"\xb0\x80\x80\x00"), "longer than 3 bytes"),
@@ -541,6 +555,28 @@ CASES = [
          jpeg_payload(lambda stream, pad: stream[:-64] + bytes(64) + bytes([pad]) * pad), "does not decode", DECODE),
     Case("a JPEG of another size", "a Lepton stream", "it decodes to a JPEG of W x H", "jpeg-file",
          edit_with(lambda f: {"width": f.width + 8, "latent_w": f.latent_w + 8}), "the header says", DECODE),
+    # the jpeg-rebuilt family's payload (a JPEG rebuilt from the pixels, and the residual)
+    Case("a rebuilt JPEG longer than its payload", "the rebuilt JPEG's length S", "at most the payload's length",
+         "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: struct.pack("<I", 4 + len(lepton) + len(residual))
+                                         + lepton + residual), "runs past its payload", DECODE),
+    Case("a rebuilt JPEG whose scans are zeros", "the rebuilt JPEG: a Lepton stream", "it decodes to a JPEG of W x H",
+         "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: n + lepton[:-64] + bytes(64) + residual),
+         "does not decode", DECODE),
+    Case("a residual cut short", "the residual: a raw LZMA2 stream", "it decodes to exactly P W H bytes",
+         "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: n + lepton + residual[:len(residual) // 2]),
+         "residual", DECODE),
+    Case("a residual of zeros", "the residual: a raw LZMA2 stream", "it decodes to exactly P W H bytes",
+         "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: n + lepton + bytes(len(residual))),
+         "residual", DECODE),
+    Case("bytes after the residual", "the residual: a raw LZMA2 stream", "ends (its end marker) exactly where",
+         "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: n + lepton + residual + b"\x00\x00\x00\x00"),
+         "not the image's size", DECODE),
+    Case("rebuilt padding of another value", "the rebuilt JPEG's padding", "every byte of value k", "jpeg-rebuilt",
+         jpeg_payload(lambda body, pad: body + bytes([pad + 1]) * pad if pad < 4 else body + b"\x01\x01\x01\x05"),
+         "padding is damaged", DECODE),
+    Case("rebuilt padding of 8 bytes", "the rebuilt JPEG's padding", "1 <= k <= 4, the whole payload a multiple of 4",
+         "jpeg-rebuilt", jpeg_payload(lambda body, pad: body + bytes([pad]) * pad + b"\x08" * 8),
+         "padding is damaged", DECODE),
     # the wavelet family's bounds (prose)
     Case("an LL value beyond 2^21", "**Bounds.**", "as soon as an LL value leaves `+-2^21`", "wavelet",
          wavelet_values((0, 0, 0), LL_MAX + 1), "LL value outside the format's range", DECODE),
@@ -567,9 +603,11 @@ def files() -> dict[str, bytes]:
                "compact-tiled": facecodec.encode(large, device="cpu", tile=TILE),
                "compact-metadata": facecodec.encode(with_metadata(crop), device="cpu"),
                "compact-lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True),
-               "compact-jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True)}
+               "compact-jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True),
+               "compact-jpeg-rebuilt": facecodec.encode(np.asarray(Image.open(io.BytesIO(as_jpeg(crop)))),
+                                                        weights_id=REBUILT, lossless=True)}
     long = {name: pack(*unpack(compact[f"compact-{name}"]), long_header=True)
-            for name in ("tiled", "metadata", "lattice", "jpeg-file")}
+            for name in ("tiled", "metadata", "lattice", "jpeg-file", "jpeg-rebuilt")}
     return {**compact, **long, "wavelet": pack(*unpack(compact["compact"]), long_header=True),
             "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
             "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu")}
@@ -614,7 +652,7 @@ def test_a_compact_file_and_its_long_twin_hold_the_same_and_decode_alike(files):
     """The compact header leaves out only what the registry implies: both headers read the same, and every file of
     registered weights shrinks by what the long header spent on it: 22 bytes and the weights id, less the sides'
     varints (44 bytes against 14 for the default weights here)."""
-    for name in ("tiled", "metadata", "lattice", "jpeg-file", "wavelet"):
+    for name in ("tiled", "metadata", "lattice", "jpeg-file", "jpeg-rebuilt", "wavelet"):
         compact = files["compact" if name == "wavelet" else f"compact-{name}"]
         long = files[name]
         assert unpack(compact) == unpack(long), name

@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                                "facecodec.arrays", "facecodec.batching", "facecodec.devices")),
     ("images, files, messages, metrics", ("facecodec.image_io", "facecodec.files", "facecodec.messages",
                                           "facecodec.metrics", "facecodec.damage", "facecodec.classical",
-                                          "facecodec.metadata", "facecodec.jpeg_lattice", "facecodec.jpeg_file")),
+                                          "facecodec.metadata", "facecodec.jpeg_lattice", "facecodec.jpeg_file",
+                                          "facecodec.jpeg_rebuild")),
     ("format: numpy only", ("facecodec.bitstream",)),
     ("data", ("facecodec.weights",)),
 ]

@@ -124,6 +124,10 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     payload), lossless files of JPEG crops: baseline 4:2:0, 4:2:2 and 4:4:4, progressive, greyscale, with restart
     markers, at qualities 30-95 and a spread of sizes from 8 x 8 up, one with EXIF (a metadata block).
 
+    Of every weights id that rebuilds a JPEG from pixels (``Family.rebuilds_jpeg``: a Lepton stream and an LZMA2
+    residual as the payload), lossless files of the pixels of JPEG crops: 4:2:0, 4:2:2 and 4:4:4, RGB and greyscale,
+    one with EXIF.
+
     Every file written with a compact header (format 7: the weights are in REGISTRY) comes with its long-header
     twin (``with_long_twins``); the labels say which is which.
     """
@@ -240,6 +244,19 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                 image.save(jpeg, "JPEG", quality=quality, **options)
                 data = facecodec.encode(jpeg.getvalue(), weights_id=weights_id, lossless=True)
                 corpus.append((f"astronaut {width}x{height} {mode} JPEG q{quality} {label} {weights_id}", data))
+    for weights_id in installed_ids():
+        if not load_spec(weights_id).family.rebuilds_jpeg:
+            continue
+        for k, (label, options) in enumerate(jpeg_options[:3] + jpeg_options[5:]):
+            for mode in ("RGB", "L"):
+                width, height, image = crop(2 * k + (mode == "L"), mode)
+                width, height = max(width, 24), max(height, 24)   # the Lepton stream outgrows a smaller picture's bound
+                jpeg = io.BytesIO()
+                image.resize((width, height)).save(jpeg, "JPEG", quality=(40, 75, 90)[k % 3], **options)
+                decoded = Image.open(jpeg)
+                decoded.info = {key: value for key, value in decoded.info.items() if key == "exif"}
+                data = facecodec.encode(decoded, weights_id=weights_id, lossless=True)
+                corpus.append((f"astronaut {width}x{height} {mode} pixels of a JPEG, {label}, {weights_id}", data))
     return with_long_twins(corpus)
 
 

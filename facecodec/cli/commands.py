@@ -193,7 +193,8 @@ def models(as_json: bool) -> None:
             family = family_class(entry["family"]).from_entry(entry)
             record.update(family=family.name, option=family.option, settings=[family.settings[0], family.settings[-1]],
                           default_setting=family.default, efforts=[family.efforts[0], family.efforts[-1]],
-                          lossless=family.lossless, jpeg_input_only=family.keeps_jpeg_files)
+                          lossless=family.lossless, jpeg_input_only=family.keeps_jpeg_files,
+                          rebuilds_jpeg=family.rebuilds_jpeg)
         else:
             record.update(serves=zoo.served(entry))
         records.append(record)
@@ -202,7 +203,9 @@ def models(as_json: bool) -> None:
         return
     for r in records:
         if r["kind"] == zoo.CODEC and r["lossless"]:
-            of = "a JPEG input, as its own coefficients" if r["jpeg_input_only"] else "any input"
+            of = ("a JPEG input, as its own coefficients" if r["jpeg_input_only"] else
+                  "any input, as a JPEG rebuilt from its pixels and the residual, where smaller" if r["rebuilds_jpeg"]
+                  else "any input")
             click.echo(f"{r['id']:<22} {r['family']} family: every pixel back exactly, {of} (fcz encode --lossless)")
         elif r["kind"] == zoo.CODEC:
             first, last = r["settings"]

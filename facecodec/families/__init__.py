@@ -5,12 +5,14 @@ from facecodec.bitstream import FczError
 from facecodec.families.base import OPTION_NOUNS, Family
 from facecodec.families.gained import GainedFamily
 from facecodec.families.jpeg_file import JpegFileFamily
+from facecodec.families.jpeg_rebuilt import JpegRebuiltFamily
 from facecodec.families.lossless import LosslessFamily
 from facecodec.families.ranges import RangesFamily
 from facecodec.families.wavelet import WaveletFamily
 
 FAMILIES: dict[str, type[Family]] = {family.name: family for family in (GainedFamily, RangesFamily, WaveletFamily,
-                                                                         LosslessFamily, JpegFileFamily)}
+                                                                         LosslessFamily, JpegFileFamily,
+                                                                         JpegRebuiltFamily)}
 
 __all__ = ["FAMILIES", "OPTION_NOUNS", "Family", "family_class"]
 

@@ -62,6 +62,7 @@ class Family(ABC):
     max_reduce: ClassVar[int] = 0           # how many times a decoder can halve the size (``fcz decode --scale``)
     lossless: ClassVar[bool] = False        # decodes to exactly the pixels encoded (``encode(lossless=True)``)
     keeps_jpeg_files: ClassVar[bool] = False  # codes a JPEG input's own coefficients, not pixels (jpeg_file.py)
+    rebuilds_jpeg: ClassVar[bool] = False     # codes pixels as a JPEG rebuilt from them and a residual (jpeg_rebuild.py)
 
     def __init__(self, settings: range, default: int) -> None:
         if default not in settings:
