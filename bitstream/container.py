@@ -25,7 +25,8 @@ UNTILED_VERSION = 3                  # written for every other file, so they kee
 METADATA_VERSION = 5                 # written only for a file that carries metadata; its flags say the rest
 LATTICE_VERSION = 6                  # written only for a file with a JPEG source block
 COMPACT_VERSION = 7                  # written for every file of registered weights (REGISTRY), whatever it holds
-FORMAT_VERSION = COMPACT_VERSION     # the newest read; versions 1 (no quality byte) to 6 are still read
+OVERLAP_VERSION = 8                  # version 7's header, written only for a payload in overlapping tiles
+FORMAT_VERSION = OVERLAP_VERSION     # the newest read; versions 1 (no quality byte) to 7 are still read
 FLAG_METADATA = 0x01                 # version 5 on: a metadata block follows the quantizer ranges
 FLAG_TILED = 0x02                    # version 5 on: the payload is in tiles, as in version 4
 FLAG_LATTICE = 0x04                  # version 6 on: a JPEG source block follows (after the metadata block, if any)
@@ -33,7 +34,10 @@ FLAG_GREYSCALE = 0x08                # version 7: colour mode 1 (the long header
 # The flags each version may have (versions 6 and 7: never a JPEG source block with tiles).
 ALLOWED_FLAGS = {METADATA_VERSION: (FLAG_METADATA, FLAG_METADATA | FLAG_TILED),
                  LATTICE_VERSION: (FLAG_LATTICE, FLAG_LATTICE | FLAG_METADATA),
-                 COMPACT_VERSION: tuple(f for f in range(16) if not (f & FLAG_TILED and f & FLAG_LATTICE))}
+                 COMPACT_VERSION: tuple(f for f in range(16) if not (f & FLAG_TILED and f & FLAG_LATTICE)),
+                 OVERLAP_VERSION: tuple(f for f in range(16) if f & FLAG_TILED and not f & FLAG_LATTICE)}
+TILED_LAYOUTS = (TILED_VERSION, OVERLAP_VERSION)   # the payload layouts in tiles (FORMAT.md, "Tiled payload")
+COMPACT_VERSIONS = (COMPACT_VERSION, OVERLAP_VERSION)   # the versions of the compact header
 # Weights a version-7 header names by one byte, k = 1, 2, ...: REGISTRY[k - 1] is (weights id, the quantizer bits of
 # their files). Append only: once written, a number means those weights for good. Every file of these weights has
 # C = 3 latent planes at stride 1, no padding and a quality level, so a version-7 header leaves those fields out.
@@ -70,7 +74,8 @@ class FczHeader:
     latent_shape: tuple[int, int, int]        # C, h, w of the symbol array
     channel_ranges: tuple[tuple[float, float], ...]  # per channel (min, max), exact float32 values; () with a quality
     quality: int = 0                 # 1.. = the weights' quality level (gained quantizer); 0 = per-image ranges
-    version: int = UNTILED_VERSION   # the payload's layout, by the version that introduced it: 3 = whole, 4 = tiles
+    version: int = UNTILED_VERSION   # the payload's layout, by the version that introduced it: 3 = whole, 4 = tiles,
+                                     # 8 = overlapping tiles
     metadata: Metadata = NO_METADATA  # ICC profile, EXIF, XMP; a long header with any is version 5
     lattice: SourceLattice | None = None  # the JPEG source's lattice; a long header with one is version 6
 
@@ -118,7 +123,7 @@ class FczHeader:
         if padded_w % w or padded_h % h or padded_w // w != padded_h // h:
             raise FczError(f"corrupt file: latent shape {self.latent_shape} does not tile "
                            f"a padded {self.width}x{self.height} image")
-        if not 1 <= self.version <= TILED_VERSION:
+        if not (1 <= self.version <= TILED_VERSION or self.version == OVERLAP_VERSION):
             raise FczError(f"corrupt file: format version {self.version}")
         if self.metadata and self.version < UNTILED_VERSION:
             raise FczError(f"format version {self.version} carries no metadata")
@@ -153,12 +158,16 @@ def pack(header: FczHeader, payload: bytes, long_header: bool = False) -> bytes:
         raise FczError(f"payload of {len(payload)} bytes exceeds the format's bound")
     blocks = [pack_block(header.metadata) if header.metadata else b"",
               pack_lattice(header.lattice) if header.lattice else b""]
-    flags = ((FLAG_METADATA if header.metadata else 0) | (FLAG_TILED if header.version == TILED_VERSION else 0)
+    flags = ((FLAG_METADATA if header.metadata else 0) | (FLAG_TILED if header.version in TILED_LAYOUTS else 0)
              | (FLAG_LATTICE if header.lattice else 0))
     number = None if long_header else header.registry_number
+    if number is None and header.version == OVERLAP_VERSION:
+        raise FczError("overlapping tiles have only the compact header (format 8): a reader of the long one "
+                       "predates them")
     if number is not None:   # the payload runs to the checksum: its length is the file's, less the rest
         flags |= FLAG_GREYSCALE if header.mode == "L" else 0
-        parts = [_PREFIX.pack(MAGIC, COMPACT_VERSION, flags, number), _varint(header.width),
+        version = OVERLAP_VERSION if header.version == OVERLAP_VERSION else COMPACT_VERSION
+        parts = [_PREFIX.pack(MAGIC, version, flags, number), _varint(header.width),
                  _varint(header.height), _QUALITY.pack(header.quality), *blocks, payload]
     else:
         weights_id = header.weights_id.encode("ascii")
@@ -248,8 +257,8 @@ def _read_prefix(reader: _Reader, empty: bool) -> tuple[int, int, int]:
 def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> tuple[FczHeader, int | None]:
     """The fields after the prefix, up to the payload -> (header, payload length; None in version 7, whose payload
     runs to the checksum)."""
-    if version == COMPACT_VERSION:
-        return _read_compact_fields(reader, flags, id_length), None
+    if version in COMPACT_VERSIONS:
+        return _read_compact_fields(reader, version, flags, id_length), None
     raw_id = reader.take(id_length)
     if not WEIGHTS_ID.fullmatch(raw_id):
         raise FczError("corrupt file: invalid weights id")
@@ -272,8 +281,9 @@ def _read_fields(reader: _Reader, version: int, flags: int, id_length: int) -> t
     return header, payload_length
 
 
-def _read_compact_fields(reader: _Reader, flags: int, number: int) -> FczHeader:
-    """A version-7 header's fields after the prefix, up to the payload; ``number``: the weights' registry number."""
+def _read_compact_fields(reader: _Reader, version: int, flags: int, number: int) -> FczHeader:
+    """A version-7 (or 8) header's fields after the prefix, up to the payload; ``number``: the weights' registry
+    number."""
     if not 1 <= number <= len(REGISTRY):
         raise FczError(f"weights number {number} is not one this facecodec knows (1..{len(REGISTRY)}): "
                        f"upgrade facecodec")
@@ -285,8 +295,9 @@ def _read_compact_fields(reader: _Reader, flags: int, number: int) -> FczHeader:
     metadata = read_block(reader.take) if flags & FLAG_METADATA else NO_METADATA
     lattice = read_lattice(reader.take) if flags & FLAG_LATTICE else None
     header = FczHeader(weights_id, width, height, MODES[1 if flags & FLAG_GREYSCALE else 0], bits, 0, 0,
-                       (3, height, width), (), quality, TILED_VERSION if flags & FLAG_TILED else UNTILED_VERSION,
-                       metadata, lattice)
+                       (3, height, width), (), quality,
+                       version if version == OVERLAP_VERSION else TILED_VERSION if flags & FLAG_TILED
+                       else UNTILED_VERSION, metadata, lattice)
     header.validate()
     return header
 

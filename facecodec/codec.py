@@ -21,8 +21,8 @@ size and thread count (facecodec.numerics).
 The networks (and the wavelet post-filter) run in overlapping tiles of ``NETWORK_TILE`` pixels
 (facecodec.models.tiling), so memory stays bounded for large photos. The wavelet transform runs over the whole
 image at once; its family then codes an image larger than its tile side as a grid of tiles, each analysed,
-quantized, coded and decoded as an image of its own (``tile_boxes``, ``tiles``: format 4), so its memory too
-follows the tile and the picture is held whole only as 8-bit pixels.
+quantized, coded and decoded as an image of its own (``tile_boxes``, ``tiles``: formats 4 and 8, the latter
+overlapping), so its memory too follows the tile and the picture is held whole only as 8-bit pixels.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from facecodec.arrays import padded_array, to_image
 from facecodec.batching import batches
 from facecodec.bitstream import FczError, FczHeader, pack
 from facecodec.bitstream.lattice import SourceLattice
-from facecodec.bitstream.tiles import Box
+from facecodec.bitstream.tiles import Box, coded_box
 from facecodec.devices import known_device
 from facecodec.families.base import Family
 from facecodec import jpeg_file
@@ -273,12 +273,13 @@ def synthesise(weights: Weights, y: np.ndarray, reduce: int = 0, tile: int = NET
 
 def tiled_fcz(weights: Weights, rgb: Image.Image, mode: str, boxes: list[Box], settings: EncodeSettings,
               metadata: Metadata = NO_METADATA) -> bytes:
-    """An image coded as the grid of tiles ``boxes`` (format 4) -> its .fcz bytes; each tile is analysed, quantized
-    and coded as an image of its own, so the whole picture is held only as 8-bit pixels."""
+    """An image coded as the grid of tiles ``boxes`` (formats 4 and 8) -> its .fcz bytes; each tile, with the overlap
+    its family codes (bitstream/tiles.py), is analysed, quantized and coded as an image of its own, so the whole
+    picture is held only as 8-bit pixels."""
     def coded(setting: int) -> bytes:
         headers, payloads = [], []
         for box in boxes:
-            tile = rgb.crop(box)
+            tile = rgb.crop(coded_box(box, weights.family.tile_overlap))
             x, pad_right, pad_bottom = padded_array(tile, weights.stride)
             symbols, fields = weights.family.quantize(weights.model, analyse(weights, x), setting,
                                                       settings.effort, weights.entropy_tables)
@@ -402,7 +403,9 @@ def reduced_size(width: int, height: int, reduce: int) -> tuple[int, int]:
     return -(-width // 2 ** reduce), -(-height // 2 ** reduce)
 
 
-Part = tuple[Box, Callable[[], np.ndarray]]   # a coded part's box in the image, and what decodes its features
+# A coded part: its box in the image, what decodes its features, and the box of the image its decode fills (all of
+# its box but in overlapping tiles: bitstream/tiles.py).
+Part = tuple[Box, Callable[[], np.ndarray], Box]
 
 
 def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS, reduce: int = 0
@@ -415,8 +418,8 @@ def open_fcz(data: bytes, device: str = "auto", max_pixels: int | None = DEFAULT
     header, payload, spec, table = check_decodable(data, max_pixels)
     reduce = spec.family.check_reduce(reduce, spec.weights_id)
     weights = load_weights(spec.weights_id, known_device(device))
-    return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce))
-                             for box, part, part_payload in weights.family.tiles(header, payload)]
+    return header, weights, [(box, partial(part_features, weights, table, part, part_payload, reduce), kept)
+                             for box, kept, part, part_payload in weights.family.tiles(header, payload)]
 
 
 def part_features(weights: Weights, table: Any, header: FczHeader, payload: bytes, reduce: int = 0) -> np.ndarray:
@@ -430,18 +433,20 @@ def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, redu
 
     A file of one part gives its pixels as ``synthesise`` makes them (padded to the stride); the tiles of a tiled
     file are decoded one by one into the output, which alone holds the whole picture, as bytes. Tiles start at
-    multiples of 16 pixels (bitstream/tiles.py), so reduced tiles start at whole pixels.
+    multiples of 16 pixels (bitstream/tiles.py), so reduced tiles start at whole pixels; where overlapping tiles
+    hand over halfway through their overlap, a reduced seam is rounded up, as the image's reduced sides are.
     """
     if len(parts) == 1:
         return synthesise(weights, parts[0][1](), reduce)
-    out = None
-    for (left, top, right, bottom), features in parts:
+    out, scale = None, 2 ** reduce
+    for (left, top, _, _), features, (keep_left, keep_top, keep_right, keep_bottom) in parts:
         pixels = synthesise(weights, features(), reduce)
         if out is None:
             width, height = reduced_size(header.width, header.height, reduce)
             out = np.empty((*pixels.shape[:2], height, width), dtype=pixels.dtype)
-        (w, h), scale = reduced_size(right - left, bottom - top, reduce), 2 ** reduce
-        out[..., top // scale:top // scale + h, left // scale:left // scale + w] = pixels[..., :h, :w]
+        rows, cols = (-(-keep_top // scale), -(-keep_bottom // scale)), (-(-keep_left // scale), -(-keep_right // scale))
+        out[..., rows[0]:rows[1], cols[0]:cols[1]] = pixels[..., rows[0] - top // scale:rows[1] - top // scale,
+                                                            cols[0] - left // scale:cols[1] - left // scale]
     return out
 
 

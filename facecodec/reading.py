@@ -59,6 +59,6 @@ def inspect(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[F
     fraction of a decode's time), so a damaged payload is found too.
     """
     header, payload, spec, table = check_decodable(data, max_pixels)
-    for _, part, part_payload in spec.family.tiles(header, payload):  # a tile at a time: memory follows the tile
+    for _, _, part, part_payload in spec.family.tiles(header, payload):  # a tile at a time: memory follows the tile
         spec.family.entropy_decode(part_payload, table, part)
     return header, spec

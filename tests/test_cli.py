@@ -132,7 +132,7 @@ def _long_unknown_weights(data: bytes) -> bytes:
     (lambda d: b"", "empty file"),
     (lambda d: d[: len(d) // 2], "checksum"),
     (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
-    (lambda d: d[:4] + b"\x08" + d[5:], "newer than this facecodec"),
+    (lambda d: d[:4] + b"\x09" + d[5:], "newer than this facecodec"),
     (lambda d: d[:40] + bytes([d[40] ^ 0x10]) + d[41:], "checksum"),
     (lambda d: _reseal(d[:7] + b"\xa0\x8d\x06" * 2 + d[11:-4]), "100000x100000"),   # varints of 100000 for the face's 2-byte sides
     (lambda d: _reseal(d[:6] + bytes([len(REGISTRY) + 1]) + d[7:-4]), "upgrade facecodec"),

@@ -34,6 +34,7 @@ from facecodec.bitstream import wavelet_payload
 from facecodec.bitstream.lattice import STANDARD_CHROMA, STANDARD_LUMA
 from facecodec.bitstream.tiles import tile_grid
 from facecodec.reading import check_decodable
+from facecodec.families.wavelet import WaveletFamily
 from facecodec.zoo import load_spec, lossless_weights_id
 
 REBUILT = lossless_weights_id(rebuilt_jpeg=True)
@@ -236,6 +237,31 @@ def tiled(side: int | None = None, lengths: Callable[[list[int]], list[int]] | N
     return forge
 
 
+def overlapping(side: int | None = None, overlap: int | None = None,
+                lengths: Callable[[list[int]], list[int]] | None = None,
+                part: Callable[[int, bytes], bytes] | None = None) -> Callable[[bytes], bytes]:
+    """A forger of version 8's tile table (compact header): another side or overlap, other lengths, or other tile
+    payloads (lengths kept in step)."""
+    def forge(data: bytes) -> bytes:
+        fields = Compact.parse(data)
+        header = facecodec.read_header(data)
+        tiles = len(tile_grid(header.width, header.height, TILE))
+        t, v = struct.unpack_from("<2I", fields.payload)
+        n = list(struct.unpack_from(f"<{tiles}I", fields.payload, 8))
+        parts, at = [], 8 + 4 * tiles
+        for length in n:
+            parts.append(fields.payload[at:at + length])
+            at += length
+        if part is not None:
+            parts = [part(k, p) for k, p in enumerate(parts)]
+            n = [len(p) for p in parts]
+        if lengths is not None:
+            n = lengths(n)
+        payload = struct.pack(f"<2I{tiles}I", t if side is None else side, v if overlap is None else overlap, *n)
+        return replace(fields, payload=payload + b"".join(parts)).to_bytes()
+    return forge
+
+
 # --- payloads an encoder never writes -------------------------------------------------------------------
 
 def wavelet_values(position: tuple[int, int, int], value: int) -> Callable[[bytes], bytes]:
@@ -331,7 +357,7 @@ LL_MAX = 2 ** 21
 CASES = [
     Case("magic, high bit lost", "magic", "exact", "wavelet", _flip_first_byte, "wrong magic"),
     Case("magic, text", "magic", "exact", "wavelet", lambda d: b"FCZ!" + d[4:], "wrong magic"),
-    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=8),
+    Case("version, newer", "format version", "a larger value is refused", "wavelet", edit(version=9),
          "newer than this facecodec reads"),
     Case("version 0", "format version", "`1` and `2` are still read", "wavelet", edit(version=0),
          "corrupt file: version 0"),
@@ -542,6 +568,25 @@ CASES = [
          DECODE),
     Case("a tile's payload too short", "the tile payloads", "each checked and decoded as the version-3 payload",
          "tiled", tiled(part=lambda k, p: p[:4] if k == 0 else p), "too short to hold", DECODE),
+    # version 8: overlapping tiles
+    Case("version 8 untiled", "compact flags", "in version 8 always `0x02`", "compact-tiled",
+         edit_compact(flags=0x00), "flags 0x00"),
+    Case("overlapping tile side 100", "side of the overlapping tiles `T`", "a multiple of 16 in 64..16384",
+         "compact-tiled", overlapping(side=100), "tile side 100", DECODE),
+    Case("overlap 8", "overlap `V`", "a multiple of 16", "compact-tiled", overlapping(overlap=8), "tile overlap 8",
+         DECODE),
+    Case("overlap 0", "overlap `V`", "in 16..T/2", "compact-tiled", overlapping(overlap=0), "tile overlap 0", DECODE),
+    Case("overlap over half a tile", "overlap `V`", "in 16..T/2", "compact-tiled", overlapping(overlap=TILE // 2 + 16),
+         f"tile overlap {TILE // 2 + 16}", DECODE),
+    Case("overlapping tile lengths not whole words", "lengths of the overlapping tiles", "each a multiple of 4",
+         "compact-tiled", overlapping(lengths=lambda n: [n[0] + 1, n[1] - 1, *n[2:]]), "in whole 32-bit words",
+         DECODE),
+    Case("overlapping tile lengths summing over L", "lengths of the overlapping tiles",
+         "`8 + 4 N + sum L_k = L` exactly", "compact-tiled", overlapping(lengths=lambda n: [n[0] + 4, *n[1:]]),
+         "do not add up", DECODE),
+    Case("an overlapping tile's payload too short", "the overlapping tiles' payloads",
+         "each checked and decoded as the version-3 payload of its coded area", "compact-tiled",
+         overlapping(part=lambda k, p: p[:4] if k == 0 else p), "too short to hold", DECODE),
     # the jpeg-file family's payload (a JPEG's own coefficients)
     Case("padding of another value", "padding: k bytes", "every byte of value k", "jpeg-file",
          jpeg_payload(lambda stream, pad: stream + bytes([pad + 1]) * pad if pad < 4 else stream + b"\x01\x01\x01\x05"),
@@ -601,16 +646,29 @@ def files() -> dict[str, bytes]:
     compact = {"compact": facecodec.encode(crop, device="cpu"),
                "compact-grey": facecodec.encode(Image.fromarray(crop).convert("L"), device="cpu"),
                "compact-tiled": facecodec.encode(large, device="cpu", tile=TILE),
+               "compact-tiled-4": without_overlap(lambda: facecodec.encode(large, device="cpu", tile=TILE)),
                "compact-metadata": facecodec.encode(with_metadata(crop), device="cpu"),
                "compact-lattice": facecodec.encode(as_jpeg(crop), device="cpu", strip=True),
                "compact-jpeg-file": facecodec.encode(as_jpeg(crop), lossless=True, strip=True),
                "compact-jpeg-rebuilt": facecodec.encode(np.asarray(Image.open(io.BytesIO(as_jpeg(crop)))),
                                                         weights_id=REBUILT, lossless=True)}
-    long = {name: pack(*unpack(compact[f"compact-{name}"]), long_header=True)
+    long = {name: pack(*unpack(compact[twin_of(name)]), long_header=True)
             for name in ("tiled", "metadata", "lattice", "jpeg-file", "jpeg-rebuilt")}
     return {**compact, **long, "wavelet": pack(*unpack(compact["compact"]), long_header=True),
             "gained": facecodec.encode(crop, weights_id="gained-q8-v1", device="cpu"),
             "ranges": facecodec.encode(crop, weights_id="theis-c24-v1", device="cpu")}
+
+
+def twin_of(name: str) -> str:
+    """The compact file whose long-header twin is the long file ``name`` (overlapping tiles have no long form: the
+    long tiled file is the twin of the file in tiles that do not overlap)."""
+    return {"wavelet": "compact", "tiled": "compact-tiled-4"}.get(name, f"compact-{name}")
+
+
+def without_overlap(encode: Callable[[], bytes]) -> bytes:
+    """``encode()`` in tiles that do not overlap, as facecodec wrote tiled files before version 8."""
+    with mock.patch.object(WaveletFamily, "tile_overlap", 0):
+        return encode()
 
 
 def as_jpeg(pixels: np.ndarray) -> bytes:
@@ -634,7 +692,7 @@ def test_the_valid_files_decode_and_parse_at_the_specs_offsets(files):
     assert Fields.parse(files["metadata"]).metadata_block[:len(ICC) + 7] == b"\x02\x01" + struct.pack("<I", len(ICC)) + ICC + b"\x02"
     assert files["compact"][4:10] == b"\x07\x00\x03\x30\x28\x32"   # wavelet-v2, 48 x 40, quality 50
     assert [files[name][4:7] for name in ("compact-grey", "compact-tiled", "compact-metadata", "compact-lattice",
-                                          "compact-jpeg-file")] == [b"\x07\x08\x03", b"\x07\x02\x03", b"\x07\x01\x03",
+                                          "compact-jpeg-file")] == [b"\x07\x08\x03", b"\x08\x02\x03", b"\x07\x01\x03",
                                                                     b"\x07\x04\x03", b"\x07\x00\x06"]
     assert Compact.parse(files["compact-tiled"]).width == b"\x60" and Compact.parse(files["compact-lattice"]).blocks[2:] == b"\x00\x4b"
     for name, data in files.items():
@@ -653,7 +711,7 @@ def test_a_compact_file_and_its_long_twin_hold_the_same_and_decode_alike(files):
     registered weights shrinks by what the long header spent on it: 22 bytes and the weights id, less the sides'
     varints (44 bytes against 14 for the default weights here)."""
     for name in ("tiled", "metadata", "lattice", "jpeg-file", "jpeg-rebuilt", "wavelet"):
-        compact = files["compact" if name == "wavelet" else f"compact-{name}"]
+        compact = files[twin_of(name)]
         long = files[name]
         assert unpack(compact) == unpack(long), name
         assert np.array_equal(np.asarray(facecodec.decode(compact, device="cpu")),

@@ -25,6 +25,9 @@ import contextlib
 import functools
 import io
 from dataclasses import replace
+from functools import partial
+from typing import Callable
+from unittest import mock
 import signal
 import struct
 import time
@@ -41,13 +44,14 @@ import facecodec
 from facecodec import FczError
 from facecodec import read_header
 from facecodec.bitstream import FczHeader, decode_symbols, encode_symbols, pack, unpack
-from facecodec.bitstream.container import COMPACT_VERSION, MAX_SIDE, REGISTRY
+from facecodec.bitstream.container import COMPACT_VERSION, COMPACT_VERSIONS, MAX_SIDE, OVERLAP_VERSION, REGISTRY
 from facecodec.bitstream import contexts as wc
 from facecodec.bitstream import subbands as ws
 from facecodec.bitstream import wavelet_payload as wb
 from facecodec.bitstream.contexts import ContextModel
 from facecodec.bitstream.entropy import _SEAL_SLACK_BITS, min_payload_bits
 from facecodec.codec import reduced_size
+from facecodec.families.wavelet import WaveletFamily
 from facecodec.zoo import installed_ids, load_spec, load_weights, pixel_codec_ids
 from facecodec.models.threads import using_threads
 
@@ -136,13 +140,24 @@ def random_symbol_files() -> tuple[bytes, ...]:
     return with_long_twins(files)
 
 
+def without_overlap(encode: Callable[[], bytes]) -> bytes:
+    """``encode()`` with tiles that do not overlap, as facecodec wrote every tiled file before format 8."""
+    with mock.patch.object(WaveletFamily, "tile_overlap", 0):
+        return encode()
+
+
 @functools.lru_cache(maxsize=None)
 def tiled_files() -> tuple[bytes, ...]:
     """Per installed weights id whose latent codec codes large images in tiles (the wavelet family), an 80 x 70
-    crop coded in 64-pixel tiles (format 4: a tile table, then 2 x 2 tile payloads)."""
+    crop coded in 64-pixel tiles (a tile table, then 2 x 2 tile payloads): in the family's overlapping tiles (format
+    8) where its tiles overlap, and as before them (format 7's flag 0x02, format 4 in the long header)."""
     picture = astronaut()[30:100, 170:250]
-    return with_long_twins([facecodec.encode(picture, weights_id=weights_id, tile=64)
-                            for weights_id in pixel_codec_ids() if tiles_large_images(weights_id)])
+    files = []
+    for weights_id in pixel_codec_ids():
+        if tiles_large_images(weights_id):
+            encode = partial(facecodec.encode, picture, weights_id=weights_id, tile=64)
+            files += dict.fromkeys([encode(), without_overlap(encode)])
+    return with_long_twins(files)
 
 
 def tiles_large_images(weights_id: str) -> bool:
@@ -154,14 +169,16 @@ def tiles_large_images(weights_id: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def metadata_files() -> tuple[bytes, ...]:
     """Files that carry metadata, of the default weights: a 40 x 48 crop with an ICC profile, EXIF and XMP (flags
-    0x01), and the tiled 80 x 70 crop with EXIF alone (flags 0x03); in format 7, then as their long twins, 5."""
+    0x01), and the tiled 80 x 70 crop with EXIF alone (flags 0x03), in overlapping tiles (format 8) and not; in format
+    7, then as their long twins, 5."""
     exif = Image.Exif()
     exif[0x010F] = "FaceCam"
     small, large = Image.fromarray(astronaut()[30:78, 170:210]), Image.fromarray(astronaut()[30:100, 170:250])
     small.info.update(icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
                       exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     large.info.update(exif=exif.tobytes())
-    return with_long_twins([facecodec.encode(small), facecodec.encode(large, tile=64)])
+    return with_long_twins([facecodec.encode(small), facecodec.encode(large, tile=64),
+                            without_overlap(partial(facecodec.encode, large, tile=64))])
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,7 +222,7 @@ def long_twin(data: bytes) -> bytes:
 def with_long_twins(files: list[bytes]) -> tuple[bytes, ...]:
     """``files``, then the long-header twin of each compact one (format 7), so that the edits at the long header's
     offsets keep running on files of the weights that are now written with the compact one."""
-    return (*files, *(long_twin(data) for data in files if data[4] == COMPACT_VERSION))
+    return (*files, *(long_twin(data) for data in files if data[4] == COMPACT_VERSION))   # format 8 has no long form
 
 
 def all_files() -> tuple[bytes, ...]:
@@ -216,7 +233,7 @@ def all_files() -> tuple[bytes, ...]:
 def pick(index: int, compact: bool | None = None) -> bytes:
     """File ``index`` of all_files(), modulo their number (which follows the installed weights); only those with the
     compact header (format 7) where ``compact``, only those with the long one where it is False."""
-    files = [data for data in all_files() if compact is None or (data[4] == COMPACT_VERSION) == compact]
+    files = [data for data in all_files() if compact is None or (data[4] in COMPACT_VERSIONS) == compact]
     return files[index % len(files)]
 
 
@@ -240,7 +257,7 @@ def offsets(data: bytes) -> dict[str, int | None]:
     the payload length sits there), "length" the payload length. The compact header (version 7): "width" and
     "height" the sides' varints; no payload length ("length" None): the payload runs to the checksum. Both: "quality",
     where the metadata and JPEG source blocks would start, "payload", "crc"."""
-    if data[4] == COMPACT_VERSION:
+    if data[4] in COMPACT_VERSIONS:
         fields = {"width": 7}
         at = 7
         for side in ("height", "quality"):   # LEB128: a side's last byte is the one below 0x80
@@ -263,7 +280,7 @@ def offsets(data: bytes) -> dict[str, int | None]:
     end = lattice
     if flags & 4:                        # subsampling, strengths, form, then a quality or 64 / 128 steps
         end += 3 + (1 if data[lattice + 2] == 0 else 64 * (2 if data[lattice] else 1))
-    compact = data[4] == COMPACT_VERSION
+    compact = data[4] in COMPACT_VERSIONS
     return {**fields, "metadata": metadata, "lattice": lattice, "length": None if compact else end,
             "payload": end if compact else end + 4, "crc": len(data) - 4}
 
@@ -334,15 +351,16 @@ def test_files_cover_every_installed_weights_id_and_format_version():
     tiling = {read_header(d).weights_id for d in tiled_files()}
     assert tiling == {i for i in installed_ids() if tiles_large_images(i)} != set()
     for weights_id in pixel_codec_ids():
+        overlapping = load_spec(weights_id).family.tile_overlap > 0
         assert {read_header(d).version for d in files if read_header(d).weights_id == weights_id} == \
-            {2, 3} | ({4} if weights_id in tiling else set())
+            {2, 3} | ({4} if weights_id in tiling else set()) | ({8} if weights_id in tiling and overlapping else set())
     compact = [d for d in files if d[4] == COMPACT_VERSION]
     assert {read_header(d).weights_id for d in compact} == {i for i, _ in REGISTRY} & set(installed_ids()) != set()
     assert all(long_twin(d) in files for d in compact)
     assert {d[5] for d in compact} >= {0x00, 0x01, 0x02, 0x04, 0x08}   # each flag of format 7 on its own, too
-    assert {d[4] for d in files} == {2, 3, 4, 5, 6, COMPACT_VERSION}
+    assert {d[4] for d in files} == {2, 3, 4, 5, 6, COMPACT_VERSION, OVERLAP_VERSION}
     assert {d[4] for d in jpeg_file_files()} == {3, 5, COMPACT_VERSION}
-    assert {d[4:6] for d in metadata_files()} == {b"\x07\x01", b"\x07\x03", b"\x05\x01", b"\x05\x03"}
+    assert {d[4:6] for d in metadata_files()} == {b"\x07\x01", b"\x08\x03", b"\x07\x03", b"\x05\x01", b"\x05\x03"}
     assert [d[4:6] for d in lattice_files()] == [b"\x07\x04", b"\x07\x0d", b"\x06\x04", b"\x06\x05"]
     heads = [d[offsets(d)["lattice"]:][:3] for d in lattice_files()]   # subsampling, strengths, table form
     assert (heads[0][0], heads[0][2]) == (0x22, 0) and (heads[1][0], heads[1][2]) == (0, 1)

@@ -78,7 +78,7 @@ def _encoded(image, setting: dict, tile: int) -> bytes:
 
 def _decoded(data: bytes, tile: int) -> np.ndarray:
     """``facecodec.decode``'s steps, with ``g_s`` run in network tiles of ``tile`` pixels."""
-    header, weights, [(_, features)] = codec.open_fcz(data)
+    header, weights, [(_, features, _)] = codec.open_fcz(data)
     pixels = codec.synthesise(weights, features(), tile=tile)
     return np.asarray(to_image(pixels, header.width, header.height, header.mode), dtype=np.int16)
 

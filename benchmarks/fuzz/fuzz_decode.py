@@ -68,7 +68,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from facecodec.bitstream.container import (COMPACT_VERSION, FLAG_GREYSCALE, FLAG_LATTICE, FLAG_METADATA,
+from facecodec.bitstream.container import (COMPACT_VERSION, COMPACT_VERSIONS, FLAG_GREYSCALE, FLAG_LATTICE,
+                                           FLAG_METADATA, OVERLAP_VERSION,
                                            MAX_SIDE_BYTES, REGISTRY)
 
 HERE = Path(__file__).resolve().parent
@@ -114,7 +115,8 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
       synthesis see content no encoder made (for the wavelet family: signed values, some far beyond
       +-31, so the escapes are exercised);
     * per weights id whose family codes large images in tiles, an 80 x 70 crop in RGB and L coded in
-      64-pixel tiles (a tile table, then 2 x 2 tile payloads: flag 0x02 of format 7, format 4 in the long header);
+      64-pixel tiles (a tile table, then 2 x 2 tile payloads: flag 0x02 of format 7, format 4 in the long header;
+      format 8, overlapping tiles, where the family's tiles overlap);
     * files with metadata of the default weights: a crop with an ICC profile, EXIF and XMP, and the tiled crop with
       EXIF (flags 0x01 and 0x03 of formats 7 and 5);
     * files with a JPEG source block of the default weights: a crop from a JPEG of quality 75 4:2:0 (standard
@@ -132,6 +134,7 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
     twin (``with_long_twins``); the labels say which is which.
     """
     from dataclasses import replace
+    from unittest import mock
 
     import numpy as np
     from PIL import Image, ImageCms
@@ -193,6 +196,10 @@ def build_corpus(seed: int) -> list[tuple[str, bytes]]:
                 image = Image.fromarray(picture[30:100, 170:250]).convert(mode)
                 corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles",
                                facecodec.encode(image, weights_id=weights_id, tile=64)))
+                if latent.tile_overlap:   # and as before tiles overlapped (format 7's flag 0x02, 4 in the long header)
+                    with mock.patch.object(type(latent), "tile_overlap", 0):
+                        corpus.append((f"astronaut 80x70 {mode} {weights_id} in 64-px tiles, not overlapping",
+                                       facecodec.encode(image, weights_id=weights_id, tile=64)))
 
         # random symbols: the header fields come from the family's own quantizer (run on random features)
         settings = sorted({latent.settings[0], latent.settings[len(latent.settings) // 2], latent.settings[-1]})
@@ -268,11 +275,13 @@ def with_long_twins(corpus: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
 
     out = []
     for name, data in corpus:
-        if data[4] != COMPACT_VERSION:
+        if data[4] == OVERLAP_VERSION:   # overlapping tiles came after the long header: no twin
+            out.append((f"{name} (v8)", data))
+        elif data[4] == COMPACT_VERSION:
+            twin = pack(*unpack(data), long_header=True)
+            out += [(f"{name} (v7)", data), (f"{name} (long header, v{twin[4]})", twin)]
+        else:
             out.append((name, data))
-            continue
-        twin = pack(*unpack(data), long_header=True)
-        out += [(f"{name} (v7)", data), (f"{name} (long header, v{twin[4]})", twin)]
     return out
 
 
@@ -335,7 +344,7 @@ def layout(body: bytes) -> dict | None:
     if len(body) < 7:
         return None
     version, flags = body[4], body[5]
-    if version == COMPACT_VERSION:
+    if version in COMPACT_VERSIONS:
         width = _read_side(body, 7)
         height = _read_side(body, width[1]) if width else None
         if height is None or height[1] >= len(body):
@@ -413,8 +422,9 @@ FIELDS = {
     "latent_w": (16, "<H"), "quality": (18, "<B"),  # the quality byte: version 2 on (in version 1, a range byte)
 }
 COMPACT_FIELDS = ("version", "flags", "number", "width", "height", "quality")   # version 7's
-# 1..7 read (4..6 only with their flags, 7 in its own layout); 0 refused (too old), 8 and 255 refused (newer)
-VERSIONS = [1, 2, 3, 1, 2, 3, 4, 5, 6, 7, 7, 0, 8, 255]
+# 1..8 read (4..6 only with their flags, 7 and 8 in their own layout, 8 only tiled); 0 refused (too old), 9 and 255
+# refused (newer)
+VERSIONS = [1, 2, 3, 1, 2, 3, 4, 5, 6, 7, 7, 8, 0, 9, 255]
 # version 7's registry byte: each registered weights (a file then names others than its own, whose tables
 # read its payload), then 0, the first number not yet given out and 255, refused ("upgrade facecodec")
 NUMBERS = [*range(1, len(REGISTRY) + 1), 0, len(REGISTRY) + 1, 255]
@@ -502,7 +512,7 @@ def m_field(rng, body, corpus):
     lay = layout(body)
     if lay is None:
         return m_flip_bits(rng, body, corpus)
-    if lay["version"] == COMPACT_VERSION:
+    if lay["version"] in COMPACT_VERSIONS:
         return _compact_field(rng, body, lay)
     roll = rng.random()
     if roll < 0.6:
@@ -529,7 +539,7 @@ def m_field(rng, body, corpus):
         _put(body, lay["length"], "<I", _int_value(rng, lay["payload_length"]))
     else:  # another weights id: an installed one, well-formed but unknown (or not a codec's), or malformed
         # (every installed id has a long-header file: the compact ones' twins)
-        installed = sorted({bytes(data[7:7 + data[6]]) for _, data in corpus if data[4] != COMPACT_VERSION})
+        installed = sorted({bytes(data[7:7 + data[6]]) for _, data in corpus if data[4] not in COMPACT_VERSIONS})
         new_id = rng.choice(installed + [b"theis-c24-v2", b"gained-q8-v2", b"wavelet-v9", b"restore-tiramisu-v1",
                                          b"x", b"Theis", b"a" * 64, b"a" * 65, b"", b"-bad"])
         body = body[:6] + bytes([len(new_id) % 256]) + new_id + body[7 + body[6]:]
@@ -582,7 +592,7 @@ def m_resize(rng, body, corpus):
     roll = rng.random()
     cap = 96 if roll < 0.9 else (4096 if roll < 0.97 else 16384)  # now and then a huge image from a tiny file
     width, height = rng.randint(1, cap), rng.randint(1, cap)
-    if lay["version"] == COMPACT_VERSION:
+    if lay["version"] in COMPACT_VERSIONS:
         sides = leb128(width) + leb128(height)
         body[lay["width_at"]:lay["sides_end"]] = sides
         payload = lay["payload"] + len(sides) - (lay["sides_end"] - lay["width_at"])
@@ -606,7 +616,7 @@ def m_bits(rng, body, corpus):
     lay = layout(body)
     if lay is None:
         return body
-    if lay["version"] == COMPACT_VERSION:
+    if lay["version"] in COMPACT_VERSIONS:
         body[6] = rng.choice(NUMBERS)
     else:
         _put(body, lay["shape"] + 9, "<B", rng.randint(1, 8))
@@ -623,7 +633,7 @@ def m_quality(rng, body, corpus):
         return body
     old, new = lay["quality"], rng.choice(QUALITIES)
     body[lay["quality_at"]] = new
-    if rng.random() < 0.5 and lay["version"] != COMPACT_VERSION:
+    if rng.random() < 0.5 and lay["version"] not in COMPACT_VERSIONS:
         if old == 0 and new:
             del body[lay["ranges"]:lay["ranges"] + 8 * lay["range_count"]]
         elif old and new == 0:
@@ -643,7 +653,7 @@ def m_version(rng, body, corpus):
         return body
     new = rng.choice(VERSIONS)
     body[4] = new
-    if rng.random() < 0.5 and COMPACT_VERSION not in (lay["version"], new):
+    if rng.random() < 0.5 and lay["version"] not in COMPACT_VERSIONS and new not in COMPACT_VERSIONS:
         if lay["quality"] is not None and new < 2:
             del body[lay["quality_at"]]
         elif lay["quality"] is None and new >= 2:
@@ -656,7 +666,7 @@ def m_mode(rng, body, corpus):
     lay = layout(body)
     if lay is None:
         return body
-    if lay["version"] == COMPACT_VERSION:
+    if lay["version"] in COMPACT_VERSIONS:
         body[5] ^= FLAG_GREYSCALE
     else:
         _put(body, lay["shape"] + 8, "<B", rng.choice([0, 1]))

@@ -63,6 +63,7 @@ class Family(ABC):
     lossless: ClassVar[bool] = False        # decodes to exactly the pixels encoded (``encode(lossless=True)``)
     keeps_jpeg_files: ClassVar[bool] = False  # codes a JPEG input's own coefficients, not pixels (jpeg_file.py)
     rebuilds_jpeg: ClassVar[bool] = False     # codes pixels as a JPEG rebuilt from them and a residual (jpeg_rebuild.py)
+    tile_overlap: ClassVar[int] = 0           # pixels each tile also codes of its neighbours (``tile_boxes``; format 8)
 
     def __init__(self, settings: range, default: int) -> None:
         if default not in settings:
@@ -186,13 +187,15 @@ class Family(ABC):
 
     def tile_boxes(self, width: int, height: int, tile: int | None) -> list[Box] | None:
         """The tiles (side ``tile``, from ``choose_tile``) an image of this size is coded in, each on its own
-        (format 4), or None: one payload for the whole image. None by default."""
+        (formats 4 and 8), or None: one payload for the whole image. None by default."""
         return None
 
-    def tiles(self, header: FczHeader, payload: bytes) -> list[tuple[Box, FczHeader, bytes]]:
-        """A file's independently coded parts: each one's box in the image, header and payload (as an image of
-        its own, untiled); FczError if a tile table is corrupt. By default one part: the whole file."""
-        return [((0, 0, header.width, header.height), header, payload)]
+    def tiles(self, header: FczHeader, payload: bytes) -> list[tuple[Box, Box, FczHeader, bytes]]:
+        """A file's independently coded parts: each one's box in the image, the box of the image its decode gives (in
+        overlapping tiles, less than it codes), header and payload (as an image of its own, untiled); FczError if a
+        tile table is corrupt. By default one part: the whole file."""
+        whole = (0, 0, header.width, header.height)
+        return [(whole, whole, header, payload)]
 
     def join_tiles(self, headers: list[FczHeader], payloads: list[bytes], width: int, height: int, tile: int
                    ) -> tuple[FczHeader, bytes]:

@@ -14,11 +14,12 @@ class LosslessFamily(WaveletFamily):
     context-adaptive payload with the weights' own tables (counted on integer planes of training faces).
 
     One setting, 1 (the header's quality byte), which ``describe`` calls "lossless"; no encoder search. As the
-    lossy wavelet family: large images in tiles (format 4), thumbnails from the coarse levels (the 5/3 low band is
-    already at the pixels' scale), no post-filter.
+    lossy wavelet family: large images in tiles (format 4: not overlapping, which would only cost bytes here),
+    thumbnails from the coarse levels (the 5/3 low band is already at the pixels' scale), no post-filter.
     """
 
     name = "lossless"
+    tile_overlap = 0   # exact anyway: its tiles have no seams to hide, and overlap would only cost bytes
     efforts, default_effort = range(0, 1), 0
     lossless = True
 
