@@ -289,13 +289,13 @@ def jpeg_payload(change: Callable[[bytes, int], bytes]) -> Callable[[bytes], byt
 
 
 def rebuilt_payload(change: Callable[[bytes, bytes, bytes], bytes]) -> Callable[[bytes], bytes]:
-    """A forger of the jpeg-rebuilt family's payload: ``change(length field, Lepton stream, residual stream)`` gives
-    the payload before its padding, which is then made anew."""
+    """A forger of the jpeg-rebuilt family's payload: ``change(length and grid offset fields, Lepton stream, residual
+    stream)`` gives the payload before its padding, which is then made anew."""
     def forge(data: bytes) -> bytes:
         fields = Fields.parse(data)
         body = fields.payload[:-fields.payload[-1]]
         (length,) = struct.unpack_from("<I", body)
-        changed = change(body[:4], body[4:4 + length], body[4 + length:])
+        changed = change(body[:6], body[6:6 + length], body[6 + length:])
         pad = 4 - len(changed) % 4
         return replace(fields, payload=changed + bytes([pad]) * pad).to_bytes()
     return forge
@@ -603,8 +603,17 @@ CASES = [
     # the jpeg-rebuilt family's payload (a JPEG rebuilt from the pixels, and the residual)
     Case("a rebuilt JPEG longer than its payload", "the rebuilt JPEG's length S", "at most the payload's length",
          "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: struct.pack("<I", 4 + len(lepton) + len(residual))
-                                         + lepton + residual), "runs past its payload", DECODE),
-    Case("a rebuilt JPEG whose scans are zeros", "the rebuilt JPEG: a Lepton stream", "it decodes to a JPEG of W x H",
+                                         + n[4:] + lepton + residual), "runs past its payload", DECODE),
+    Case("a grid offset of 16 columns", "grid offset `dx`", "0..15", "jpeg-rebuilt",
+         rebuilt_payload(lambda n, lepton, residual: n[:4] + bytes([16]) + n[5:] + lepton + residual),
+         "grid offset", DECODE),
+    Case("a grid offset of 16 rows", "grid offset `dy`", "0..15", "jpeg-rebuilt",
+         rebuilt_payload(lambda n, lepton, residual: n[:5] + bytes([16]) + lepton + residual), "grid offset", DECODE),
+    Case("a grid offset the JPEG does not have", "the rebuilt JPEG: a Lepton stream",
+         "decodes to a JPEG of (W + dx) x (H + dy)", "jpeg-rebuilt",
+         rebuilt_payload(lambda n, lepton, residual: n[:4] + bytes([n[4] ^ 8, n[5]]) + lepton + residual),
+         "the header says", DECODE),
+    Case("a rebuilt JPEG whose scans are zeros", "the rebuilt JPEG: a Lepton stream", "decodes to a JPEG of",
          "jpeg-rebuilt", rebuilt_payload(lambda n, lepton, residual: n + lepton[:-64] + bytes(64) + residual),
          "does not decode", DECODE),
     Case("a residual cut short", "the residual: a raw LZMA2 stream", "it decodes to exactly P W H bytes",

@@ -54,11 +54,24 @@ def test_pixels_decoded_from_a_jpeg_come_back_exactly_in_a_fraction_of_the_pixel
     assert len(data) < 0.7 * len(pixel_coder)
 
 
+def test_a_face_cropped_off_the_jpeg_grid_keeps_it():
+    """Pixels of a JPEG cropped 5 columns and 3 rows in: the rebuilt JPEG has those 5 columns and 3 rows before them
+    (its grid's), and takes a fraction of the pixel coder's bytes (measured 62 against 253 KB on 8 such faces/val)."""
+    pixels = np.ascontiguousarray(decoded_jpeg(face(168, 152))[3:, 5:])
+    assert jpeg_rebuild.grid_offset(pixels) == (5, 3)
+    data = facecodec.encode(png(pixels), lossless=True)
+    assert facecodec.read_header(data).weights_id == REBUILT
+    assert np.array_equal(np.asarray(facecodec.decode(data)), pixels)
+    assert len(data) < 0.7 * len(facecodec.encode(png(pixels), lossless=True, weights_id=PIXELS))
+    small = np.asarray(facecodec.decode(data, reduce=1), dtype=np.float64)
+    assert small.shape == (83, 74, 3) and abs(small.mean() - pixels.mean()) < 0.5
+
+
 def test_the_estimate_finds_the_tables_of_the_jpeg_the_pixels_came_from():
     out = io.BytesIO()
     Image.fromarray(face(200, 200)).save(out, "JPEG", quality=75, subsampling=2)
     source = Image.open(out)
-    luma, chroma = jpeg_rebuild.estimate_tables(np.asarray(source), grey=False)[2]
+    luma, chroma = jpeg_rebuild.estimate_tables(np.asarray(source), grey=False, subsampling=2)
     # where the picture has coefficients off zero (the low frequencies), the steps are the JPEG's own; chroma, read
     # back through the upsampler, at most one off
     low = [k for k in range(64) if k % 8 + k // 8 <= 3]
@@ -90,7 +103,7 @@ def _with_payload(data: bytes, payload: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [
-    lambda p: p[:4] + p[8:],                                        # 4 bytes of the Lepton stream lost
+    lambda p: p[:6] + p[10:],                                       # 4 bytes of the Lepton stream lost
     lambda p: struct.pack("<I", len(p)) + p[4:],                    # the Lepton stream's length runs past the end
     lambda p: p[:-40] + bytes(36) + p[-4:],                         # the residual's stream damaged
     lambda p: p[:-4] + b"\x00\x00\x00\x00" + p[-4:],                # bytes after the residual's end marker
