@@ -438,15 +438,15 @@ def parts_to_pixels(weights: Weights, parts: list[Part], header: FczHeader, redu
     """
     if len(parts) == 1:
         return synthesise(weights, parts[0][1](), reduce)
-    out, scale = None, 2 ** reduce
+    out = None
     for (left, top, _, _), features, (keep_left, keep_top, keep_right, keep_bottom) in parts:
         pixels = synthesise(weights, features(), reduce)
         if out is None:
             width, height = reduced_size(header.width, header.height, reduce)
             out = np.empty((*pixels.shape[:2], height, width), dtype=pixels.dtype)
-        rows, cols = (-(-keep_top // scale), -(-keep_bottom // scale)), (-(-keep_left // scale), -(-keep_right // scale))
-        out[..., rows[0]:rows[1], cols[0]:cols[1]] = pixels[..., rows[0] - top // scale:rows[1] - top // scale,
-                                                            cols[0] - left // scale:cols[1] - left // scale]
+        (x0, y0), (x1, y1) = reduced_size(keep_left, keep_top, reduce), reduced_size(keep_right, keep_bottom, reduce)
+        dx, dy = left >> reduce, top >> reduce   # the tile's own first pixel: a multiple of 16 reduces exactly
+        out[..., y0:y1, x0:x1] = pixels[..., y0 - dy:y1 - dy, x0 - dx:x1 - dx]
     return out
 
 

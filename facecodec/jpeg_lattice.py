@@ -133,7 +133,7 @@ def snap(pixels: np.ndarray, lattice: SourceLattice) -> np.ndarray:
     """Decoded pixels (``H x W x 3`` RGB or ``H x W`` greyscale, uint8) moved onto ``lattice`` -> uint8, same shape."""
     out = np.empty_like(pixels)
     for top, bottom, strip, (keep_top, keep_bottom) in _strips(pixels):
-        ycc = _to_ycc(strip)
+        ycc = to_ycc(strip)
         offsets = _Offsets(ycc, lattice)
         if lattice.luma_strength:
             ycc[0] += offsets.luma_change(lattice.luma_strength)
@@ -156,8 +156,8 @@ def best_strengths(lattice: SourceLattice, original: np.ndarray, decoded: np.nda
     plain = 0.0
     chroma_strengths = STRENGTHS if lattice.chroma else (0,)
     for top, bottom, strip, (keep_top, keep_bottom) in _strips(decoded):
-        ycc = _to_ycc(strip)
-        target = _to_ycc(original[top - keep_top:top - keep_top + strip.shape[0]].astype(np.float64))
+        ycc = to_ycc(strip)
+        target = to_ycc(original[top - keep_top:top - keep_top + strip.shape[0]].astype(np.float64))
         e = (ycc - target)[:, keep_top:keep_bottom]
         g = weights[:len(e), :len(e)]
         ge = np.einsum("ij,jhw->ihw", g, e)
@@ -199,7 +199,7 @@ def _strips(pixels: np.ndarray):
         yield top, bottom, pixels[start:stop].astype(np.float64), (top - start, bottom - start)
 
 
-def _to_ycc(pixels: np.ndarray) -> np.ndarray:
+def to_ycc(pixels: np.ndarray) -> np.ndarray:
     """RGB ``h x w x 3`` -> JFIF Y, Cb, Cr planes ``3 x h x w``; greyscale ``h x w`` -> ``1 x h x w``."""
     if pixels.ndim == 2:
         return pixels[None].astype(np.float64)
@@ -228,7 +228,7 @@ class _Offsets:
                 full = _padded(plane, 8 * fy, 8 * fx)
                 grid = _down(full, fy, fx)
                 for _ in range(UPSAMPLING_INVERSIONS):   # the chroma grid whose JPEG upsampling is closest to the plane
-                    grid += _down(full - _up(grid, fy, fx), fy, fx)
+                    grid += _down(full - upsampled(grid, fy, fx), fy, fx)
                 self.chroma.append(_offsets(grid, lattice.chroma))
 
     def luma_change(self, strength: int) -> np.ndarray:
@@ -239,7 +239,7 @@ class _Offsets:
     def chroma_change(self, strength: int) -> np.ndarray:
         """What moving the chroma grids' near-lattice coefficients adds to Cb and Cr (``2 x h x w``), upsampled."""
         h, w = self.shape
-        return np.stack([_up(_change(*part, strength), *self.factors)[:h, :w] for part in self.chroma])
+        return np.stack([upsampled(_change(*part, strength), *self.factors)[:h, :w] for part in self.chroma])
 
 
 def _offsets(plane: np.ndarray, table: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +271,7 @@ def _down(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return plane.reshape(h // fy, fy, w // fx, fx).mean(axis=(1, 3))
 
 
-def _up(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
+def upsampled(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     """Triangle upsampling by ``fy x fx`` (each 1 or 2), libjpeg's "fancy" upsampling: each output sample is 3/4 of
     its own input sample and 1/4 of the next one towards it, edges repeated."""
     for axis, factor in ((0, fy), (1, fx)):

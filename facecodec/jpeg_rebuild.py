@@ -32,6 +32,7 @@ from PIL import Image
 from facecodec import jpeg_file
 from facecodec.bitstream import FczError
 from facecodec.bitstream.lattice import STANDARD_CHROMA, STANDARD_LUMA
+from facecodec.jpeg_lattice import DCT, to_ycc, upsampled
 
 # The residual's coder: raw LZMA2 (no container: the payload says where it starts), one fixed dictionary size, which
 # the decoder must name too; 1 MiB covers the repeats in a residual (a block's pattern recurs rows away). No literal
@@ -65,22 +66,12 @@ FEEDBACK_ROUNDS = 10
 SUBSAMPLINGS = {2: True, 0: False}   # -> whether the chroma planes are at half resolution
 
 
-def _dct_matrix() -> np.ndarray:
-    k, n = np.arange(8)[:, None], np.arange(8)[None, :]
-    m = np.cos((2 * n + 1) * k * np.pi / 16) / 2
-    m[0] /= np.sqrt(2)
-    return m   # orthonormal, which is JPEG's DCT scaling
-
-
-_DCT = _dct_matrix()
-
-
 def block_dct(plane: np.ndarray) -> np.ndarray:
     """The DCT coefficients (``N x 64``, natural order) of the 8 x 8 blocks of ``plane`` (level-shifted by 128) that lie
     wholly inside it."""
     h, w = plane.shape[0] // 8 * 8, plane.shape[1] // 8 * 8
     blocks = (plane[:h, :w] - 128).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    return (_DCT @ blocks @ _DCT.T).reshape(-1, 64)
+    return (DCT @ blocks @ DCT.T).reshape(-1, 64)
 
 
 def _centre(pixels: np.ndarray) -> np.ndarray:
@@ -114,17 +105,9 @@ def lattice_steps(coefficients: np.ndarray, tolerance: float, min_seen: int, ref
     return np.where(pinned, steps, guess).tolist()
 
 
-def _upsampled_1d(c: np.ndarray, axis: int) -> np.ndarray:
-    """libjpeg's "fancy" upsampling by 2 along ``axis`` (3/4 of the nearest sample, 1/4 of the next; edges repeated),
-    in floats."""
-    c = np.moveaxis(c, axis, 0)
-    before, after = np.concatenate([c[:1], c[:-1]]), np.concatenate([c[1:], c[-1:]])
-    out = np.empty((2 * len(c),) + c.shape[1:])
-    out[0::2], out[1::2] = 0.75 * c + 0.25 * before, 0.75 * c + 0.25 * after
-    return np.moveaxis(out, 0, axis)
-
-
 def _upsampled_1d_transposed(g: np.ndarray, axis: int) -> np.ndarray:
+    """The transpose of libjpeg's triangle upsampling by 2 along ``axis`` (facecodec.jpeg_lattice.upsampled): the
+    gradient of a least-squares fit through it."""
     g = np.moveaxis(g, axis, 0)
     even, odd = g[0::2], g[1::2]
     c = 0.75 * (even + odd)
@@ -143,24 +126,16 @@ def half_resolution(plane: np.ndarray, steps: int = 30) -> np.ndarray:
     c = full.reshape(full.shape[0] // 2, 2, full.shape[1] // 2, 2).mean(axis=(1, 3))
     for _ in range(steps):
         # 0.4 < 2 / 4, the largest eigenvalue of the upsampler's normal matrix: the steps converge
-        misfit = _upsampled_1d(_upsampled_1d(c, 0), 1) - full
+        misfit = upsampled(c, 2, 2) - full
         c -= 0.4 * _upsampled_1d_transposed(_upsampled_1d_transposed(misfit, 1), 0)
     return c
-
-
-def _ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """JPEG's (JFIF's) full-range YCbCr of RGB ``H x W x 3``, in floats."""
-    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
-    return (0.299 * r + 0.587 * g + 0.114 * b,
-            -0.168735892 * r - 0.331264108 * g + 0.5 * b + 128,
-            0.5 * r - 0.418687589 * g - 0.081312411 * b + 128)
 
 
 def estimate_tables(pixels: np.ndarray, grey: bool, subsampling: int = 2) -> list[list[int]]:
     """The quantization tables (natural order) a JPEG of ``pixels`` (``H x W x 3`` uint8, on the JPEG's grid) had,
     estimated from them: the luma table and, for colour, the chroma one as at ``subsampling`` (Pillow's code: 2 for
     4:2:0, 0 for 4:4:4)."""
-    y, cb, cr = _ycbcr(_centre(pixels))
+    y, cb, cr = to_ycc(_centre(pixels))
     luma = lattice_steps(block_dct(y), LUMA_TOLERANCE, LUMA_MIN_SEEN, ANNEX_K_LUMA)
     if grey:
         return [luma]
@@ -181,7 +156,7 @@ def grid_offset(pixels: np.ndarray) -> tuple[int, int]:
     the pixels' first ones, 0..7 (a face cropped off the grid: 3, 5). The grid's blocks are the ones whose high
     frequencies the JPEG zeroed; this is the shift that puts the most of them within half a level of zero."""
     crop = _centre(pixels)[:ESTIMATE_SIDE // 2, :ESTIMATE_SIDE // 2]
-    luma = _ycbcr(crop)[0]
+    luma = to_ycc(crop)[0]
     high = np.add.outer(np.arange(8), np.arange(8)).ravel() >= 4
 
     def zeroed(dx: int, dy: int) -> float:
@@ -222,8 +197,9 @@ def encode(pixels: np.ndarray, grey: bool) -> bytes | None:
             [(dx, dy), (dx + 8, dy), (dx, dy + 8), (dx + 8, dy + 8)]
         first = []
         for ox, oy in offsets:
-            tables = estimate_tables(_on_grid(pixels, ox, oy), grey, subsampling)
-            jpeg = _jpeg(_on_grid(pixels, ox, oy), tables, subsampling, grey)
+            grid = _on_grid(pixels, ox, oy)
+            tables = estimate_tables(grid, grey, subsampling)
+            jpeg = _jpeg(grid, tables, subsampling, grey)
             guess = len(jpeg) + len(lzma.compress(_miss(pixels, jpeg, grey, ox, oy).astype(np.uint8).tobytes(),
                                                   preset=0))
             first.append((guess, ox, oy, tables))

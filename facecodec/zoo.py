@@ -126,8 +126,9 @@ def pixel_codec_ids() -> list[str]:
     coefficients, a JPEG file's own (``Family.keeps_jpeg_files``), which take nothing but a JPEG, or one rebuilt
     from the pixels (``Family.rebuilds_jpeg``), whose Lepton stream alone outgrows the format's bound on the
     payload of a picture of a few pixels."""
-    return [entry["id"] for entry in _entries(CODEC)
-            if not (family_class(entry["family"]).keeps_jpeg_files or family_class(entry["family"]).rebuilds_jpeg)]
+    families = {entry["id"]: family_class(entry["family"]) for entry in _entries(CODEC)}
+    return [weights_id for weights_id, family in families.items()
+            if not (family.keeps_jpeg_files or family.rebuilds_jpeg)]
 
 
 def manifest_entry(weights_id: str, kind: str = CODEC) -> dict:
