@@ -38,8 +38,8 @@ from typing import Callable, Iterator
 import constriction
 import numpy as np
 
-from .contexts import (ALPHABET, SCHEMES, SIGN_FEATURES, ContextModel, Key, Scheme, at, box3, colocated,
-                       magnitudes, neighbours_at, oriented, put)
+from .contexts import (ALPHABET, SCHEMES, SIGN_FEATURES, ContextModel, Key, Scheme, at, box3, colocated_at,
+                       magnitudes, neighbours_at, oriented, pass_shape, put, Positions)
 from .errors import FczError
 from .subbands import LEVELS, LL_INDEX, ORIENTATIONS, channels_coded, coding_order, subbands
 
@@ -85,6 +85,13 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
         if with_signs:
             signs[key] = np.sign(band).astype(np.int32)
 
+    boxes: dict[tuple[int, int, str], np.ndarray] = {}   # 3x3 sums of ``mags``, made when first read
+
+    def boxed(key: tuple[int, int, str]) -> np.ndarray:
+        if key not in boxes:
+            boxes[key] = box3(mags[key])
+        return boxes[key]
+
     for c, level, orientation, rows, cols in coding_order(height, width, channels, resolution_order, reduce):
         colour = min(c, 1)
         band = planes[c][rows, cols]
@@ -99,50 +106,56 @@ def traverse(planes: np.ndarray, channels: int, handler: Handler, known: bool, r
             remember((c, level, orientation), band)
             continue
         o = ORIENTATIONS.index(orientation)
-        features = np.zeros((scheme.features,) + shape, dtype=np.int32)
+        # What each feature reads, as (feature, plane, factor): summed where several planes feed one feature.
+        sources = []
         if level < LEVELS:
-            parent = mags[(c, level + 1, orientation)]
-            features[0] = colocated(parent, shape, 2)
-            features[1] = colocated(box3(parent), shape, 2)
+            parent = (c, level + 1, orientation)
+            sources += [(0, mags[parent], 2), (1, boxed(parent), 2)]
         for sibling in ORIENTATIONS[:o]:
-            m = mags[(c, level, sibling)]
-            features[2] += colocated(m, shape, 1)
-            features[3] += colocated(box3(m), shape, 1)
+            sources += [(2, mags[(c, level, sibling)], 1), (3, boxed((c, level, sibling)), 1)]
         if c > 0:
-            luma = mags[(0, level, orientation)]
-            features[4] = colocated(luma, shape, 1)
-            features[5] = colocated(box3(luma), shape, 1)
+            sources += [(4, mags[(0, level, orientation)], 1), (5, boxed((0, level, orientation)), 1)]
         if c == 2:
-            features[7] = colocated(mags[(1, level, orientation)], shape, 1)
-        sign_features = None
+            sources.append((7, mags[(1, level, orientation)], 1))
+        sign_sources = []
         if with_signs:
-            sign_features = np.zeros((SIGN_FEATURES,) + shape, dtype=np.int32)
             if level < LEVELS:
-                sign_features[8] = colocated(signs[(c, level + 1, orientation)], shape, 2)
+                sign_sources.append((8, signs[(c, level + 1, orientation)], 2))
             if c > 0:
-                sign_features[9] = colocated(signs[(0, level, orientation)], shape, 1)
+                sign_sources.append((9, signs[(0, level, orientation)], 1))
             if c == 2:
-                sign_features[10] = colocated(signs[(1, level, orientation)], shape, 1)
+                sign_sources.append((10, signs[(1, level, orientation)], 1))
         # This band's values decoded so far (zero elsewhere), padded by a zero border: the passes' neighbours.
         decoded_mags = np.zeros((shape[0] + 2, shape[1] + 2), dtype=np.int32)
         decoded_signs = np.zeros_like(decoded_mags) if with_signs else None
         for p, where in enumerate(scheme.phases(shape)):
-            group = at(features, where)
-            group_signs = None if sign_features is None else at(sign_features, where)
+            # The group's features, shaped as the pass (``at``), and flat views of them for the handler.
+            group = _gathered(sources, scheme.features, shape, where)
+            group_signs = _gathered(sign_sources, SIGN_FEATURES, shape, where) if with_signs else None
             if p > 0:
                 near = neighbours_at(decoded_mags, where)
-                group[6] = (near[0] + near[1] + near[2] + near[3]).reshape(-1)
+                group[6] = near[0] + near[1] + near[2] + near[3]
                 if scheme.features > 8:
-                    group[8] = (near[4] + near[5] + near[6] + near[7]).reshape(-1)
+                    group[8] = near[4] + near[5] + near[6] + near[7]
                 if group_signs is not None:
-                    group_signs[:8] = np.reshape(neighbours_at(decoded_signs, where), (8, -1))
-            values = handler((colour, level - 1, o, p), group, group_signs, at(band, where) if known else None,
-                             (c, rows, cols, where))
+                    for k, plane in enumerate(neighbours_at(decoded_signs, where)):
+                        group_signs[k] = plane
+            values = handler((colour, level - 1, o, p), group.reshape(len(group), -1),
+                             None if group_signs is None else group_signs.reshape(SIGN_FEATURES, -1),
+                             at(band, where) if known else None, (c, rows, cols, where))
             put(band, where, values)
             put(decoded_mags[1:-1, 1:-1], where, magnitudes(values))
             if decoded_signs is not None:
                 put(decoded_signs[1:-1, 1:-1], where, np.sign(values))
         remember((c, level, orientation), band)
+
+
+def _gathered(sources: list, count: int, shape: tuple[int, int], where: Positions) -> np.ndarray:
+    """``count`` feature planes shaped as a pass, each the sum of its sources read at the pass's positions."""
+    group = np.zeros((count,) + pass_shape(shape, where), dtype=np.int32)
+    for k, plane, factor in sources:
+        group[k] += colocated_at(plane, factor, shape, where)
+    return group
 
 
 def _ll_band(band: np.ndarray, c: int, colour: int, ll_residuals: list[np.ndarray], handler: Handler,
@@ -280,11 +293,14 @@ def decode_planes(payload: bytes, model: ContextModel, shape: tuple[int, int], m
                 location: Location) -> np.ndarray:
         rows, negate = model.contexts(key, features, sign_features)
         order, sizes = _by_row(rows, row_count)
-        letters = np.empty(len(order), dtype=np.int64)
-        letters[order] = np.concatenate([decoder.decode(model.model(key, row), int(sizes[row]))
+        letters = np.empty(len(order), dtype=np.int32)
+        counts = sizes.tolist()
+        letters[order] = np.concatenate([decoder.decode(model.model(key, row), counts[row])
                                          for row in np.flatnonzero(sizes).tolist()] or [np.zeros(0, np.int32)])
         escaped = letters == ESCAPE
-        out = oriented(letters - DIRECT, negate)
+        out = np.subtract(letters, DIRECT, out=letters)
+        if negate is not None:
+            np.negative(out, out=out, where=negate)
         if escaped.any():
             out[escaped] = _decode_escapes(decoder, int(escaped.sum()))
         return out
