@@ -58,13 +58,20 @@ def refine(scaled: np.ndarray, model: wc.ContextModel, recon_offset: float, mode
     def handler(key, features, sign_features, values, location):
         if location is None:       # an LL residual row: keep the rounded values
             return values
+        # A value rounded to zero has no other candidate: the search weighs the others alone.
+        chosen = np.flatnonzero(values)
+        if chosen.size == 0:
+            return values
         c, rows, cols, where = location
-        u = wc.at(magnitude[c][rows, cols], where)
-        sign = np.sign(values)
+        u = wc.at(magnitude[c][rows, cols], where)[chosen]
+        values_chosen = values[chosen]
+        sign = np.sign(values_chosen)
         table = bits[key]                                  # rows x ALPHABET
         context, negate = model.contexts(key, features, sign_features)   # a row per value
+        context, negate = context[chosen], None if negate is None else negate[chosen]
         best, best_cost = None, None
-        for candidate in (np.abs(values), np.maximum(np.abs(values) - 1, 0), np.zeros_like(values)):
+        for candidate in (np.abs(values_chosen), np.maximum(np.abs(values_chosen) - 1, 0),
+                          np.zeros_like(values_chosen)):
             v = sign * candidate
             recon = np.where(candidate > 0, candidate + recon_offset, 0.0)
             rate = table[context, wb.letters(wc.oriented(v, negate))] + wb.escape_cost(v)
@@ -74,7 +81,9 @@ def refine(scaled: np.ndarray, model: wc.ContextModel, recon_offset: float, mode
             else:
                 better = cost < best_cost
                 best, best_cost = np.where(better, v, best), np.where(better, cost, best_cost)
-        return best
+        out = values.copy()
+        out[chosen] = best
+        return out
 
     planes = rounded.copy()
     wb.traverse(planes, ws.channels_coded(mode), handler, known=True, scheme=model.scheme)
