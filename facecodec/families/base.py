@@ -28,6 +28,7 @@ wavelet family never does for its default weights.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
@@ -163,7 +164,7 @@ class Family(ABC):
         """Name of the weights' entropy table for ``setting`` (stored as ``entropy.<name>``)."""
         return f"{self.option}{setting}"
 
-    def entropy_model(self, tables: dict[str, np.ndarray], setting: int) -> Any:
+    def entropy_model(self, tables: Mapping[str, np.ndarray], setting: int) -> Any:
         """What codes ``setting``'s payload, from the weights' entropy tensors (``entropy.*``, prefix removed).
 
         By default the one table ``table_name(setting)``: integer counts, a row per channel.
@@ -232,7 +233,7 @@ class Family(ABC):
 
     @abstractmethod
     def quantize(self, model: Any, y: np.ndarray | torch.Tensor, setting: int, effort: int = 0,
-                 tables: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
+                 tables: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
         """Features ``N x C x h x w`` -> (int32 symbols ``N x C x h x w``, per image the header fields that undo it).
         ``model``: ``load``'s (the trainers pass their network).
 
