@@ -38,12 +38,6 @@ from facecodec.bitstream import wavelet_payload as wb
 MU = 0.08        # see the module docstring
 
 
-def letter_bits(model: wc.ContextModel) -> np.ndarray:
-    """Code length in bits of every letter in every table row of every class: ``model.rows``' shape, floats."""
-    counts = model.rows.astype(np.float64)
-    return np.log2(counts.sum(axis=-1, keepdims=True)) - np.log2(counts)
-
-
 def refine(scaled: np.ndarray, model: wc.ContextModel, recon_offset: float, mode: str = "RGB",
            mu: float = MU) -> np.ndarray:
     """Coefficients in step units ``3 x H x W`` -> signed integer symbols chosen for rate and distortion.
@@ -51,7 +45,7 @@ def refine(scaled: np.ndarray, model: wc.ContextModel, recon_offset: float, mode
     ``scaled`` is ``y / step`` per coefficient (facecodec.models.wavelet_transform.step_planes); the LL band is
     rounded, as the plain quantizer does.
     """
-    bits = letter_bits(model)
+    bits = model.code_lengths
     rounded = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int32)
     magnitude = np.abs(scaled).astype(np.float64)
 

@@ -23,15 +23,14 @@ from facecodec.metrics import psnr
 from facecodec.models import wavelet_transform as wt
 from facecodec.train import wavelet_tables as tables
 from facecodec.models.lifting import LearnedLifting
-from facecodec.rdoq import letter_bits
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (2, 4, 6, 8)
 
 
-def ideal_bits(model: wc.ContextModel, bits: np.ndarray, q: np.ndarray, scheme: wc.Scheme) -> float:
-    """Bits of symbols ``q`` under ``model``, whose ``letter_bits`` are ``bits``."""
-    total = 0.0
+def ideal_bits(model: wc.ContextModel, q: np.ndarray, scheme: wc.Scheme) -> float:
+    """Bits of symbols ``q`` under ``model`` (its ``code_lengths``)."""
+    bits, total = model.code_lengths, 0.0
     for key, features, sign_features, values in wb.collect(q, scheme=scheme):
         rows, negate = model.contexts(key, features, sign_features)
         total += bits[key][rows, wb.letters(wc.oriented(values, negate))].sum() + wb.escape_cost(values).sum()
@@ -50,11 +49,10 @@ def curve(lifting: LearnedLifting | None, train: list[np.ndarray], val: list[np.
     for level in LEVELS:
         steps = tables.step_table(tables.BASE_STEPS[level - 1])
         model = tables.fit_context_model(train_planes, steps, scheme=scheme)
-        letters = letter_bits(model)
         bits, quality = 0.0, []
         for face, y in zip(val, val_planes):
             q = wt.quantize(y, steps, tables.ROUNDING_OFFSET)
-            bits += ideal_bits(model, letters, q, scheme)
+            bits += ideal_bits(model, q, scheme)
             rgb = wt.synthesis(wt.dequantize(q, steps, tables.RECON_OFFSET), residuals=decode)
             quality.append(psnr(face, np.clip(np.round(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)))
         points.append((bits / pixels, float(np.mean(quality))))
