@@ -786,6 +786,14 @@ def _on_timer(signum, frame):
 
 
 def rss_kb() -> int:
+    """This process's resident memory, once glibc has handed its free heap back (``malloc_trim``), so that samples
+    count memory in use: untrimmed, they grew 64-100 MB a run while what tracemalloc traced stayed at 24-33 MB and
+    the trimmed RSS held at 420-438 MB over 10,000 inputs (2026-12-06): the allocator keeping freed pages, not a
+    leak. Elsewhere (no glibc) the samples count the free heap too."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -1169,7 +1177,8 @@ def write_summary(args, argv, corpus, result, replayed, elapsed, versions_used, 
         f"- failures: {summary['inputs_failing']} inputs, {summary['distinct_failures']} distinct; "
         f"worker restarts: {result['restarts']}",
         f"- memory: peak RSS of the decoding worker {summary['memory']['peak_rss_mb']} MB; RSS {summary['memory']['rss_after_first_sample_mb']}"
-        f" -> {summary['memory']['rss_at_last_sample_mb']} MB over the run (sampled every {RSS_SAMPLE_EVERY} inputs, "
+        f" -> {summary['memory']['rss_at_last_sample_mb']} MB over the run (sampled every {RSS_SAMPLE_EVERY} inputs "
+        "after returning free heap to the system, "
         f"growth {'FLAGGED' if summary['memory']['growth_flagged'] else 'within'} the {args.max_rss_growth_mb} MB bound)",
         f"- reduced decodes: {result['reduced']['inputs']} inputs decoded at a reduce drawn from "
         f"{sorted(set(REDUCES))} (about {REDUCED_SHARE:.0%}), {result['reduced']['decoded']} of them to an image of "
