@@ -160,7 +160,8 @@ def fcz_split(pixels: np.ndarray, weights_id: str, quality: int | None, bits: in
 # --- peak memory, one fresh process per case ------------------------------------------------------------
 
 # Runs in a fresh interpreter that imports only numpy and facecodec, so the baseline is what any
-# fcz user pays (torch + weights) and not this script's extras (scikit-image, scipy, ...).
+# fcz user pays (facecodec and the weights; torch only for the weights that need it) and not this script's
+# extras (scikit-image, scipy, ...).
 _PROBE = """
 import json, resource, sys
 import numpy as np
@@ -293,8 +294,8 @@ def speed_markdown(results: dict[str, Any]) -> str:
         peak, base = m["peak_max_rss_mib"], m["baseline_max_rss_mib"]
         cuda = f" CUDA peak {m['cuda_max_allocated_mib']:.0f} MiB." if "cuda_max_allocated_mib" in m else ""
         lines.append(f"Peak memory, fcz {m['operation']} {m['side']}x{m['side']} (fresh process, max RSS): "
-                     f"{peak:.0f} MiB, {peak - base:.0f} MiB above a process with torch and the weights "
-                     f"loaded ({base:.0f} MiB).{cuda}")
+                     f"{peak:.0f} MiB, {peak - base:.0f} MiB above a process with facecodec and the "
+                     f"weights loaded ({base:.0f} MiB).{cuda}")
     return "\n".join(lines) + "\n"
 
 
